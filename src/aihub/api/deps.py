@@ -1,0 +1,35 @@
+"""Request dependencies as ``Annotated`` aliases; tests may swap them via
+``app.dependency_overrides``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from aihub.services.container import Services
+from aihub.services.exports import ExportService
+from aihub.services.features import FeatureService
+from aihub.services.ingest import IngestService
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def get_features(request: Request) -> FeatureService:
+    return request.app.state.services.features  # type: ignore[no-any-return]
+
+
+def get_ingest(request: Request) -> IngestService:
+    return request.app.state.services.ingest  # type: ignore[no-any-return]
+
+
+def get_exports(request: Request) -> ExportService:
+    return request.app.state.services.exports  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+FeatureServiceDep = Annotated[FeatureService, Depends(get_features)]
+IngestServiceDep = Annotated[IngestService, Depends(get_ingest)]
+ExportServiceDep = Annotated[ExportService, Depends(get_exports)]

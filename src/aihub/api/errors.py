@@ -1,0 +1,71 @@
+"""The one place where errors become HTTP responses. No stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aihub.errors import AihubError
+
+log = logging.getLogger("aihub.api")
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if item in ("body", "query", "path", "header"):
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "request"
+
+
+def validation_details(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        rows = [x for x in loc if isinstance(x, int)]
+        item: dict[str, Any] = {"field": _where(loc), "message": e.get("msg", "invalid")}
+        if rows:
+            item["row"] = rows[0]
+        details.append(item)
+    first = details[0] if details else {"field": "request", "message": "invalid"}
+    message = f"{first['field']}: {first['message']}"
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more problem(s))"
+    return message, details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AihubError)
+    async def _aihub(_: Request, exc: AihubError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("%s: %s", type(exc).__name__, exc.message)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = validation_details(list(exc.errors()))
+        return JSONResponse(
+            {"error": "invalid_input", "detail": message, "details": details}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "detail": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            {"error": "internal_error", "detail": "internal error; see the server log"},
+            status_code=500,
+        )

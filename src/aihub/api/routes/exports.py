@@ -1,0 +1,71 @@
+"""Offline export to Parquet and the export history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from aihub.api.deps import ExportServiceDep
+from aihub.api.schemas.common import Name
+from aihub.api.schemas.features import ExportCreate, ExportPage, ExportPublic
+from aihub.services.exports import ExportRequest
+from aihub.stores.metadata.features import ExportRecord
+
+router = APIRouter(prefix="/ai/features", tags=["exports"])
+
+
+def export_public(r: ExportRecord) -> ExportPublic:
+    size = r.file_size_bytes
+    return ExportPublic(
+        export_id=r.export_id,
+        tenant_id=r.tenant_id,
+        feature_set=r.feature_set,
+        status=r.status,  # type: ignore[arg-type]
+        storage_path=r.storage_path,
+        row_count=r.row_count,
+        file_size_bytes=size,
+        file_size_mb=round(size / (1024 * 1024), 3) if size is not None else None,
+        message=r.message,
+        start_time=r.start_time,
+        end_time=r.end_time,
+        asset_ids=r.asset_ids,
+        lookback_hours=r.lookback_hours,
+        created_at=r.created_at,
+        completed_at=r.completed_at,
+    )
+
+
+@router.post("/export", response_model=ExportPublic, summary="Export features to Parquet")
+def export(body: ExportCreate, exports: ExportServiceDep) -> ExportPublic:
+    """One row per asset per hour in ``[start_time, end_time)`` that has readings:
+    ``tenant_id, asset_id, timestamp``, the set's features, and ``target`` (the hour's mean)
+    for forecast sets. Point-in-time correct: a row at H uses only readings before H."""
+    record = exports.export(
+        ExportRequest(
+            tenant_id=body.tenant_id,
+            feature_set=body.feature_set,
+            start_time=body.start_time,
+            end_time=body.end_time,
+            asset_ids=body.asset_ids,
+            lookback_hours=body.lookback_hours,
+        )
+    )
+    return export_public(record)
+
+
+@router.get("/exports", response_model=ExportPage, summary="Export history, newest first")
+def list_exports(
+    exports: ExportServiceDep,
+    tenant_id: Annotated[Name | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ExportPage:
+    records, total = exports.list(tenant_id, limit=limit, offset=offset)
+    return ExportPage(exports=[export_public(r) for r in records], total=total, limit=limit,
+                      offset=offset)
+
+
+@router.get("/exports/{export_id}", response_model=ExportPublic, summary="One export record")
+def get_export(export_id: str, exports: ExportServiceDep) -> ExportPublic:
+    return export_public(exports.get(export_id))

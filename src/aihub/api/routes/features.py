@@ -1,0 +1,95 @@
+"""Online features and feature sets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from aihub.api.deps import FeatureServiceDep, ServicesDep
+from aihub.api.schemas.common import Name
+from aihub.api.schemas.features import (
+    CatalogFeature,
+    FeatureBatchPublic,
+    FeatureGet,
+    FeatureGetBatch,
+    FeatureSetCreate,
+    FeatureSetsPublic,
+    FeaturesPublic,
+)
+from aihub.features.catalog import CATALOG
+from aihub.services.features import OnlineRequest, describe_set
+from aihub.timeutil import iso
+
+router = APIRouter(prefix="/ai/features", tags=["features"])
+
+_JSON = "application/json"
+
+
+@router.post("/get", response_model=FeaturesPublic, summary="Features of one asset at hour H")
+async def get_features(body: FeatureGet, features: FeatureServiceDep) -> Response:
+    """Features describing what was knowable at ``H``: ``as_of`` floored to the hour, by
+    default the current hour (forecast sets) or the last complete hour (anomaly sets).
+    Served from the online cache; a miss computes from the store and fills the cache."""
+    req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
+    lookup = features.lookup(req, [body.asset_id])
+    value = lookup.cached[0]
+    if value is None:
+        value = (await run_in_threadpool(features.fill, req, lookup))[0]
+    return Response(content=value, media_type=_JSON)
+
+
+@router.post("/get-batch", response_model=FeatureBatchPublic,
+             summary="Features of many assets at one hour")
+async def get_features_batch(body: FeatureGetBatch, features: FeatureServiceDep) -> Response:
+    """One ``/get`` response per asset, in the order asked, computed together on misses."""
+    req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
+    lookup = features.lookup(req, body.asset_ids)
+    values = lookup.cached
+    if not lookup.complete:
+        values = await run_in_threadpool(features.fill, req, lookup)  # type: ignore[arg-type]
+    head = (
+        b'{"tenant_id":"' + body.tenant_id.encode() + b'","feature_set":"'
+        + body.feature_set.encode() + b'","timestamp":"' + iso(lookup.hour).encode()
+        + b'","results":['
+    )
+    return Response(content=head + b",".join(values) + b"]}", media_type=_JSON)  # type: ignore[arg-type]
+
+
+@router.get("/sets", response_model=FeatureSetsPublic, summary="List feature sets")
+def list_sets(
+    services: ServicesDep, tenant_id: Annotated[Name | None, Query()] = None
+) -> FeatureSetsPublic:
+    """The built-in sets, plus the tenant's own sets when ``tenant_id`` is given."""
+    sets = services.features.list_sets(tenant_id)
+    store, online = services.timeseries, services.online
+    return FeatureSetsPublic(
+        feature_sets={
+            fs.name: describe_set(fs, online_backend=online.backend_name,
+                                  store_backend=getattr(store, "backend_name", "database"))
+            for fs in sets
+        }
+    )
+
+
+@router.post("/sets", status_code=201, summary="Define a feature set from catalog features")
+def create_set(body: FeatureSetCreate, services: ServicesDep) -> dict[str, object]:
+    fs = services.features.create_set(
+        body.tenant_id,
+        name=body.name,
+        description=body.description,
+        features=body.features,
+        use_cases=body.use_cases,
+    )
+    return describe_set(fs, online_backend=services.online.backend_name,
+                        store_backend=getattr(services.timeseries, "backend_name", "database"))
+
+
+@router.get("/catalog", response_model=list[CatalogFeature], summary="Every feature available")
+def catalog() -> list[CatalogFeature]:
+    return [
+        CatalogFeature(name=f.name, kind=f.kind, description=f.description,
+                       horizon_hours=f.horizon_hours, dtype=f.dtype)
+        for f in CATALOG.values()
+    ]

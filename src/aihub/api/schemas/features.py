@@ -1,0 +1,270 @@
+"""Request and response bodies of the feature-store endpoints (the quick-start's shapes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aihub.api.schemas.common import FiniteFloat, Name, Timestamp
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ReadingIn(BaseModel):
+    model_config = _STRICT
+    asset_id: Name
+    ts: Timestamp
+    value: FiniteFloat
+
+
+class ReadingsIngest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "tenant-123",
+                    "readings": [
+                        {"asset_id": "meter-001", "ts": "2024-01-01T00:15:00Z", "value": 1.5},
+                        {"asset_id": "meter-001", "ts": "2024-01-01T00:30:00Z", "value": 1.7},
+                    ],
+                }
+            ]
+        },
+    )
+    tenant_id: Name
+    readings: list[ReadingIn] = Field(min_length=1)
+
+
+class IngestPublic(BaseModel):
+    tenant_id: str
+    accepted: int
+    assets: list[str]
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+
+class WeatherIn(BaseModel):
+    model_config = _STRICT
+    location_id: Name
+    ts: Timestamp
+    temperature: FiniteFloat | None = None
+    humidity: FiniteFloat | None = None
+    wind_speed: FiniteFloat | None = None
+    solar_irradiance: FiniteFloat | None = None
+    cloud_cover: FiniteFloat | None = None
+
+
+class WeatherIngest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "tenant-123",
+                    "observations": [
+                        {"location_id": "berlin", "ts": "2024-01-01T00:00:00Z",
+                         "temperature": 4.2, "humidity": 80}
+                    ],
+                }
+            ]
+        },
+    )
+    tenant_id: Name
+    observations: list[WeatherIn] = Field(min_length=1)
+
+
+class WeatherIngestPublic(BaseModel):
+    tenant_id: str
+    accepted: int
+
+
+class FeatureGet(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "tenant-123",
+                    "asset_id": "meter-001",
+                    "feature_set": "forecast_basic",
+                    "lookback_hours": 168,
+                }
+            ]
+        },
+    )
+    tenant_id: Name
+    asset_id: Name
+    feature_set: Name = "forecast_basic"
+    lookback_hours: int = Field(default=168, ge=1)
+    as_of: Timestamp | None = Field(default=None, description="Hour H to describe (floored)")
+
+
+class FeaturesPublic(BaseModel):
+    tenant_id: str
+    asset_id: str
+    feature_set: str
+    timestamp: datetime
+    lookback_hours: int
+    features: dict[str, float | int | None]
+    feature_count: int
+    computed_at: datetime
+
+
+class FeatureGetBatch(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "tenant-123",
+                    "asset_ids": ["meter-001", "meter-002"],
+                    "feature_set": "forecast_basic",
+                    "lookback_hours": 168,
+                }
+            ]
+        },
+    )
+    tenant_id: Name
+    asset_ids: list[Name] = Field(min_length=1, max_length=1000)
+    feature_set: Name = "forecast_basic"
+    lookback_hours: int = Field(default=168, ge=1)
+    as_of: Timestamp | None = None
+
+
+class FeatureBatchPublic(BaseModel):
+    tenant_id: str
+    feature_set: str
+    timestamp: datetime
+    results: list[FeaturesPublic]
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "tenant-123",
+                    "feature_set": "forecast_basic",
+                    "start_time": "2024-01-01T00:00:00Z",
+                    "end_time": "2024-12-31T23:59:59Z",
+                    "asset_ids": ["meter-001", "meter-002", "meter-003"],
+                }
+            ]
+        },
+    )
+    tenant_id: Name
+    feature_set: Name = "forecast_basic"
+    start_time: Timestamp
+    end_time: Timestamp
+    asset_ids: list[Name] | None = Field(default=None, max_length=100_000)
+    lookback_hours: int = Field(default=168, ge=1)
+
+
+class ExportPublic(BaseModel):
+    export_id: str
+    tenant_id: str
+    feature_set: str
+    status: Literal["running", "completed", "failed"]
+    storage_path: str | None
+    row_count: int | None
+    file_size_bytes: int | None
+    file_size_mb: float | None
+    message: str | None
+    start_time: datetime
+    end_time: datetime
+    asset_ids: list[str] | None
+    lookback_hours: int
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class ExportPage(BaseModel):
+    exports: list[ExportPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class FeatureSetCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "tenant-123",
+                    "name": "solar_day_ahead",
+                    "description": "Generation forecasting with irradiance",
+                    "features": ["hour_of_day", "lag_24h", "solar_irradiance", "cloud_cover"],
+                    "use_cases": ["Generation forecasting"],
+                }
+            ]
+        },
+    )
+    tenant_id: Name
+    name: Name
+    description: str = Field(default="", max_length=2000)
+    features: list[str] = Field(min_length=1, max_length=100)
+    use_cases: list[str] = Field(default_factory=list, max_length=20)
+
+
+class FeatureSetsPublic(BaseModel):
+    feature_sets: dict[str, dict[str, Any]]
+
+
+class CatalogFeature(BaseModel):
+    name: str
+    kind: str
+    description: str
+    horizon_hours: int
+    dtype: str
+
+
+class AssetUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"timezone": "Europe/Berlin", "country": "DE", "location_id": "berlin",
+                 "kind": "load"}
+            ]
+        },
+    )
+    timezone: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2,3}$")
+    location_id: Name | None = None
+    kind: Literal["load", "generation"] | None = None
+
+
+class AssetPublic(BaseModel):
+    tenant_id: str
+    asset_id: str
+    timezone: str
+    country: str | None
+    location_id: str | None
+    kind: str
+    created_at: datetime
+    updated_at: datetime
+    last_ingest_at: datetime | None
+
+
+class AssetPage(BaseModel):
+    assets: list[AssetPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class StatusPublic(BaseModel):
+    tenant_id: str
+    assets: int
+    readings: int
+    rollup_hours: int
+    first_reading: datetime | None
+    last_reading: datetime | None
+    last_ingest_at: datetime | None
+    rollups_fresh: bool
+    last_export: ExportPublic | None

@@ -1,0 +1,55 @@
+"""Settings, read once from the environment with the quick-start's variable names.
+
+Unset backends mean the embedded default: SQLite under ``data_dir``, an in-process
+cache, and local directories for artifacts and exports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All configuration of one aihub process. Build it with ``Settings()`` (env) or by hand."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Where the embedded default keeps its SQLite file and model artifacts.
+    data_dir: Path = Field(default=Path(".aihub"), validation_alias="AIHUB_DATA_DIR")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+
+    minio_endpoint_url: str | None = Field(default=None, validation_alias="MINIO_ENDPOINT_URL")
+    minio_access_key: str | None = Field(default=None, validation_alias="MINIO_ACCESS_KEY")
+    minio_secret_key: str | None = Field(default=None, validation_alias="MINIO_SECRET_KEY")
+    minio_region: str = Field(default="us-east-1", validation_alias="MINIO_REGION")
+    model_storage_bucket: str = Field(default="ml-models", validation_alias="MODEL_STORAGE_BUCKET")
+
+    feature_cache_ttl: int = Field(default=300, ge=0, validation_alias="FEATURE_CACHE_TTL")
+    export_storage_path: str = Field(default="./exports", validation_alias="EXPORT_STORAGE_PATH")
+
+    model_cache_size: int = Field(default=5, ge=0, validation_alias="MODEL_CACHE_SIZE")
+    model_cache_ttl: int = Field(default=3600, ge=0, validation_alias="MODEL_CACHE_TTL")
+    # Operators who must load pickle/joblib artifacts opt in explicitly; never the default.
+    allow_pickle_models: bool = Field(default=False, validation_alias="AIHUB_ALLOW_PICKLE")
+
+    max_ingest_rows: int = Field(default=1_000_000, ge=1, validation_alias="AIHUB_MAX_INGEST_ROWS")
+    max_lookback_hours: int = Field(default=8760, ge=1, validation_alias="AIHUB_MAX_LOOKBACK_HOURS")
+
+    def sqlalchemy_url(self) -> str:
+        """The database URL, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://") :]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{(self.data_dir / 'aihub.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"

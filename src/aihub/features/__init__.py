@@ -1,0 +1,1 @@
+"""Feature definitions (``catalog``) and the one pipeline that computes them (``compute``)."""

@@ -1,0 +1,1 @@
+"""Use cases. Each service owns its transaction boundaries and speaks domain objects."""

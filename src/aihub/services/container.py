@@ -1,0 +1,88 @@
+"""Builds every backend and service for one process from ``Settings``.
+
+The only place that chooses implementations: SQLite or PostgreSQL from ``DATABASE_URL``,
+in-process or Redis from ``REDIS_URL``, local directory or S3 from ``MINIO_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from aihub.config import Settings
+from aihub.db import create_db_engine, is_sqlite, upgrade
+from aihub.services.exports import ExportService
+from aihub.services.features import FeatureService
+from aihub.services.ingest import IngestService
+from aihub.stores.metadata.features import FeatureMetadataStore
+from aihub.stores.online.base import OnlineStore
+from aihub.stores.timeseries.base import TimeSeriesStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: sa.Engine
+    timeseries: TimeSeriesStore
+    online: OnlineStore
+    feature_meta: FeatureMetadataStore
+    ingest: IngestService
+    features: FeatureService
+    exports: ExportService
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.online.close()
+        self.timeseries.close()
+        self.engine.dispose()
+
+
+def build_timeseries(settings: Settings, engine: sa.Engine) -> TimeSeriesStore:
+    if is_sqlite(engine):
+        from aihub.stores.timeseries.sqlite import SqliteTimeSeriesStore
+
+        return SqliteTimeSeriesStore(engine)
+    from aihub.stores.timeseries.postgres import PostgresTimeSeriesStore  # type: ignore[import-not-found]
+
+    return PostgresTimeSeriesStore(engine)  # type: ignore[no-any-return]
+
+
+def build_online(settings: Settings) -> OnlineStore:
+    if settings.redis_url:
+        from aihub.stores.online.redis import RedisOnlineStore  # type: ignore[import-not-found]
+
+        return RedisOnlineStore(settings.redis_url)  # type: ignore[no-any-return]
+    from aihub.stores.online.memory import MemoryOnlineStore
+
+    return MemoryOnlineStore()
+
+
+def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+    engine = create_db_engine(settings)
+    if migrate:
+        upgrade(engine)
+    timeseries = build_timeseries(settings, engine)
+    online = build_online(settings)
+    meta = FeatureMetadataStore(engine)
+    features = FeatureService(
+        store=timeseries,
+        meta=meta,
+        online=online,
+        cache_ttl=settings.feature_cache_ttl,
+        max_lookback_hours=settings.max_lookback_hours,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        timeseries=timeseries,
+        online=online,
+        feature_meta=meta,
+        ingest=IngestService(store=timeseries, online=online, max_rows=settings.max_ingest_rows),
+        features=features,
+        exports=ExportService(
+            features=features, meta=meta, export_dir=Path(settings.export_storage_path)
+        ),
+    )

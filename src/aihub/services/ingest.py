@@ -1,0 +1,107 @@
+"""Ingest of readings and weather: validate the whole batch, store it atomically, then
+drop the online features of every touched asset."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from aihub.errors import InvalidInput, PayloadTooLarge
+from aihub.names import NAME_PATTERN, check_name
+from aihub.stores.online.base import OnlineStore, cache_key
+from aihub.stores.timeseries.base import (
+    READINGS_SCHEMA,
+    WEATHER_FIELDS,
+    WEATHER_SCHEMA,
+    IngestResult,
+    Progress,
+    TimeSeriesStore,
+)
+from aihub.timeutil import MAX_TS, MIN_TS, to_us
+
+_MIN_US, _MAX_US = to_us(MIN_TS), to_us(MAX_TS)
+
+
+def _first_bad(frame: pl.DataFrame, bad: pl.Expr, field: str, why: str) -> None:
+    hits = frame.with_row_index("_row").filter(bad)
+    if not hits.is_empty():
+        row = int(hits.get_column("_row")[0])
+        raise InvalidInput(
+            f"row {row}, field '{field}': {why} ({hits.height} bad row(s) in the batch; "
+            "nothing was stored)",
+            details={"row": row, "field": field, "bad_rows": hits.height},
+        )
+
+
+def _check_ids(frame: pl.DataFrame, column: str) -> None:
+    col = pl.col(column)
+    _first_bad(frame, col.is_null(), column, "missing")
+    _first_bad(
+        frame,
+        ~col.str.contains(NAME_PATTERN) | col.str.contains(r"\.\.", literal=False),
+        column,
+        "not a valid name (letters, digits, '_', '.', '-'; at most 128)",
+    )
+
+
+def _check_times(frame: pl.DataFrame, column: str) -> None:
+    _first_bad(frame, pl.col(column).is_null(), column, "missing timestamp")
+    _first_bad(
+        frame,
+        (pl.col(column) < _MIN_US) | (pl.col(column) >= _MAX_US),
+        column,
+        "timestamp outside 1970..2200",
+    )
+
+
+def validate_readings(frame: pl.DataFrame, *, max_rows: int) -> pl.DataFrame:
+    """Check a readings frame (``READINGS_SCHEMA``) row by row; return it deduplicated so
+    that a later row for the same (asset, ts) replaces an earlier one."""
+    if frame.height > max_rows:
+        raise PayloadTooLarge(f"{frame.height} readings in one batch; the limit is {max_rows}")
+    frame = frame.select(list(READINGS_SCHEMA)).cast(READINGS_SCHEMA)  # type: ignore[arg-type]
+    _check_ids(frame, "asset_id")
+    _check_times(frame, "ts")
+    value = pl.col("value")
+    _first_bad(frame, value.is_null() | value.is_nan() | value.is_infinite(), "value",
+               "value must be a finite number")
+    return frame.unique(subset=["asset_id", "ts"], keep="last", maintain_order=True)
+
+
+def validate_weather(frame: pl.DataFrame, *, max_rows: int) -> pl.DataFrame:
+    if frame.height > max_rows:
+        raise PayloadTooLarge(f"{frame.height} observations in one batch; the limit is {max_rows}")
+    for f in WEATHER_FIELDS:
+        if f not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.Float64).alias(f))
+    frame = frame.select(list(WEATHER_SCHEMA)).cast(WEATHER_SCHEMA)  # type: ignore[arg-type]
+    _check_ids(frame, "location_id")
+    _check_times(frame, "ts")
+    for f in WEATHER_FIELDS:
+        _first_bad(frame, pl.col(f).is_nan() | pl.col(f).is_infinite(), f,
+                   "must be a finite number or null")
+    return frame.unique(subset=["location_id", "ts"], keep="last", maintain_order=True)
+
+
+class IngestService:
+    def __init__(self, *, store: TimeSeriesStore, online: OnlineStore, max_rows: int) -> None:
+        self.store = store
+        self.online = online
+        self.max_rows = max_rows
+
+    def ingest_readings(
+        self, tenant_id: str, readings: pl.DataFrame, *, progress: Progress | None = None
+    ) -> IngestResult:
+        check_name(tenant_id, "tenant_id")
+        batch = validate_readings(readings, max_rows=self.max_rows)
+        result = self.store.ingest_readings(tenant_id, batch, progress=progress)
+        # After the commit: a reader that filled the cache before it is invalidated now.
+        self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])
+        return result
+
+    def ingest_weather(self, tenant_id: str, observations: pl.DataFrame) -> IngestResult:
+        check_name(tenant_id, "tenant_id")
+        batch = validate_weather(observations, max_rows=self.max_rows)
+        result = self.store.ingest_weather(tenant_id, batch)
+        # Weather features of every asset at these locations may have changed.
+        self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])
+        return result

@@ -1,0 +1,1 @@
+"""Storage backends, one folder per concern; each has ``base.py`` (the interface)."""

@@ -1,0 +1,1 @@
+"""Metadata stores (feature sets, export records, model registry) on the SQL database."""

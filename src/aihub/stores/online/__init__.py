@@ -1,0 +1,3 @@
+from aihub.stores.online.base import OnlineStore
+
+__all__ = ["OnlineStore"]

@@ -1,0 +1,150 @@
+"""The time-series store: assets, readings, hourly rollups and weather.
+
+Frames crossing this interface are Polars with integer epoch-microsecond instants
+(``ts``/``hour``, UTC). Each write method is one transaction: all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+READINGS_SCHEMA = {"asset_id": pl.String, "ts": pl.Int64, "value": pl.Float64}
+ROLLUP_SCHEMA = {
+    "asset_key": pl.Int64,
+    "hour": pl.Int64,
+    "n": pl.Int64,
+    "mean": pl.Float64,
+    "std": pl.Float64,
+    "min": pl.Float64,
+    "max": pl.Float64,
+}
+WEATHER_FIELDS = ("temperature", "humidity", "wind_speed", "solar_irradiance", "cloud_cover")
+WEATHER_SCHEMA = {
+    "location_id": pl.String,
+    "ts": pl.Int64,
+    **{f: pl.Float64 for f in WEATHER_FIELDS},
+}
+ASSET_KINDS = ("load", "generation")
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    tenant_id: str
+    asset_id: str
+    timezone: str
+    country: str | None
+    location_id: str | None
+    kind: str
+    key: int
+    created_at: datetime
+    updated_at: datetime
+    last_ingest_at: datetime | None
+    data_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssetChanges:
+    """Fields to set on an asset; ``None`` leaves a field as it is (except when creating)."""
+
+    timezone: str | None = None
+    country: str | None = None
+    location_id: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    asset_ids: list[str]
+    first_ts: int | None
+    last_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantStats:
+    assets: int
+    readings: int
+    rollup_hours: int
+    first_ts: int | None
+    last_ts: int | None
+    last_ingest_at: datetime | None
+
+
+class TimeSeriesStore(ABC):
+    """Assets, readings, rollups and weather of every tenant."""
+
+    # -- assets ---------------------------------------------------------------------------
+    @abstractmethod
+    def get_assets(self, tenant_id: str, asset_ids: Sequence[str]) -> list[Asset]:
+        """The assets that exist among ``asset_ids`` (order not guaranteed)."""
+
+    @abstractmethod
+    def list_assets(self, tenant_id: str, *, limit: int, offset: int) -> tuple[list[Asset], int]:
+        """A page of a tenant's assets ordered by asset_id, and the total count."""
+
+    @abstractmethod
+    def upsert_asset(self, tenant_id: str, asset_id: str, changes: AssetChanges) -> Asset:
+        """Create the asset (defaults for unset fields) or update the given fields."""
+
+    @abstractmethod
+    def tenant_exists(self, tenant_id: str) -> bool: ...
+
+    # -- writes ---------------------------------------------------------------------------
+    @abstractmethod
+    def ingest_readings(
+        self, tenant_id: str, readings: pl.DataFrame, *, progress: Progress | None = None
+    ) -> IngestResult:
+        """Upsert readings (``READINGS_SCHEMA``, unique on asset_id+ts) and recompute the
+        touched hourly rollups, creating unknown assets with defaults; atomic."""
+
+    @abstractmethod
+    def ingest_weather(self, tenant_id: str, observations: pl.DataFrame) -> IngestResult:
+        """Upsert weather observations (``WEATHER_SCHEMA``, unique on location_id+ts);
+        ``asset_ids`` of the result are the tenant's assets at those locations."""
+
+    # -- reads ----------------------------------------------------------------------------
+    @abstractmethod
+    def load_rollups(self, asset_keys: Sequence[int], start: int, end: int) -> pl.DataFrame:
+        """Hourly rollups (``ROLLUP_SCHEMA``) with ``start <= hour < end``, sorted."""
+
+    @abstractmethod
+    def load_weather(
+        self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
+    ) -> pl.DataFrame:
+        """Weather (``WEATHER_SCHEMA``) with ``start <= ts < end``, sorted by location, ts."""
+
+    @abstractmethod
+    def load_readings(self, asset_key: int, start: int, end: int) -> pl.DataFrame:
+        """Raw readings (``ts``, ``value``) of one asset with ``start <= ts < end``."""
+
+    @abstractmethod
+    def asset_keys_with_data(
+        self, tenant_id: str, asset_ids: Sequence[str] | None, start: int, end: int
+    ) -> list[Asset]:
+        """Assets of a tenant (optionally limited to ``asset_ids``) with rollups in range."""
+
+    @abstractmethod
+    def tenant_stats(self, tenant_id: str) -> TenantStats: ...
+
+    # -- change feed ----------------------------------------------------------------------
+    @abstractmethod
+    def change_seq(self) -> int:
+        """A counter that grows with every committed ingest, from any process."""
+
+    @abstractmethod
+    def changed_since(self, seq: int) -> list[tuple[str, str]]:
+        """``(tenant_id, asset_id)`` of assets ingested after ``seq``."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise ``BackendUnavailable`` if the store cannot be reached."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,87 @@
+"""SQLite time-series store: the embedded default (WAL, one file under the data dir)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from aihub.stores.timeseries.base import WEATHER_FIELDS
+from aihub.stores.timeseries.sql import SqlTimeSeriesStore, compute_rollups, in_runs
+from aihub.timeutil import HOUR_US
+
+_UPSERT_READINGS = (
+    "INSERT INTO readings (asset_key, ts, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (asset_key, ts) DO UPDATE SET value = excluded.value"
+)
+_UPSERT_ROLLUPS = (
+    "INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (asset_key, hour) DO UPDATE SET "
+    "n = excluded.n, mean = excluded.mean, std = excluded.std, "
+    "min = excluded.min, max = excluded.max"
+)
+_COPY_SINGLE_READING_HOURS = (
+    f"INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max) "
+    f"SELECT asset_key, ts - (ts % {HOUR_US}), 1, value, NULL, value, value FROM readings "
+    "WHERE asset_key = ? AND ts >= ? AND ts < ? "
+    "ON CONFLICT (asset_key, hour) DO UPDATE SET "
+    "n = excluded.n, mean = excluded.mean, std = excluded.std, "
+    "min = excluded.min, max = excluded.max"
+)
+_UPSERT_WEATHER = (
+    f"INSERT INTO weather (tenant_id, location_id, ts, {', '.join(WEATHER_FIELDS)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' for _ in WEATHER_FIELDS)}) "
+    "ON CONFLICT (tenant_id, location_id, ts) DO UPDATE SET "
+    + ", ".join(f"{f} = excluded.{f}" for f in WEATHER_FIELDS)
+)
+
+
+class SqliteTimeSeriesStore(SqlTimeSeriesStore):
+    backend_name = "sqlite"
+
+    def _write_readings(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.executemany(_UPSERT_READINGS, rows.rows())
+
+    def _write_rollups(self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame) -> None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        # Binding values from Python is the slow part of SQLite bulk writes. A run in which
+        # every hour holds one reading has rollups equal to its readings: copy them inside
+        # SQLite, and compute (and bind) only hours that aggregate several readings.
+        for key, start, end in runs.filter(pl.col("max_n") == 1).select(
+            "asset_key", "start", "end"
+        ).iter_rows():
+            raw.execute(_COPY_SINGLE_READING_HOURS, (key, start, end))
+        multi = runs.filter(pl.col("max_n") > 1)
+        if not multi.is_empty():
+            rollups = compute_rollups(in_runs(readings, multi))
+            raw.executemany(_UPSERT_ROLLUPS, rollups.rows())
+
+    def _read_readings(self, conn: sa.Connection, runs: pl.DataFrame) -> pl.DataFrame:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        rows: list[tuple[int, int, float]] = []
+        sql = "SELECT asset_key, ts, value FROM readings WHERE asset_key = ? AND ts >= ? AND ts < ?"
+        for key, start, end in runs.select("asset_key", "start", "end").iter_rows():
+            rows.extend(raw.execute(sql, (key, start, end)).fetchall())
+        return pl.DataFrame(
+            rows, schema={"asset_key": pl.Int64, "ts": pl.Int64, "value": pl.Float64}, orient="row"
+        )
+
+    def _write_weather(self, conn: sa.Connection, tenant_id: str, rows: pl.DataFrame) -> None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        data = rows.select(
+            pl.lit(tenant_id).alias("tenant_id"), "location_id", "ts", *WEATHER_FIELDS
+        )
+        raw.executemany(_UPSERT_WEATHER, data.rows())
+
+    def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
+        with self._connect() as conn:
+            raw = conn.connection.driver_connection
+            rows = raw.execute(sql, list(params)).fetchall()
+        return pl.DataFrame(rows, schema=schema, orient="row")
