@@ -89,18 +89,26 @@ class IngestService:
         self.max_rows = max_rows
 
     def ingest_readings(
-        self, tenant_id: str, readings: pl.DataFrame, *, progress: Progress | None = None
+        self,
+        tenant_id: str,
+        readings: pl.DataFrame,
+        *,
+        progress: Progress | None = None,
+        max_rows: int | None = None,
     ) -> IngestResult:
+        """``max_rows`` overrides the API's batch limit (the CLI imports whole files)."""
         check_name(tenant_id, "tenant_id")
-        batch = validate_readings(readings, max_rows=self.max_rows)
+        batch = validate_readings(readings, max_rows=max_rows or self.max_rows)
         result = self.store.ingest_readings(tenant_id, batch, progress=progress)
         # After the commit: a reader that filled the cache before it is invalidated now.
         self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])
         return result
 
-    def ingest_weather(self, tenant_id: str, observations: pl.DataFrame) -> IngestResult:
+    def ingest_weather(
+        self, tenant_id: str, observations: pl.DataFrame, *, max_rows: int | None = None
+    ) -> IngestResult:
         check_name(tenant_id, "tenant_id")
-        batch = validate_weather(observations, max_rows=self.max_rows)
+        batch = validate_weather(observations, max_rows=max_rows or self.max_rows)
         result = self.store.ingest_weather(tenant_id, batch)
         # Weather features of every asset at these locations may have changed.
         self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])

@@ -1,0 +1,84 @@
+"""``aihub export``, ``aihub exports``, ``aihub status``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aihub.cli.app import app, console, progress_bar, services
+from aihub.errors import InvalidInput
+from aihub.services.exports import ExportRequest
+from aihub.timeutil import from_us, iso
+
+
+def _when(text: str, option: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(f"{option}: '{text}' is not an ISO 8601 timestamp") from exc
+    if value.tzinfo is None:
+        raise InvalidInput(f"{option}: '{text}' has no timezone; add 'Z' or an offset")
+    return value
+
+
+@app.command("export")
+def export(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant to export")],
+    start: Annotated[str, typer.Option(help="First hour, ISO 8601 with zone (inclusive)")],
+    end: Annotated[str, typer.Option(help="End, ISO 8601 with zone (exclusive)")],
+    feature_set: Annotated[str, typer.Option("--feature-set", "-s")] = "forecast_basic",
+    asset: Annotated[list[str] | None, typer.Option(
+        "--asset", "-a", help="Limit to these assets (repeatable)")] = None,
+    lookback_hours: Annotated[int, typer.Option(help="History each row may read")] = 168,
+) -> None:
+    """Export point-in-time features to Parquet (zstd): one row per asset-hour with readings."""
+    req = ExportRequest(tenant_id=tenant, feature_set=feature_set,
+                        start_time=_when(start, "--start"), end_time=_when(end, "--end"),
+                        asset_ids=asset or None, lookback_hours=lookback_hours)
+    with services() as svc:
+        svc.exports.validate(req)  # report bad input before any progress bar
+    with services() as svc, progress_bar() as bar:
+        task = bar.add_task("export", total=None)
+        record = svc.exports.export(
+            req, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    console.print(f"[green]{record.status}[/green] {record.row_count} rows, "
+                  f"{(record.file_size_bytes or 0) / 1e6:.1f} MB -> {record.storage_path}")
+    console.print(f"export_id {record.export_id}")
+
+
+@app.command("exports")
+def exports(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+) -> None:
+    """List recorded exports, newest first."""
+    with services() as svc:
+        records, total = svc.exports.list(tenant, limit=limit, offset=0)
+    table = Table(title=f"exports ({total} in all)")
+    for col in ("export_id", "tenant", "feature set", "status", "rows", "MB", "created"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r.export_id, r.tenant_id, r.feature_set, r.status, str(r.row_count or 0),
+                      f"{(r.file_size_bytes or 0) / 1e6:.1f}", iso(r.created_at))
+    console.print(table)
+
+
+@app.command("status")
+def status(tenant: Annotated[str, typer.Option("--tenant", "-t")]) -> None:
+    """Assets, readings, first/last reading and last ingest of a tenant."""
+    with services() as svc:
+        stats = svc.timeseries.tenant_stats(tenant)
+        last = svc.feature_meta.last_export(tenant)
+    table = Table(title=f"tenant {tenant}", show_header=False)
+    table.add_row("assets", str(stats.assets))
+    table.add_row("readings", str(stats.readings))
+    table.add_row("hours with readings", str(stats.rollup_hours))
+    table.add_row("first reading", iso(from_us(stats.first_ts)) if stats.first_ts else "-")
+    table.add_row("last reading", iso(from_us(stats.last_ts)) if stats.last_ts else "-")
+    table.add_row("last ingest", iso(stats.last_ingest_at) if stats.last_ingest_at else "-")
+    table.add_row("last export", f"{last.export_id} ({last.status})" if last else "-")
+    console.print(table)

@@ -1,0 +1,68 @@
+"""``aihub serve`` and ``aihub db``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aihub.cli.app import app, console, progress_bar, services
+
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8003,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Load the demo tenant (tenant-123, meter-001..010) first")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP API (default http://127.0.0.1:8003, docs at /docs)."""
+    import uvicorn
+
+    with services() as svc:  # applies migrations once, before any worker starts
+        if demo:
+            from aihub.demo.loader import load_demo
+
+            with progress_bar() as bar:
+                task = bar.add_task("demo data", total=None)
+                loaded = load_demo(svc, progress=lambda n: bar.advance(task, n))
+            if loaded.skipped:
+                console.print("demo tenant already loaded and current")
+            else:
+                console.print(f"loaded demo tenant [bold]{loaded.tenant_id}[/bold]: "
+                              f"{loaded.readings} readings, {len(loaded.assets)} meters")
+    console.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "aihub.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to DATABASE_URL (or the embedded SQLite file)."""
+    from aihub.db import current_revision
+
+    with services() as svc:  # building services migrates
+        console.print(f"database at revision {current_revision(svc.engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database."""
+    from aihub.config import Settings
+    from aihub.db import create_db_engine, current_revision
+
+    engine = create_db_engine(Settings())
+    console.print(current_revision(engine) or "empty (run 'aihub db upgrade')")
+    engine.dispose()

@@ -1,0 +1,1 @@
+"""Synthetic but realistic meter and weather data, for the demo and the benchmarks."""
