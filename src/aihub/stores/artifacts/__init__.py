@@ -1,0 +1,1 @@
+"""Model artifact storage: one interface (``base``), one module per backend."""

@@ -1,0 +1,116 @@
+"""The artifact store interface: streamed blobs under keys built from validated names.
+
+Every backend (local directory, S3/MinIO) implements the same five operations and passes
+the same contract suite (``tests/contract/test_artifact_store.py``). Objects are written
+whole or not at all: a failed ``put`` leaves nothing behind under its key, so the registry
+can upload first and point a metadata row at the object only once it exists.
+
+Keys are never taken from a request: ``artifact_key`` builds them from names that passed
+``check_name`` and a version that passed ``parse_version``, and every backend re-checks
+the key with ``check_key`` before touching storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from aihub.errors import InvalidInput, PayloadTooLarge
+from aihub.names import check_name, is_valid_name
+from aihub.versions import parse_version
+
+CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What a completed ``put`` wrote: byte count and hex sha256 of the content."""
+
+    size: int
+    sha256: str
+
+
+def artifact_key(tenant_id: str, model_name: str, version: str, upload_id: str) -> str:
+    """``{tenant}/{model}/{version}/{upload_id}``: each segment a validated name.
+
+    The upload id makes every upload a fresh object, so a retried or racing upload never
+    overwrites bytes a row already points at.
+    """
+    check_name(tenant_id, "tenant_id")
+    check_name(model_name, "model_name")
+    segment = parse_version(version).key_segment
+    check_name(upload_id, "upload_id")
+    return f"{tenant_id}/{model_name}/{segment}/{upload_id}"
+
+
+def check_key(key: str) -> str:
+    """Reject any key that is not ``/``-joined valid names (no traversal, no absolute)."""
+    parts = key.split("/") if isinstance(key, str) else []
+    if not parts or not all(is_valid_name(p) for p in parts):
+        raise InvalidInput(f"artifact key {key!r:.120} is not made of valid names")
+    return key
+
+
+def iter_chunks(data: BinaryIO | Iterable[bytes], chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Chunks of a file-like object (``read``) or an iterable of bytes, never all at once."""
+    read = getattr(data, "read", None)
+    if read is not None:
+        while chunk := read(chunk_size):
+            yield chunk
+        return
+    for chunk in data:  # type: ignore[union-attr]
+        if chunk:
+            yield bytes(chunk)
+
+
+class HashingCounter:
+    """Running sha256 and size of a stream, with an optional size cap."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.max_bytes = max_bytes
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            raise PayloadTooLarge(f"artifact larger than the limit of {self.max_bytes} bytes")
+        self._hash.update(chunk)
+
+    def result(self) -> StoredObject:
+        return StoredObject(size=self.size, sha256=self._hash.hexdigest())
+
+
+class ArtifactStore(ABC):
+    backend_name: str = "artifacts"
+
+    @abstractmethod
+    def put(
+        self, key: str, data: BinaryIO | Iterable[bytes], *, max_bytes: int | None = None
+    ) -> StoredObject:
+        """Stream ``data`` into ``key`` and return its size and sha256. Atomic: on any
+        error (including ``PayloadTooLarge`` past ``max_bytes``) nothing is left at
+        ``key``. Replaces an existing object at ``key``."""
+
+    @abstractmethod
+    def get(self, key: str, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The object's bytes in chunks. Raises ``NotFound`` (before the first chunk) when
+        the key holds nothing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise ``BackendUnavailable`` if the store cannot be reached."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
