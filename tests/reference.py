@@ -142,7 +142,7 @@ def is_holiday(country: str, day: date) -> bool:
 
 
 def assert_features_match(actual: dict[str, Any], expected: dict[str, Any],
-                          *, rel: float = 1e-9) -> None:
+                          *, rel: float = 1e-9, abs_tol: float = 1e-12) -> None:
     """Feature by feature: nulls must be nulls, ints exact, floats to ``rel``."""
     import math
 
@@ -155,5 +155,5 @@ def assert_features_match(actual: dict[str, Any], expected: dict[str, Any],
             assert got == want, f"{name}: expected {want}, got {got!r}"
         else:
             assert got is not None, f"{name}: expected {want!r}, got null"
-            assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-12), \
+            assert math.isclose(got, want, rel_tol=rel, abs_tol=abs_tol), \
                 f"{name}: expected {want!r}, got {got!r}"
