@@ -30,7 +30,7 @@ MAX_VERSION_LENGTH = 128
 @dataclass(frozen=True, slots=True)
 class Version:
     text: str
-    order: bytes  # compare these: semver precedence (build metadata ignored)
+    order: bytes  # compare these: semver precedence, build metadata only breaks ties
 
     @property
     def key_segment(self) -> str:
@@ -69,7 +69,7 @@ def parse_version(text: object) -> Version:
         raise _invalid(text, "not semver or a date stamp")
     core = b"".join(_number(text, m[p]) for p in ("major", "minor", "patch"))
     if m["pre"] is None:
-        return Version(text, core + b"\x02")  # a release outranks its pre-releases
+        return Version(text, core + b"\x02" + _build(m["build"]))  # outranks pre-releases
     parts = []
     for ident in m["pre"].split("."):
         if ident.isdigit():
@@ -78,7 +78,13 @@ def parse_version(text: object) -> Version:
             parts.append(b"\x02" + _number(text, ident))  # numbers rank below words
         else:
             parts.append(b"\x03" + ident.encode("ascii") + b"\x01")
-    return Version(text, core + b"\x01" + b"".join(parts))
+    return Version(text, core + b"\x01" + b"".join(parts) + _build(m["build"]))
+
+
+def _build(build: str | None) -> bytes:
+    """Build metadata has no precedence in semver; appended after a byte lower than any
+    other it only breaks ties, so the order is total and pagination is stable."""
+    return b"" if build is None else b"\x00" + build.encode("ascii")
 
 
 def version_order(text: str) -> bytes:

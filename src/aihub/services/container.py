@@ -14,10 +14,16 @@ import sqlalchemy as sa
 
 from aihub.config import Settings
 from aihub.db import create_db_engine, is_sqlite, upgrade
+from aihub.inference.cache import ModelCache
 from aihub.services.exports import ExportService
 from aihub.services.features import FeatureService
 from aihub.services.ingest import IngestService
+from aihub.services.model_artifacts import ArtifactService
+from aihub.services.predictions import PredictionService
+from aihub.services.registry import RegistryService
+from aihub.stores.artifacts.base import ArtifactStore
 from aihub.stores.metadata.features import FeatureMetadataStore
+from aihub.stores.metadata.models import ModelMetadataStore
 from aihub.stores.online.base import OnlineStore
 from aihub.stores.timeseries.base import TimeSeriesStore
 
@@ -32,9 +38,16 @@ class Services:
     ingest: IngestService
     features: FeatureService
     exports: ExportService
+    # Model registry (filled by ``build_registry``).
+    artifact_store: ArtifactStore = field(default=None)  # type: ignore[assignment]
+    registry: RegistryService = field(default=None)  # type: ignore[assignment]
+    model_artifacts: ArtifactService = field(default=None)  # type: ignore[assignment]
+    predictions: PredictionService = field(default=None)  # type: ignore[assignment]
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        if self.artifact_store is not None:
+            self.artifact_store.close()
         self.online.close()
         self.timeseries.close()
         self.engine.dispose()
@@ -60,6 +73,31 @@ def build_online(settings: Settings) -> OnlineStore:
     return MemoryOnlineStore()
 
 
+def build_artifact_store(settings: Settings) -> ArtifactStore:
+    if settings.minio_endpoint_url:
+        from aihub.stores.artifacts.s3 import S3ArtifactStore  # type: ignore[import-not-found]
+
+        return S3ArtifactStore.from_settings(settings)  # type: ignore[no-any-return]
+    from aihub.stores.artifacts.local import LocalArtifactStore
+
+    return LocalArtifactStore(settings.artifacts_dir)
+
+
+def build_registry(svc: Services) -> None:
+    """Wire the model registry into ``svc``: metadata, artifacts, model cache, predictions."""
+    settings = svc.settings
+    svc.artifact_store = build_artifact_store(settings)
+    svc.registry = RegistryService(engine=svc.engine, store=ModelMetadataStore(svc.engine))
+    svc.model_artifacts = ArtifactService(registry=svc.registry, store=svc.artifact_store)
+    svc.predictions = PredictionService(
+        registry=svc.registry,
+        artifacts=svc.model_artifacts,
+        features=svc.features,
+        cache=ModelCache(max_size=settings.model_cache_size, ttl=settings.model_cache_ttl),
+        allow_pickle=settings.allow_pickle_models,
+    )
+
+
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     engine = create_db_engine(settings)
     if migrate:
@@ -74,7 +112,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         cache_ttl=settings.feature_cache_ttl,
         max_lookback_hours=settings.max_lookback_hours,
     )
-    return Services(
+    svc = Services(
         settings=settings,
         engine=engine,
         timeseries=timeseries,
@@ -86,3 +124,5 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             features=features, meta=meta, export_dir=Path(settings.export_storage_path)
         ),
     )
+    build_registry(svc)
+    return svc

@@ -1,0 +1,1 @@
+"""Loading registered models safely and running them: formats, cache, predictors."""
