@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import command
@@ -54,8 +53,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     except Exception:  # SQLite built without math functions
         import math
 
-        dbapi_conn.create_function("sqrt", 1, lambda x: None if x is None else math.sqrt(x),
-                                   deterministic=True)
+        dbapi_conn.create_function(
+            "sqrt", 1, lambda x: None if x is None else math.sqrt(x), deterministic=True
+        )
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:

@@ -30,14 +30,20 @@ def export(
     start: Annotated[str, typer.Option(help="First hour, ISO 8601 with zone (inclusive)")],
     end: Annotated[str, typer.Option(help="End, ISO 8601 with zone (exclusive)")],
     feature_set: Annotated[str, typer.Option("--feature-set", "-s")] = "forecast_basic",
-    asset: Annotated[list[str] | None, typer.Option(
-        "--asset", "-a", help="Limit to these assets (repeatable)")] = None,
+    asset: Annotated[
+        list[str] | None, typer.Option("--asset", "-a", help="Limit to these assets (repeatable)")
+    ] = None,
     lookback_hours: Annotated[int, typer.Option(help="History each row may read")] = 168,
 ) -> None:
     """Export point-in-time features to Parquet (zstd): one row per asset-hour with readings."""
-    req = ExportRequest(tenant_id=tenant, feature_set=feature_set,
-                        start_time=_when(start, "--start"), end_time=_when(end, "--end"),
-                        asset_ids=asset or None, lookback_hours=lookback_hours)
+    req = ExportRequest(
+        tenant_id=tenant,
+        feature_set=feature_set,
+        start_time=_when(start, "--start"),
+        end_time=_when(end, "--end"),
+        asset_ids=asset or None,
+        lookback_hours=lookback_hours,
+    )
     with services() as svc:
         svc.exports.validate(req)  # report bad input before any progress bar
     with services() as svc, progress_bar() as bar:
@@ -45,8 +51,10 @@ def export(
         record = svc.exports.export(
             req, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
-    console.print(f"[green]{record.status}[/green] {record.row_count} rows, "
-                  f"{(record.file_size_bytes or 0) / 1e6:.1f} MB -> {record.storage_path}")
+    console.print(
+        f"[green]{record.status}[/green] {record.row_count} rows, "
+        f"{(record.file_size_bytes or 0) / 1e6:.1f} MB -> {record.storage_path}"
+    )
     console.print(f"export_id {record.export_id}")
 
 
@@ -62,8 +70,15 @@ def exports(
     for col in ("export_id", "tenant", "feature set", "status", "rows", "MB", "created"):
         table.add_column(col)
     for r in records:
-        table.add_row(r.export_id, r.tenant_id, r.feature_set, r.status, str(r.row_count or 0),
-                      f"{(r.file_size_bytes or 0) / 1e6:.1f}", iso(r.created_at))
+        table.add_row(
+            r.export_id,
+            r.tenant_id,
+            r.feature_set,
+            r.status,
+            str(r.row_count or 0),
+            f"{(r.file_size_bytes or 0) / 1e6:.1f}",
+            iso(r.created_at),
+        )
     console.print(table)
 
 

@@ -60,8 +60,12 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
                     f"column '{column}' holds naive timestamps; state their zone with --timezone"
                 )
             aware = col.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-            _bad_row(frame, aware.is_null() & col.is_not_null(), column,
-                     f"local time does not exist or is ambiguous in {timezone}")
+            _bad_row(
+                frame,
+                aware.is_null() & col.is_not_null(),
+                column,
+                f"local time does not exist or is ambiguous in {timezone}",
+            )
             col = aware
         out = col.dt.convert_time_zone("UTC").dt.cast_time_unit("us").dt.epoch("us")
     elif col.dtype == pl.String:
@@ -69,8 +73,12 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
         has_zone = text.str.contains(_ZONE_SUFFIX)
         aware = text.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
         if timezone is None:
-            _bad_row(frame, ~has_zone.fill_null(False), column,
-                     "timestamp has no timezone; add one or pass --timezone")
+            _bad_row(
+                frame,
+                ~has_zone.fill_null(False),
+                column,
+                "timestamp has no timezone; add one or pass --timezone",
+            )
             parsed = aware
         else:
             naive = text.str.to_datetime(strict=False, time_unit="us").dt.replace_time_zone(
@@ -146,6 +154,9 @@ def weather_from_file(
         raise InvalidInput(f"no weather columns found; expected some of {list(WEATHER_FIELDS)}")
     data = {"location_id": locations, "ts": parse_timestamps(frame, ts_col, timezone)}
     for f in WEATHER_FIELDS:
-        data[f] = _values(frame, f) if f in present else pl.Series(f, [None] * frame.height,
-                                                                    dtype=pl.Float64)
+        data[f] = (
+            _values(frame, f)
+            if f in present
+            else pl.Series(f, [None] * frame.height, dtype=pl.Float64)
+        )
     return pl.DataFrame(data)

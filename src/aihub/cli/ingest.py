@@ -11,16 +11,23 @@ from aihub.cli.app import app, console, progress_bar, services
 from aihub.cli.files import readings_from_file, weather_from_file
 from aihub.timeutil import from_us, iso
 
-ingest_app = typer.Typer(help="Import readings or weather from CSV or Parquet files.",
-                         no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Import readings or weather from CSV or Parquet files.", no_args_is_help=True
+)
 app.add_typer(ingest_app, name="ingest")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant the data belongs to")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="csv or parquet (default: "
-                                               "from the file extension)")]
-TzOpt = Annotated[str | None, typer.Option(
-    "--timezone", help="IANA zone of naive timestamps in the file (e.g. Europe/Berlin); "
-    "without it a naive timestamp is an error")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="csv or parquet (default: from the file extension)")
+]
+TzOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        help="IANA zone of naive timestamps in the file (e.g. Europe/Berlin); "
+        "without it a naive timestamp is an error",
+    ),
+]
 
 
 @ingest_app.command("readings")
@@ -30,15 +37,24 @@ def ingest_readings(
     asset_col: Annotated[str, typer.Option(help="Column holding the asset id")] = "asset_id",
     ts_col: Annotated[str, typer.Option(help="Column holding the timestamp")] = "ts",
     value_col: Annotated[str, typer.Option(help="Column holding the value")] = "value",
-    asset_id: Annotated[str | None, typer.Option(
-        help="Asset id for every row (a one-meter file without an asset column)")] = None,
+    asset_id: Annotated[
+        str | None,
+        typer.Option(help="Asset id for every row (a one-meter file without an asset column)"),
+    ] = None,
     timezone: TzOpt = None,
     fmt: FormatOpt = None,
 ) -> None:
     """Import meter readings. The whole file is validated first and stored in one
     transaction: a bad row is reported (row and column) and nothing is stored."""
-    frame = readings_from_file(file, fmt=fmt, asset_col=asset_col, ts_col=ts_col,
-                               value_col=value_col, asset_id=asset_id, timezone=timezone)
+    frame = readings_from_file(
+        file,
+        fmt=fmt,
+        asset_col=asset_col,
+        ts_col=ts_col,
+        value_col=value_col,
+        asset_id=asset_id,
+        timezone=timezone,
+    )
     with services() as svc, progress_bar() as bar:
         task = bar.add_task("ingest readings", total=frame.height)
         result = svc.ingest.ingest_readings(
@@ -56,18 +72,28 @@ def ingest_readings(
 def ingest_weather(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file of weather")],
     tenant: TenantOpt,
-    location_col: Annotated[str, typer.Option(help="Column holding the location id")] = "location_id",
+    location_col: Annotated[
+        str, typer.Option(help="Column holding the location id")
+    ] = "location_id",
     ts_col: Annotated[str, typer.Option(help="Column holding the timestamp")] = "ts",
-    location_id: Annotated[str | None, typer.Option(
-        help="Location id for every row (a one-location file)")] = None,
+    location_id: Annotated[
+        str | None, typer.Option(help="Location id for every row (a one-location file)")
+    ] = None,
     timezone: TzOpt = None,
     fmt: FormatOpt = None,
 ) -> None:
     """Import weather observations or forecasts (temperature, humidity, wind_speed,
     solar_irradiance, cloud_cover columns; any subset)."""
-    frame = weather_from_file(file, fmt=fmt, location_col=location_col, ts_col=ts_col,
-                              location_id=location_id, timezone=timezone)
+    frame = weather_from_file(
+        file,
+        fmt=fmt,
+        location_col=location_col,
+        ts_col=ts_col,
+        location_id=location_id,
+        timezone=timezone,
+    )
     with services() as svc:
         result = svc.ingest.ingest_weather(tenant, frame, max_rows=frame.height + 1)
-    console.print(f"[green]accepted[/green] {result.accepted} weather rows for tenant "
-                  f"[bold]{tenant}[/bold]")
+    console.print(
+        f"[green]accepted[/green] {result.accepted} weather rows for tenant [bold]{tenant}[/bold]"
+    )

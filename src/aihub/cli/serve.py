@@ -17,8 +17,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8003,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
-    demo: Annotated[bool, typer.Option(
-        "--demo", help="Load the demo tenant (tenant-123, meter-001..010) first")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load the demo tenant (tenant-123, meter-001..010) first")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Run the HTTP API (default http://127.0.0.1:8003, docs at /docs)."""
@@ -34,8 +35,10 @@ def serve(
             if loaded.skipped:
                 console.print("demo tenant already loaded and current")
             else:
-                console.print(f"loaded demo tenant [bold]{loaded.tenant_id}[/bold]: "
-                              f"{loaded.readings} readings, {len(loaded.assets)} meters")
+                console.print(
+                    f"loaded demo tenant [bold]{loaded.tenant_id}[/bold]: "
+                    f"{loaded.readings} readings, {len(loaded.assets)} meters"
+                )
     console.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "aihub.api.app:create_app",

@@ -23,7 +23,10 @@ class DemoLoad:
 
 
 def load_demo(
-    services: Services, spec: DemoSpec | None = None, *, force: bool = False,
+    services: Services,
+    spec: DemoSpec | None = None,
+    *,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> DemoLoad:
     spec = spec or DemoSpec()
@@ -37,8 +40,9 @@ def load_demo(
         services.timeseries.upsert_asset(
             spec.tenant_id,
             asset_id,
-            AssetChanges(timezone="Europe/Berlin", country="DE",
-                         location_id=spec.location_id, kind="load"),
+            AssetChanges(
+                timezone="Europe/Berlin", country="DE", location_id=spec.location_id, kind="load"
+            ),
         )
     weather = weather_frame(spec, start_us, spec.hours + FORECAST_HOURS)
     services.ingest.ingest_weather(spec.tenant_id, weather, max_rows=weather.height)

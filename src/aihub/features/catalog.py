@@ -34,12 +34,23 @@ def _lag(hours: int) -> Feature:
 CATALOG: dict[str, Feature] = {
     f.name: f
     for f in [
-        Feature("hour_of_day", "calendar", "Hour of H in the asset's local time (0-23)", dtype="int"),
-        Feature("day_of_week", "calendar", "Weekday of H, local time (0=Monday..6=Sunday)", dtype="int"),
-        Feature("is_weekend", "calendar", "1 if H falls on Saturday or Sunday locally", dtype="int"),
+        Feature(
+            "hour_of_day", "calendar", "Hour of H in the asset's local time (0-23)", dtype="int"
+        ),
+        Feature(
+            "day_of_week", "calendar", "Weekday of H, local time (0=Monday..6=Sunday)", dtype="int"
+        ),
+        Feature(
+            "is_weekend", "calendar", "1 if H falls on Saturday or Sunday locally", dtype="int"
+        ),
         Feature("month", "calendar", "Month of H in local time (1-12)", dtype="int"),
-        Feature("is_holiday", "calendar", "1 if H's local date is a public holiday in the "
-                "asset's country (null without a country)", dtype="int"),
+        Feature(
+            "is_holiday",
+            "calendar",
+            "1 if H's local date is a public holiday in the "
+            "asset's country (null without a country)",
+            dtype="int",
+        ),
         _lag(1),
         _lag(24),
         _lag(48),
@@ -48,8 +59,12 @@ CATALOG: dict[str, Feature] = {
         Feature("rolling_24h_std", "load", "Sample std of hourly means in [H-24h, H)", 24),
         Feature("rolling_168h_avg", "load", "Mean of hourly means in [H-168h, H)", 168),
         Feature("rolling_168h_std", "load", "Sample std of hourly means in [H-168h, H)", 168),
-        Feature("hourly_avg", "load", "Mean of the same hour on the 7 previous days "
-                "(L(H-24h*k), k=1..7)", 168),
+        Feature(
+            "hourly_avg",
+            "load",
+            "Mean of the same hour on the 7 previous days (L(H-24h*k), k=1..7)",
+            168,
+        ),
         Feature("hourly_std", "load", "Sample std of the same hour on the 7 previous days", 168),
         Feature("temperature", "weather", "Air temperature valid at H (deg C)"),
         Feature("humidity", "weather", "Relative humidity valid at H (%)"),

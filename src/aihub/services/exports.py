@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import CATALOG, FeatureSet
+from aihub.features.compute import MAX_SHIFT_HOURS
 from aihub.names import check_name
-from aihub.services.features import MAX_SHIFT_HOURS, FeatureService
+from aihub.services.features import FeatureService
 from aihub.stores.metadata.features import ExportRecord, FeatureMetadataStore
 from aihub.stores.timeseries.base import Asset
 from aihub.timeutil import HOUR_US, require_aware, to_us, utcnow
@@ -101,8 +102,9 @@ class ExportService:
         except BaseException as exc:
             partial.unlink(missing_ok=True)
             self.meta.save_export(
-                record.finished(status="failed", message=f"export failed: {exc}",
-                                completed_at=utcnow())
+                record.finished(
+                    status="failed", message=f"export failed: {exc}", completed_at=utcnow()
+                )
             )
             raise
         size = final.stat().st_size
@@ -131,11 +133,13 @@ class ExportService:
         chunks = [assets[i : i + per_chunk] for i in range(0, len(assets), per_chunk)]
 
         def compute(chunk: list[Asset]) -> pl.DataFrame:
-            rows = self.features.frame(chunk, fs, start=start, end=end,
-                                       lookback_hours=req.lookback_hours)
-            ids = pl.DataFrame({"asset_key": [a.key for a in chunk],
-                                "asset_id": [a.asset_id for a in chunk]},
-                               schema={"asset_key": pl.Int64, "asset_id": pl.String})
+            rows = self.features.frame(
+                chunk, fs, start=start, end=end, lookback_hours=req.lookback_hours
+            )
+            ids = pl.DataFrame(
+                {"asset_key": [a.key for a in chunk], "asset_id": [a.asset_id for a in chunk]},
+                schema={"asset_key": pl.Int64, "asset_id": pl.String},
+            )
             return rows.join(ids, on="asset_key", how="left").select(
                 pl.lit(req.tenant_id).alias("tenant_id"),
                 "asset_id",
@@ -192,5 +196,7 @@ class ExportService:
             raise NotFound(f"unknown export '{export_id}'")
         return record
 
-    def list(self, tenant_id: str | None, *, limit: int, offset: int) -> tuple[list[ExportRecord], int]:
+    def list(
+        self, tenant_id: str | None, *, limit: int, offset: int
+    ) -> tuple[list[ExportRecord], int]:
         return self.meta.list_exports(tenant_id, limit=limit, offset=offset)

@@ -16,14 +16,12 @@ import polars as pl
 
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
-from aihub.features.compute import ASSETS_SCHEMA, compute_features
+from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
 from aihub.names import check_name
 from aihub.stores.metadata.features import FeatureMetadataStore
 from aihub.stores.online.base import OnlineStore, cache_key
 from aihub.stores.timeseries.base import Asset, TimeSeriesStore
 from aihub.timeutil import HOUR_US, floor_hour, iso, to_us, utcnow
-
-MAX_SHIFT_HOURS = 168  # the furthest any catalog feature reads before H
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +142,10 @@ class FeatureService:
             targets = rollups.filter(pl.col("hour") >= start).select("asset_key", "hour")
         else:
             targets = pl.DataFrame(
-                {"asset_key": [k for k in keys for _ in hours], "hour": [h for _ in keys for h in hours]},
+                {
+                    "asset_key": [k for k in keys for _ in hours],
+                    "hour": [h for _ in keys for h in hours],
+                },
                 schema={"asset_key": pl.Int64, "hour": pl.Int64},
             )
         asset_frame = pl.DataFrame(
@@ -181,9 +182,7 @@ class FeatureService:
 
     def check_lookback(self, lookback_hours: int) -> None:
         if not 1 <= lookback_hours <= self.max_lookback_hours:
-            raise InvalidInput(
-                f"lookback_hours: must be between 1 and {self.max_lookback_hours}"
-            )
+            raise InvalidInput(f"lookback_hours: must be between 1 and {self.max_lookback_hours}")
 
     def lookup(self, req: OnlineRequest, asset_ids: Sequence[str]) -> OnlineLookup:
         """The cached responses for ``asset_ids`` (``None`` where missing): no store reads
@@ -211,7 +210,9 @@ class FeatureService:
                 values[i] = value
         return values  # type: ignore[return-value]
 
-    def get_online(self, req: OnlineRequest, asset_ids: Sequence[str]) -> tuple[datetime, list[bytes]]:
+    def get_online(
+        self, req: OnlineRequest, asset_ids: Sequence[str]
+    ) -> tuple[datetime, list[bytes]]:
         """Serialized ``/get`` responses for ``asset_ids`` at one hour, cache first."""
         lookup = self.lookup(req, asset_ids)
         return lookup.hour, self.fill(req, lookup)
@@ -238,8 +239,9 @@ class FeatureService:
             raise NotFound(f"unknown asset(s) for tenant '{req.tenant_id}': {unknown[:20]}")
         assets = [found[a] for a in asset_ids]
         h = to_us(hour)
-        rows = self.frame(assets, fs, start=h, end=h + HOUR_US,
-                          lookback_hours=req.lookback_hours, hours=[h])
+        rows = self.frame(
+            assets, fs, start=h, end=h + HOUR_US, lookback_hours=req.lookback_hours, hours=[h]
+        )
         by_key = {r["asset_key"]: r for r in rows.iter_rows(named=True)}
         computed_at = iso(utcnow())
         timestamp = iso(hour)

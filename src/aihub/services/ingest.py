@@ -62,8 +62,12 @@ def validate_readings(frame: pl.DataFrame, *, max_rows: int) -> pl.DataFrame:
     _check_ids(frame, "asset_id")
     _check_times(frame, "ts")
     value = pl.col("value")
-    _first_bad(frame, value.is_null() | value.is_nan() | value.is_infinite(), "value",
-               "value must be a finite number")
+    _first_bad(
+        frame,
+        value.is_null() | value.is_nan() | value.is_infinite(),
+        "value",
+        "value must be a finite number",
+    )
     return frame.unique(subset=["asset_id", "ts"], keep="last", maintain_order=True)
 
 
@@ -77,8 +81,12 @@ def validate_weather(frame: pl.DataFrame, *, max_rows: int) -> pl.DataFrame:
     _check_ids(frame, "location_id")
     _check_times(frame, "ts")
     for f in WEATHER_FIELDS:
-        _first_bad(frame, pl.col(f).is_nan() | pl.col(f).is_infinite(), f,
-                   "must be a finite number or null")
+        _first_bad(
+            frame,
+            pl.col(f).is_nan() | pl.col(f).is_infinite(),
+            f,
+            "must be a finite number or null",
+        )
     return frame.unique(subset=["location_id", "ts"], keep="last", maintain_order=True)
 
 

@@ -37,7 +37,9 @@ def asset_public(a: Asset) -> AssetPublic:
 
 @router.put("/assets/{asset_id}", response_model=AssetPublic, summary="Create or edit an asset")
 def put_asset(
-    asset_id: Annotated[str, Path()], tenant_id: TenantQuery, body: AssetUpdate,
+    asset_id: Annotated[str, Path()],
+    tenant_id: TenantQuery,
+    body: AssetUpdate,
     services: ServicesDep,
 ) -> AssetPublic:
     """Set an asset's timezone (IANA), country (ISO code, for holidays), weather location and
@@ -48,16 +50,21 @@ def put_asset(
     asset = services.timeseries.upsert_asset(
         tenant_id,
         asset_id,
-        AssetChanges(timezone=body.timezone, country=body.country,
-                     location_id=body.location_id, kind=body.kind),
+        AssetChanges(
+            timezone=body.timezone,
+            country=body.country,
+            location_id=body.location_id,
+            kind=body.kind,
+        ),
     )
     services.online.invalidate([cache_key(tenant_id, asset_id)])
     return asset_public(asset)
 
 
 @router.get("/assets/{asset_id}", response_model=AssetPublic, summary="One asset")
-def get_asset(asset_id: Annotated[str, Path()], tenant_id: TenantQuery,
-              services: ServicesDep) -> AssetPublic:
+def get_asset(
+    asset_id: Annotated[str, Path()], tenant_id: TenantQuery, services: ServicesDep
+) -> AssetPublic:
     check_name(asset_id, "asset_id")
     found = services.timeseries.get_assets(tenant_id, [asset_id])
     if not found:
@@ -73,8 +80,9 @@ def list_assets(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AssetPage:
     assets, total = services.timeseries.list_assets(tenant_id, limit=limit, offset=offset)
-    return AssetPage(assets=[asset_public(a) for a in assets], total=total, limit=limit,
-                     offset=offset)
+    return AssetPage(
+        assets=[asset_public(a) for a in assets], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/features/status", response_model=StatusPublic, summary="Feature store status")
@@ -97,5 +105,3 @@ def status(tenant_id: TenantQuery, services: ServicesDep) -> StatusPublic:
         rollups_fresh=stats.rollup_hours == 0 or stats.readings > 0,
         last_export=export_public(last) if last else None,
     )
-
-

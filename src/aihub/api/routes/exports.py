@@ -62,8 +62,9 @@ def list_exports(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ExportPage:
     records, total = exports.list(tenant_id, limit=limit, offset=offset)
-    return ExportPage(exports=[export_public(r) for r in records], total=total, limit=limit,
-                      offset=offset)
+    return ExportPage(
+        exports=[export_public(r) for r in records], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/exports/{export_id}", response_model=ExportPublic, summary="One export record")

@@ -40,8 +40,9 @@ async def get_features(body: FeatureGet, features: FeatureServiceDep) -> Respons
     return Response(content=value, media_type=_JSON)
 
 
-@router.post("/get-batch", response_model=FeatureBatchPublic,
-             summary="Features of many assets at one hour")
+@router.post(
+    "/get-batch", response_model=FeatureBatchPublic, summary="Features of many assets at one hour"
+)
 async def get_features_batch(body: FeatureGetBatch, features: FeatureServiceDep) -> Response:
     """One ``/get`` response per asset, in the order asked, computed together on misses."""
     req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
@@ -50,8 +51,12 @@ async def get_features_batch(body: FeatureGetBatch, features: FeatureServiceDep)
     if not lookup.complete:
         values = await run_in_threadpool(features.fill, req, lookup)  # type: ignore[arg-type]
     head = (
-        b'{"tenant_id":"' + body.tenant_id.encode() + b'","feature_set":"'
-        + body.feature_set.encode() + b'","timestamp":"' + iso(lookup.hour).encode()
+        b'{"tenant_id":"'
+        + body.tenant_id.encode()
+        + b'","feature_set":"'
+        + body.feature_set.encode()
+        + b'","timestamp":"'
+        + iso(lookup.hour).encode()
         + b'","results":['
     )
     return Response(content=head + b",".join(values) + b"]}", media_type=_JSON)  # type: ignore[arg-type]
@@ -66,8 +71,11 @@ def list_sets(
     store, online = services.timeseries, services.online
     return FeatureSetsPublic(
         feature_sets={
-            fs.name: describe_set(fs, online_backend=online.backend_name,
-                                  store_backend=getattr(store, "backend_name", "database"))
+            fs.name: describe_set(
+                fs,
+                online_backend=online.backend_name,
+                store_backend=getattr(store, "backend_name", "database"),
+            )
             for fs in sets
         }
     )
@@ -82,14 +90,22 @@ def create_set(body: FeatureSetCreate, services: ServicesDep) -> dict[str, objec
         features=body.features,
         use_cases=body.use_cases,
     )
-    return describe_set(fs, online_backend=services.online.backend_name,
-                        store_backend=getattr(services.timeseries, "backend_name", "database"))
+    return describe_set(
+        fs,
+        online_backend=services.online.backend_name,
+        store_backend=getattr(services.timeseries, "backend_name", "database"),
+    )
 
 
 @router.get("/catalog", response_model=list[CatalogFeature], summary="Every feature available")
 def catalog() -> list[CatalogFeature]:
     return [
-        CatalogFeature(name=f.name, kind=f.kind, description=f.description,
-                       horizon_hours=f.horizon_hours, dtype=f.dtype)
+        CatalogFeature(
+            name=f.name,
+            kind=f.kind,
+            description=f.description,
+            horizon_hours=f.horizon_hours,
+            dtype=f.dtype,
+        )
         for f in CATALOG.values()
     ]

@@ -20,8 +20,11 @@ def health() -> dict[str, str]:
 @router.get("/ready", summary="Every backend reachable")
 def ready(services: ServicesDep) -> JSONResponse:
     checks: dict[str, dict[str, str]] = {}
-    backends = [("database", services.timeseries), ("online_cache", services.online),
-                *services.extras.get("ready_checks", [])]
+    backends = [
+        ("database", services.timeseries),
+        ("online_cache", services.online),
+        *services.extras.get("ready_checks", []),
+    ]
     for name, backend in backends:
         try:
             backend.ping()
@@ -31,5 +34,6 @@ def ready(services: ServicesDep) -> JSONResponse:
         except Exception as exc:  # a backend's own error type: report, don't crash
             checks[name] = {"status": "unavailable", "detail": type(exc).__name__}
     ok = all(c["status"] == "ok" for c in checks.values())
-    return JSONResponse({"status": "ready" if ok else "degraded", "checks": checks},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ready" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503
+    )

@@ -65,8 +65,12 @@ class WeatherIngest(BaseModel):
                 {
                     "tenant_id": "tenant-123",
                     "observations": [
-                        {"location_id": "berlin", "ts": "2024-01-01T00:00:00Z",
-                         "temperature": 4.2, "humidity": 80}
+                        {
+                            "location_id": "berlin",
+                            "ts": "2024-01-01T00:00:00Z",
+                            "temperature": 4.2,
+                            "humidity": 80,
+                        }
                     ],
                 }
             ]
@@ -228,8 +232,12 @@ class AssetUpdate(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"timezone": "Europe/Berlin", "country": "DE", "location_id": "berlin",
-                 "kind": "load"}
+                {
+                    "timezone": "Europe/Berlin",
+                    "country": "DE",
+                    "location_id": "berlin",
+                    "kind": "load",
+                }
             ]
         },
     )

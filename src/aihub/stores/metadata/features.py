@@ -55,7 +55,9 @@ class FeatureMetadataStore:
                     )
                 )
         except IntegrityError as exc:
-            raise Conflict(f"feature set '{fs.name}' already exists for tenant '{tenant_id}'") from exc
+            raise Conflict(
+                f"feature set '{fs.name}' already exists for tenant '{tenant_id}'"
+            ) from exc
 
     def feature_sets(self, tenant_id: str) -> list[FeatureSet]:
         with self.engine.connect() as conn:

@@ -33,9 +33,7 @@ class OnlineStore(ABC):
         """The current generation of each key (changes on every invalidation)."""
 
     @abstractmethod
-    def put_many(
-        self, items: Sequence[tuple[str, bytes, int]], field: str, *, ttl: int
-    ) -> None:
+    def put_many(self, items: Sequence[tuple[str, bytes, int]], field: str, *, ttl: int) -> None:
         """Store ``(key, value, generation)`` items whose key is still at that generation;
         the entry expires ``ttl`` seconds after its first field was stored."""
 

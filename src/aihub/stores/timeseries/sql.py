@@ -34,6 +34,7 @@ from aihub.timeutil import HOUR_US, utcnow
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_KIND = "load"
 
+
 def compute_rollups(readings: pl.DataFrame) -> pl.DataFrame:
     """Hourly rollups (``ROLLUP_SCHEMA``) of ``asset_key, ts, value`` readings.
 
@@ -128,7 +129,9 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         """Upsert ``asset_key, ts, value`` rows inside ``conn``'s transaction."""
 
     @abstractmethod
-    def _write_rollups(self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame) -> None:
+    def _write_rollups(
+        self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame
+    ) -> None:
         """Recompute and upsert the rollups of ``runs`` (``touched_hour_runs``) after the
         readings are written; ``readings`` holds every reading of those hours."""
 
@@ -164,7 +167,9 @@ class SqlTimeSeriesStore(TimeSeriesStore):
     def list_assets(self, tenant_id: str, *, limit: int, offset: int) -> tuple[list[Asset], int]:
         with self._connect() as conn:
             total = conn.execute(
-                sa.select(sa.func.count()).select_from(assets).where(assets.c.tenant_id == tenant_id)
+                sa.select(sa.func.count())
+                .select_from(assets)
+                .where(assets.c.tenant_id == tenant_id)
             ).scalar_one()
             rows = conn.execute(
                 sa.select(assets)
@@ -179,9 +184,9 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         now = utcnow()
         with self._write() as conn:
             row = conn.execute(
-                sa.select(assets).where(
-                    assets.c.tenant_id == tenant_id, assets.c.asset_id == asset_id
-                ).with_for_update()
+                sa.select(assets)
+                .where(assets.c.tenant_id == tenant_id, assets.c.asset_id == asset_id)
+                .with_for_update()
             ).first()
             if row is None:
                 conn.execute(
@@ -286,8 +291,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             self._write_weather(conn, tenant_id, observations)
             at_locations = (assets.c.tenant_id == tenant_id) & assets.c.location_id.in_(locations)
             affected = [
-                r.asset_id
-                for r in conn.execute(sa.select(assets.c.asset_id).where(at_locations))
+                r.asset_id for r in conn.execute(sa.select(assets.c.asset_id).where(at_locations))
             ]
             if affected:
                 conn.execute(assets.update().where(at_locations).values(data_seq=seq))
@@ -301,11 +305,13 @@ class SqlTimeSeriesStore(TimeSeriesStore):
 
     def _bump_seq(self, conn: sa.Connection, now: datetime) -> int:
         conn.execute(
-            ingest_seq.update().where(ingest_seq.c.id == 1).values(
-                seq=ingest_seq.c.seq + 1, last_ingest_at=now
-            )
+            ingest_seq.update()
+            .where(ingest_seq.c.id == 1)
+            .values(seq=ingest_seq.c.seq + 1, last_ingest_at=now)
         )
-        return int(conn.execute(sa.select(ingest_seq.c.seq).where(ingest_seq.c.id == 1)).scalar_one())
+        return int(
+            conn.execute(sa.select(ingest_seq.c.seq).where(ingest_seq.c.id == 1)).scalar_one()
+        )
 
     def _ensure_assets(
         self, conn: sa.Connection, tenant_id: str, asset_ids: list[str], now: datetime
@@ -367,7 +373,9 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         return self._fetch(sql, [tenant_id, *locs, start, end], WEATHER_SCHEMA)
 
     def load_readings(self, asset_key: int, start: int, end: int) -> pl.DataFrame:
-        sql = "SELECT ts, value FROM readings WHERE asset_key = ? AND ts >= ? AND ts < ? ORDER BY ts"
+        sql = (
+            "SELECT ts, value FROM readings WHERE asset_key = ? AND ts >= ? AND ts < ? ORDER BY ts"
+        )
         return self._fetch(sql, [asset_key, start, end], {"ts": pl.Int64, "value": pl.Float64})
 
     def asset_keys_with_data(
@@ -392,9 +400,9 @@ class SqlTimeSeriesStore(TimeSeriesStore):
     def tenant_stats(self, tenant_id: str) -> TenantStats:
         with self._connect() as conn:
             a = conn.execute(
-                sa.select(
-                    sa.func.count(), sa.func.max(assets.c.last_ingest_at)
-                ).where(assets.c.tenant_id == tenant_id)
+                sa.select(sa.func.count(), sa.func.max(assets.c.last_ingest_at)).where(
+                    assets.c.tenant_id == tenant_id
+                )
             ).one()
             r = conn.execute(
                 sa.text(

@@ -46,15 +46,17 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         assert raw is not None
         raw.executemany(_UPSERT_READINGS, rows.rows())
 
-    def _write_rollups(self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame) -> None:
+    def _write_rollups(
+        self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame
+    ) -> None:
         raw = conn.connection.driver_connection
         assert raw is not None
         # Binding values from Python is the slow part of SQLite bulk writes. A run in which
         # every hour holds one reading has rollups equal to its readings: copy them inside
         # SQLite, and compute (and bind) only hours that aggregate several readings.
-        for key, start, end in runs.filter(pl.col("max_n") == 1).select(
-            "asset_key", "start", "end"
-        ).iter_rows():
+        for key, start, end in (
+            runs.filter(pl.col("max_n") == 1).select("asset_key", "start", "end").iter_rows()
+        ):
             raw.execute(_COPY_SINGLE_READING_HOURS, (key, start, end))
         multi = runs.filter(pl.col("max_n") > 1)
         if not multi.is_empty():
