@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from aihub import __version__
 from aihub.api.errors import install_error_handlers
-from aihub.api.routes import assets, exports, features, health, ingest
+from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
 from aihub.config import Settings
 from aihub.services.container import Services, build_services
+
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """Build the app. ``services`` (already built) wins over ``settings``; with neither,
@@ -37,6 +38,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, ingest, features, exports, assets):
+    for module in (health, ingest, features, exports, assets, models, model_artifacts):
         app.include_router(module.router)
     return app

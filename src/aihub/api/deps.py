@@ -11,6 +11,9 @@ from aihub.services.container import Services
 from aihub.services.exports import ExportService
 from aihub.services.features import FeatureService
 from aihub.services.ingest import IngestService
+from aihub.services.model_artifacts import ArtifactService
+from aihub.services.predictions import PredictionService
+from aihub.services.registry import RegistryService
 
 
 def get_services(request: Request) -> Services:
@@ -33,3 +36,20 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 FeatureServiceDep = Annotated[FeatureService, Depends(get_features)]
 IngestServiceDep = Annotated[IngestService, Depends(get_ingest)]
 ExportServiceDep = Annotated[ExportService, Depends(get_exports)]
+
+
+def get_registry(request: Request) -> RegistryService:
+    return request.app.state.services.registry  # type: ignore[no-any-return]
+
+
+def get_model_artifacts(request: Request) -> ArtifactService:
+    return request.app.state.services.model_artifacts  # type: ignore[no-any-return]
+
+
+def get_predictions(request: Request) -> PredictionService:
+    return request.app.state.services.predictions  # type: ignore[no-any-return]
+
+
+RegistryDep = Annotated[RegistryService, Depends(get_registry)]
+ModelArtifactsDep = Annotated[ArtifactService, Depends(get_model_artifacts)]
+PredictionsDep = Annotated[PredictionService, Depends(get_predictions)]

@@ -79,7 +79,8 @@ def _lightgbm(data: bytes) -> LoadedModel:
         raise ModelLoadRefused(f"not a valid LightGBM text model: {exc}"[:500]) from exc
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(booster.predict(x, num_threads=1), dtype=np.float64).reshape(len(x), -1)[:, 0]
+        out = booster.predict(x, num_threads=1)
+        return np.asarray(out, dtype=np.float64).reshape(len(x), -1)[:, 0]
 
     return LoadedModel("lightgbm", predict, list(booster.feature_name()))
 

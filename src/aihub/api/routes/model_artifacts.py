@@ -1,0 +1,79 @@
+"""Model artifacts (streamed in and out) and predictions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from aihub.api.deps import ModelArtifactsDep, PredictionsDep
+from aihub.api.schemas.models import ArtifactPublic, PredictionPublic, PredictRequest
+from aihub.api.streaming import feed_blocking
+
+router = APIRouter(prefix="/ai/models", tags=["models"])
+
+
+@router.put("/{model_id}/artifact", response_model=ArtifactPublic,
+            summary="Upload a version's artifact (raw body, streamed)",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                         "format": "binary"}}}}})
+async def upload_artifact(
+    model_id: str,
+    request: Request,
+    artifacts: ModelArtifactsDep,
+    sha256: Annotated[str | None, Query(description="expected sha256 (hex)")] = None,
+    x_content_sha256: Annotated[str | None, Header()] = None,
+) -> ArtifactPublic:
+    """The body is the model file: a LightGBM text model, a skops file or ONNX (pickle is
+    stored but only loadable where the operator allows it). Give the expected sha256 to
+    have corruption in transit detected. 409 if the version already has an artifact."""
+    expected = sha256 or x_content_sha256
+    await run_in_threadpool(artifacts.registry.get, model_id)  # 404/422 before reading
+    version = await feed_blocking(
+        request.stream(),
+        lambda chunks: artifacts.upload(model_id, chunks, expected_sha256=expected),
+    )
+    return ArtifactPublic(model_id=version.model_id, model_size_bytes=version.artifact_size or 0,
+                          sha256=version.artifact_sha256 or "", format=version.artifact_format)
+
+
+@router.get("/{model_id}/artifact", summary="Download a version's artifact (streamed)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def download_artifact(model_id: str, artifacts: ModelArtifactsDep) -> StreamingResponse:
+    """The bytes as uploaded; ``X-Content-SHA256`` (and the ETag) carry the digest."""
+    version, chunks = artifacts.open(model_id)
+    filename = f"{version.tenant_id}_{version.model_name}_{version.version}.model"
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(version.artifact_size),
+            "X-Content-SHA256": version.artifact_sha256 or "",
+            "ETag": f'"{version.artifact_sha256}"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Model-Id": version.model_id,
+        },
+    )
+
+
+@router.post("/{model_id}/predict", response_model=PredictionPublic,
+             summary="Predict from rows or from online features")
+def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep
+            ) -> PredictionPublic:
+    """``rows`` of named features, or ``asset_ids`` + ``feature_set`` (+ ``as_of``) to use
+    exactly the online features ``/ai/features/get-batch`` serves. Features are ordered
+    by the model's ``feature_names``; a missing one is a 422 naming it."""
+    if body.rows is not None:
+        p = predictions.predict_rows(model_id, body.rows)
+    else:
+        assert body.asset_ids is not None and body.feature_set is not None
+        p = predictions.predict_assets(model_id, asset_ids=body.asset_ids,
+                                       feature_set=body.feature_set,
+                                       lookback_hours=body.lookback_hours, as_of=body.as_of)
+    return PredictionPublic(model_id=p.version.model_id, version=p.version.version,
+                            predictions=p.predictions, asset_ids=p.asset_ids,
+                            timestamp=p.timestamp)
