@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".aihub"), validation_alias="AIHUB_DATA_DIR")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Prepended to every Redis key (default none: the quick-start's exact layout); lets
+    # several deployments or test runs share one Redis database.
+    redis_key_prefix: str = Field(default="", validation_alias="AIHUB_REDIS_PREFIX")
 
     minio_endpoint_url: str | None = Field(default=None, validation_alias="MINIO_ENDPOINT_URL")
     minio_access_key: str | None = Field(default=None, validation_alias="MINIO_ACCESS_KEY")

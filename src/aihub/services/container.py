@@ -58,16 +58,16 @@ def build_timeseries(settings: Settings, engine: sa.Engine) -> TimeSeriesStore:
         from aihub.stores.timeseries.sqlite import SqliteTimeSeriesStore
 
         return SqliteTimeSeriesStore(engine)
-    from aihub.stores.timeseries.postgres import PostgresTimeSeriesStore  # type: ignore[import-not-found]
+    from aihub.stores.timeseries.postgres import PostgresTimeSeriesStore
 
-    return PostgresTimeSeriesStore(engine)  # type: ignore[no-any-return]
+    return PostgresTimeSeriesStore(engine)
 
 
 def build_online(settings: Settings) -> OnlineStore:
     if settings.redis_url:
-        from aihub.stores.online.redis import RedisOnlineStore  # type: ignore[import-not-found]
+        from aihub.stores.online.redis import RedisOnlineStore
 
-        return RedisOnlineStore(settings.redis_url)  # type: ignore[no-any-return]
+        return RedisOnlineStore(settings.redis_url, prefix=settings.redis_key_prefix)
     from aihub.stores.online.memory import MemoryOnlineStore
 
     return MemoryOnlineStore()

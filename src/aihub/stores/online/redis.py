@@ -1,0 +1,212 @@
+"""Redis online store: the production cache every API replica shares.
+
+Layout (the quick-start's): a hash ``features:{tenant}:{asset}:latest`` per asset, one field
+per (feature set, lookback, hour), expiring ``FEATURE_CACHE_TTL`` seconds after its first
+field. Beside it ``features:{tenant}:{asset}:gen``, the asset's generation counter:
+``invalidate`` deletes the hash and increments the counter in one MULTI, and ``put_many``
+is a Lua script that writes a field only while the counter still equals the reader's token,
+so a fill computed before an ingest can never land after that ingest's invalidation, on
+any replica.
+
+Redis is a cache, never the source of truth: when it cannot be reached the store answers
+"miss" and skips writes (features are computed from the database, slower but correct),
+logs one warning, and tries again after a short back-off. Invalidations that failed are
+kept and replayed when Redis answers again; ``ping`` reports the outage to ``/ready``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+
+from aihub.errors import BackendUnavailable
+from aihub.stores.online.base import OnlineStore
+
+log = logging.getLogger("aihub.online.redis")
+
+T = TypeVar("T")
+
+BACKOFF_SECONDS = 1.0
+_MAX_PENDING = 100_000
+
+# KEYS: entry key and generation key, pairwise. ARGV: field, ttl, then value and token of
+# each pair. A field is written only if the generation is unchanged since the reader's
+# token; the TTL is set when the entry is created, so it counts from the first field.
+_PUT_IF_CURRENT = """
+local field = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local written = 0
+for i = 1, #KEYS, 2 do
+  local j = (i + 1) / 2
+  local gen = redis.call('GET', KEYS[i + 1]) or '0'
+  if gen == ARGV[2 + 2 * j] then
+    redis.call('HSET', KEYS[i], field, ARGV[1 + 2 * j])
+    if redis.call('TTL', KEYS[i]) < 0 then
+      redis.call('EXPIRE', KEYS[i], ttl)
+    end
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+def _gen_key(key: str) -> str:
+    base = key[: -len(":latest")] if key.endswith(":latest") else key
+    return base + ":gen"
+
+
+class RedisOnlineStore(OnlineStore):
+    shared = True
+    backend_name = "redis"
+    # An outage degrades serving (computed, slower) but does not stop it.
+    critical = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "",
+        socket_timeout: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
+        self.prefix = prefix
+        self._pool = redis.ConnectionPool.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            max_connections=max_connections,
+            health_check_interval=30,
+        )
+        self._client = redis.Redis(connection_pool=self._pool)
+        self._put = self._client.register_script(_PUT_IF_CURRENT)
+        self._down_until = 0.0
+        self._down_reason: str | None = None
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- interface --------------------------------------------------------------------------
+    def get_many(self, keys: Sequence[str], field: str) -> list[bytes | None]:
+        if not keys:
+            return []
+
+        def run() -> list[bytes | None]:
+            if len(keys) == 1:
+                return [self._client.hget(self.prefix + keys[0], field)]  # type: ignore[list-item]
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hget(self.prefix + key, field)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        return self._guarded(run, [None] * len(keys))
+
+    def generations(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+
+        def run() -> list[int]:
+            raw = self._client.mget([self.prefix + _gen_key(k) for k in keys])
+            return [int(v) if v is not None else 0 for v in raw]  # type: ignore[union-attr]
+
+        # -1 never matches a stored generation, so fills computed during an outage are
+        # dropped rather than written once Redis is back.
+        return self._guarded(run, [-1] * len(keys))
+
+    def put_many(self, items: Sequence[tuple[str, bytes, int]], field: str, *, ttl: int) -> None:
+        items = [it for it in items if it[2] >= 0]
+        if ttl <= 0 or not items:
+            return
+        keys: list[str] = []
+        args: list[Any] = [field, ttl]
+        for key, value, generation in items:
+            keys += [self.prefix + key, self.prefix + _gen_key(key)]
+            args += [value, str(generation)]
+        self._guarded(lambda: self._put(keys=keys, args=args), None)
+
+    def invalidate(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        with self._lock:
+            self._pending.update(keys)
+            if len(self._pending) > _MAX_PENDING:  # beyond this the TTL has to do
+                self._pending = set(sorted(self._pending)[-_MAX_PENDING:])
+        if time.monotonic() < self._down_until or not self._flush_pending():
+            log.warning("redis: %d invalidation(s) deferred until Redis is reachable", len(keys))
+
+    def ping(self) -> None:
+        try:
+            self._client.ping()
+        except redis.RedisError as exc:
+            self._mark_down(exc)
+            raise BackendUnavailable(self.backend_name, _describe(exc)) from exc
+        if self._down_reason is not None and self._flush_pending():
+            self._recovered()
+
+    def close(self) -> None:
+        self._pool.disconnect()
+
+    @property
+    def degraded(self) -> bool:
+        return self._down_reason is not None
+
+    # -- outage handling ----------------------------------------------------------------------
+    def _flush_pending(self) -> bool:
+        """Delete the pending entries and advance their generations; False if Redis failed."""
+        with self._lock:
+            todo = sorted(self._pending)
+        if not todo:
+            return True
+        try:
+            pipe = self._client.pipeline(transaction=True)
+            for key in todo:
+                pipe.delete(self.prefix + key)
+                pipe.incr(self.prefix + _gen_key(key))
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._mark_down(exc)
+            return False
+        with self._lock:
+            self._pending.difference_update(todo)
+        return True
+
+    def _guarded(self, op: Callable[[], T], fallback: T) -> T:
+        if self._down_reason is not None:
+            if time.monotonic() < self._down_until:
+                return fallback
+            # Back from an outage: drop what went stale meanwhile before serving from it.
+            if not self._flush_pending():
+                return fallback
+        try:
+            result = op()
+        except redis.RedisError as exc:
+            self._mark_down(exc)
+            return fallback
+        if self._down_reason is not None:
+            self._recovered()
+        return result
+
+    def _mark_down(self, exc: Exception) -> None:
+        with self._lock:
+            first = self._down_reason is None
+            self._down_reason = _describe(exc)
+            self._down_until = time.monotonic() + BACKOFF_SECONDS
+        if first:
+            log.warning("redis unreachable (%s): serving features computed from the store",
+                        self._down_reason)
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if self._down_reason is None:
+                return
+            self._down_reason = None
+            self._down_until = 0.0
+        log.warning("redis reachable again: online cache back in use")
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
