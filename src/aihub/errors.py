@@ -78,3 +78,10 @@ class MissingDependency(AihubError):
 
     status_code = 503
     code = "missing_dependency"
+
+
+class DigestMismatch(Conflict):
+    """Bytes that no longer hash to the sha256 recorded for them (corrupted in storage or
+    in transit); they are neither loaded nor kept."""
+
+    code = "digest_mismatch"

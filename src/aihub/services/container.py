@@ -89,6 +89,7 @@ def build_registry(svc: Services) -> None:
     svc.artifact_store = build_artifact_store(settings)
     svc.registry = RegistryService(engine=svc.engine, store=ModelMetadataStore(svc.engine))
     svc.model_artifacts = ArtifactService(registry=svc.registry, store=svc.artifact_store)
+    svc.extras.setdefault("ready_checks", []).append(("artifact_store", svc.artifact_store))
     svc.predictions = PredictionService(
         registry=svc.registry,
         artifacts=svc.model_artifacts,

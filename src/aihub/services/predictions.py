@@ -17,19 +17,13 @@ from typing import Any
 import numpy as np
 import orjson
 
-from aihub.errors import Conflict, InvalidInput
+from aihub.errors import Conflict, DigestMismatch, InvalidInput
 from aihub.inference.cache import ModelCache
 from aihub.inference.loaders import LoadedModel, load_model
 from aihub.services.features import FeatureService, OnlineRequest
 from aihub.services.model_artifacts import ArtifactService
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.models import ModelVersion
-
-
-class DigestMismatch(Conflict):
-    """The stored bytes no longer hash to the digest recorded at upload."""
-
-    code = "artifact_digest_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
