@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,7 @@ def ingest_readings(
 ) -> None:
     """Import meter readings. The whole file is validated first and stored in one
     transaction: a bad row is reported (row and column) and nothing is stored."""
+    started = time.perf_counter()
     frame = readings_from_file(
         file,
         fmt=fmt,
@@ -62,9 +64,11 @@ def ingest_readings(
         )
     first = iso(from_us(result.first_ts)) if result.first_ts is not None else "-"
     last = iso(from_us(result.last_ts)) if result.last_ts is not None else "-"
+    elapsed = time.perf_counter() - started
     console.print(
         f"[green]accepted[/green] {result.accepted} readings for {len(result.asset_ids)} "
-        f"asset(s) of tenant [bold]{tenant}[/bold], {first} .. {last}"
+        f"asset(s) of tenant [bold]{tenant}[/bold], {first} .. {last} "
+        f"in {elapsed:.2f} s ({result.accepted / max(elapsed, 1e-9):,.0f} readings/s)"
     )
 
 

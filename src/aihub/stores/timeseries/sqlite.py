@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +42,36 @@ _UPSERT_WEATHER = (
 
 class SqliteTimeSeriesStore(SqlTimeSeriesStore):
     backend_name = "sqlite"
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
+        self._data_version: int | None = None
+        self._seq = 0
+
+    def change_seq(self) -> int:
+        """Served on every online request, so it must cost microseconds: a dedicated
+        connection asks ``PRAGMA data_version`` (which moves when any other connection,
+        in any process, commits) and reads the counter only when it moved."""
+        with self._watch_lock:
+            if self._watch is None:
+                path = self.engine.url.database or ""
+                self._watch = sqlite3.connect(path, check_same_thread=False,
+                                              isolation_level=None)
+            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                row = self._watch.execute("SELECT seq FROM ingest_seq WHERE id = 1").fetchone()
+                self._seq = int(row[0])
+                self._data_version = version
+            return self._seq
+
+    def close(self) -> None:
+        with self._watch_lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
+        super().close()
 
     def _write_readings(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
         raw = conn.connection.driver_connection

@@ -1,0 +1,175 @@
+"""Feature-store benchmarks on the embedded default (issue: feature store).
+
+    .venv/bin/python bench/bench_features.py [--assets 100] [--hours 8760] [--requests 5000]
+
+Data: the demo generator (daily/weekly/seasonal shape, temperature dependence, noise),
+100 assets x 1 year hourly = 876,000 readings. Measures, in one run:
+- ingest through the CLI from Parquet (readings/s, in-command and whole-command);
+- export of forecast_basic for every row over HTTP and through the CLI (seconds, peak RSS);
+- online get over HTTP with one keep-alive client, hot cache, against a floor (a minimal
+  FastAPI endpoint returning a stored JSON from the same cache class) served the same way;
+- cache-miss get p99; get-batch of 100 assets.
+Results replace the "Feature store" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402
+    AIHUB,
+    PeakRss,
+    free_port,
+    latencies,
+    machine,
+    post_json,
+    process,
+    summary,
+    write_section,
+)
+
+import polars as pl  # noqa: E402
+
+from aihub.demo.generator import DemoSpec, readings_frame  # noqa: E402
+from aihub.timeutil import to_us  # noqa: E402
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--assets", type=int, default=100)
+    ap.add_argument("--hours", type=int, default=8760)
+    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--no-write", action="store_true", help="don't update RESULTS.md")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="aihub-bench-"))
+    env = {"AIHUB_DATA_DIR": str(work / "data"), "EXPORT_STORAGE_PATH": str(work / "exports"),
+           "FEATURE_CACHE_TTL": "3600"}
+    lines: list[str] = [f"Machine: {machine()}. Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", ""]
+    spec = DemoSpec(tenant_id="bench", assets=args.assets, hours=args.hours, start=START)
+    frame = readings_frame(spec, to_us(START)).with_columns(
+        pl.col("ts").cast(pl.Datetime("us", "UTC"))
+    )
+    parquet = work / "readings.parquet"
+    frame.write_parquet(parquet)
+    n = frame.height
+    print(f"generated {n} readings -> {parquet}", flush=True)
+
+    # -- ingest via the CLI ----------------------------------------------------------------
+    t = time.perf_counter()
+    out = subprocess.run([AIHUB, "ingest", "readings", str(parquet), "--tenant", "bench"],
+                         env={**__import__("os").environ, **env}, capture_output=True,
+                         text=True, check=True)
+    wall = time.perf_counter() - t
+    inner = float(re.search(r"in ([\d.]+) s", out.stdout.replace("\n", " ")).group(1))  # type: ignore[union-attr]
+    print(out.stdout.strip(), flush=True)
+    lines += [
+        "| measurement | result | target |",
+        "|---|---|---|",
+        f"| ingest {n:,} readings via `aihub ingest readings` from Parquet, in-command "
+        f"(read, validate, store, rollups, commit) | {n / inner:,.0f} readings/s ({inner:.2f} s)"
+        f" | >= 200,000/s |",
+        f"| same, whole command incl. interpreter start and imports | {n / wall:,.0f} "
+        f"readings/s ({wall:.2f} s) | |",
+    ]
+
+    port, floor_port = free_port(), free_port()
+    serve = [AIHUB, "serve", "--port", str(port), "--log-level", "warning"]
+    floor = [sys.executable, "-m", "uvicorn", "floor_app:create_app", "--factory", "--port",
+             str(floor_port), "--log-level", "warning", "--no-access-log"]
+    bench_dir = str(Path(__file__).resolve().parent)
+    with process(serve, env, port) as server, process(
+        floor, {"PYTHONPATH": bench_dir}, floor_port, ready_path="/docs"
+    ):
+        # -- export over HTTP ----------------------------------------------------------------
+        req = {"tenant_id": "bench", "feature_set": "forecast_basic",
+               "start_time": START.isoformat(),
+               "end_time": (START + timedelta(hours=args.hours)).isoformat()}
+        post_json(port, "/ai/features/export", {**req, "end_time": (START + timedelta(
+            hours=48)).isoformat()})  # warm imports
+        with PeakRss(server.pid) as rss:
+            t = time.perf_counter()
+            rec = post_json(port, "/ai/features/export", req)
+            export_s = time.perf_counter() - t
+        print(f"export over HTTP {export_s:.2f}s rows={rec['row_count']} peak={rss.peak/2**20:.0f} MiB",
+              flush=True)
+        lines.append(
+            f"| export forecast_basic, {rec['row_count']:,} rows, POST /ai/features/export | "
+            f"{export_s:.2f} s, server peak RSS {rss.peak / 2**20:,.0f} MiB (growth "
+            f"{rss.growth / 2**20:,.0f} MiB), file {int(rec['file_size_bytes']) / 2**20:.1f} MiB"
+            f" | <= 3 s, <= 1.5 GB |"
+        )
+
+        # -- online get, hot ----------------------------------------------------------------
+        as_of = (START + timedelta(hours=args.hours - 5)).isoformat()
+        body = json.dumps({"tenant_id": "bench", "asset_id": "meter-001",
+                           "feature_set": "forecast_basic", "lookback_hours": 168,
+                           "as_of": as_of}).encode()
+        floor_stats = summary(latencies(floor_port, "/floor", body, args.requests))
+        hot = summary(latencies(port, "/ai/features/get", body, args.requests))
+        floor_stats2 = summary(latencies(floor_port, "/floor", body, args.requests))
+        floor_p50 = min(floor_stats["p50_ms"], floor_stats2["p50_ms"])
+        print(f"hot {hot} floor {floor_stats}", flush=True)
+        lines += [
+            f"| online get, hot cache, 1 keep-alive client, {args.requests} requests | p50 "
+            f"{hot['p50_ms']:.3f} ms, p99 {hot['p99_ms']:.3f} ms, {hot['rps']:,.0f} req/s | "
+            "p50 <= 0.5 ms, p99 <= 1.0 ms, >= 2,000 req/s |",
+            f"| floor: minimal FastAPI endpoint, stored JSON from the same cache | p50 "
+            f"{floor_p50:.3f} ms, p99 {floor_stats['p99_ms']:.3f} ms | |",
+            f"| hot p50 / floor p50 | {hot['p50_ms'] / floor_p50:.2f}x | <= 1.5x |",
+        ]
+
+        # -- online get, cache miss ---------------------------------------------------------
+        hours = args.hours - 200
+
+        def miss(i: int) -> bytes:
+            h = START + timedelta(hours=200 + (i * 7919) % hours)
+            asset = f"meter-{(i % args.assets) + 1:03d}"
+            return json.dumps({"tenant_id": "bench", "asset_id": asset,
+                               "feature_set": "forecast_basic", "as_of": h.isoformat(),
+                               "lookback_hours": 167 + (i % 2)}).encode()
+
+        cold = summary(latencies(port, "/ai/features/get", miss, 1000, warmup=20))
+        lines.append(f"| online get, cache miss (distinct asset/hour each) | p50 "
+                     f"{cold['p50_ms']:.2f} ms, p99 {cold['p99_ms']:.2f} ms | p99 <= 20 ms |")
+
+        # -- get-batch of 100 ---------------------------------------------------------------
+        batch_assets = [f"meter-{i + 1:03d}" for i in range(min(100, args.assets))]
+        batch = json.dumps({"tenant_id": "bench", "asset_ids": batch_assets,
+                            "feature_set": "forecast_basic", "as_of": as_of}).encode()
+        b = summary(latencies(port, "/ai/features/get-batch", batch, 2000, warmup=50))
+        lines.append(f"| get-batch, {len(batch_assets)} assets, hot | p50 {b['p50_ms']:.2f} ms, "
+                     f"p99 {b['p99_ms']:.2f} ms | p50 <= 3 ms, p99 <= 5 ms |")
+
+    # -- export through the CLI (own process: peak RSS of the child) -------------------------
+    t = time.perf_counter()
+    subprocess.run([AIHUB, "export", "--tenant", "bench", "--start", req["start_time"],
+                    "--end", req["end_time"]], env={**__import__("os").environ, **env},
+                   capture_output=True, check=True)
+    cli_s = time.perf_counter() - t
+    peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    lines.append(f"| export through `aihub export` (whole command) | {cli_s:.2f} s, peak RSS "
+                 f"of the largest child so far {peak_child:,.0f} MiB | |")
+
+    lines += ["", "Reproduce: `.venv/bin/python bench/bench_features.py`."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("Feature store (embedded default)", text)
+
+
+if __name__ == "__main__":
+    main()

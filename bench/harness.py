@@ -1,0 +1,150 @@
+"""Small helpers shared by the benchmarks: servers as subprocesses, latency loops, RSS
+sampling and writing a section of RESULTS.md."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "RESULTS.md"
+AIHUB = str(Path(sys.executable).parent / "aihub")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(port: int, path: str = "/health", timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on {port} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], port: int, ready_path: str = "/health"
+            ) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_http(port, ready_path)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def latencies(port: int, path: str, body: bytes | Callable[[int], bytes], n: int,
+              warmup: int = 200) -> list[float]:
+    """Seconds per request over one keep-alive connection (stdlib client: lowest overhead)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Content-Type": "application/json"}
+    out: list[float] = []
+    for i in range(-warmup, n):
+        payload = body(i) if callable(body) else body
+        t = time.perf_counter()
+        conn.request("POST", path, payload, headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        dt = time.perf_counter() - t
+        if resp.status != 200:
+            raise RuntimeError(f"{path}: {resp.status} {data[:300]!r}")
+        if i >= 0:
+            out.append(dt)
+    conn.close()
+    return out
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    q = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "n": len(ordered),
+        "p50_ms": q[49] * 1e3,
+        "p99_ms": q[98] * 1e3,
+        "mean_ms": statistics.fmean(ordered) * 1e3,
+        "rps": len(ordered) / sum(ordered),
+    }
+
+
+class PeakRss:
+    """Samples a process's RSS every 10 ms; ``peak`` and ``growth`` in bytes."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.start = self.proc.memory_info().rss
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
+
+
+def write_section(heading: str, body: str) -> None:
+    """Replace (or append) the ``## heading`` section of RESULTS.md."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    section = f"## {heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(section + "\n", text) if pattern.search(text) else (
+        text.rstrip() + "\n\n" + section)
+    RESULTS.write_text(text)
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+            f"load average at start {load[0]:.2f}, Python {sys.version.split()[0]}")
+
+
+def post_json(port: int, path: str, payload: dict[str, object], timeout: float = 600
+              ) -> dict[str, object]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("POST", path, json.dumps(payload), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = json.loads(resp.read())
+    if resp.status != 200:
+        raise RuntimeError(f"{path}: {resp.status} {data}")
+    return data  # type: ignore[no-any-return]
