@@ -15,12 +15,24 @@ from aihub.errors import InvalidInput, NotFound, PayloadTooLarge
 from aihub.stores.artifacts.base import ArtifactStore, artifact_key
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "s3"])
 def artifact_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
     if request.param == "local":
         from aihub.stores.artifacts.local import LocalArtifactStore
 
         store: ArtifactStore = LocalArtifactStore(tmp_path / "artifacts")
+    elif request.param == "s3":
+        from aihub.config import Settings
+        from aihub.stores.artifacts.s3 import S3ArtifactStore
+
+        store = S3ArtifactStore.from_settings(
+            Settings(
+                MINIO_ENDPOINT_URL=request.getfixturevalue("moto_server"),
+                MINIO_ACCESS_KEY="testing",
+                MINIO_SECRET_KEY="testing",
+                MODEL_STORAGE_BUCKET=request.getfixturevalue("s3_bucket"),
+            )
+        )
     else:  # pragma: no cover - other backends register here
         raise AssertionError(request.param)
     yield store
