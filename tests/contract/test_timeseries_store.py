@@ -1,0 +1,180 @@
+"""One contract for every TimeSeriesStore backend (SQLite, PostgreSQL): upserts, rollups
+with the exact semantics of ``compute_rollups``, weather, reads, the change feed, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from aihub.config import Settings
+from aihub.db import create_db_engine, upgrade
+from aihub.errors import BackendUnavailable
+from aihub.stores.timeseries.base import WEATHER_SCHEMA, AssetChanges, TimeSeriesStore
+from aihub.stores.timeseries.sql import compute_rollups
+from aihub.timeutil import HOUR_US
+from tests.conftest import free_port
+
+H0 = 1_704_067_200_000_000  # 2024-01-01T00:00Z
+MIN = 60_000_000
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeriesStore]:
+    if request.param == "sqlite":
+        settings = Settings(AIHUB_DATA_DIR=tmp_path / "data")
+    else:
+        settings = Settings(AIHUB_DATA_DIR=tmp_path / "data",
+                            DATABASE_URL=request.getfixturevalue("pg_url"))
+    engine = create_db_engine(settings)
+    upgrade(engine)
+    from aihub.services.container import build_timeseries
+
+    ts_store = build_timeseries(settings, engine)
+    yield ts_store
+    ts_store.close()
+
+
+def frame(rows: list[tuple[str, int, float]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"asset_id": pl.String, "ts": pl.Int64, "value": pl.Float64},
+                        orient="row")
+
+
+def key(store: TimeSeriesStore, asset: str, tenant: str = "t1") -> int:
+    return store.get_assets(tenant, [asset])[0].key
+
+
+def rollups(store: TimeSeriesStore, asset: str) -> pl.DataFrame:
+    return store.load_rollups([key(store, asset)], 0, 2**62)
+
+
+def expected(store: TimeSeriesStore, asset: str, rows: list[tuple[int, float]]) -> pl.DataFrame:
+    k = key(store, asset)
+    return compute_rollups(
+        pl.DataFrame({"asset_key": [k] * len(rows), "ts": [t for t, _ in rows],
+                      "value": [v for _, v in rows]},
+                     schema={"asset_key": pl.Int64, "ts": pl.Int64, "value": pl.Float64})
+    )
+
+
+def assert_rollups_equal(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    assert got.select("asset_key", "hour", "n").rows() == want.select("asset_key", "hour", "n").rows()
+    for col in ("mean", "std", "min", "max"):
+        g, w = got.get_column(col).to_list(), want.get_column(col).to_list()
+        assert [x is None for x in g] == [x is None for x in w], col
+        assert [x for x in g if x is not None] == pytest.approx(
+            [x for x in w if x is not None], rel=1e-12, abs=1e-12), col
+
+
+def test_ingest_creates_assets_and_exact_rollups(store: TimeSeriesStore) -> None:
+    rows = [(H0, 1.0), (H0 + HOUR_US, 2.0), (H0 + HOUR_US + 15 * MIN, 4.0),
+            (H0 + 2 * HOUR_US, 5.0), (H0 + 2 * HOUR_US + 30 * MIN, 5.0)]
+    result = store.ingest_readings("t1", frame([("m1", t, v) for t, v in rows]))
+    assert result.accepted == 5 and result.asset_ids == ["m1"]
+    assert (result.first_ts, result.last_ts) == (H0, H0 + 2 * HOUR_US + 30 * MIN)
+    got = rollups(store, "m1")
+    assert got.get_column("std").to_list()[0] is None  # one reading: std null
+    assert got.get_column("std").to_list()[2] == 0.0  # all equal: exactly 0
+    assert_rollups_equal(got, expected(store, "m1", rows))
+
+
+def test_corrections_replace_and_recompute_the_hour(store: TimeSeriesStore) -> None:
+    store.ingest_readings("t1", frame([("m1", H0, 1.0), ("m1", H0 + 30 * MIN, 3.0)]))
+    # One correction, one new reading in the same hour, one brand-new hour.
+    store.ingest_readings("t1", frame([("m1", H0, 10.0), ("m1", H0 + 45 * MIN, 2.0),
+                                       ("m1", H0 + HOUR_US, 7.0)]))
+    stored = store.load_readings(key(store, "m1"), 0, 2**62)
+    assert stored.rows() == [(H0, 10.0), (H0 + 30 * MIN, 3.0), (H0 + 45 * MIN, 2.0),
+                             (H0 + HOUR_US, 7.0)]
+    assert_rollups_equal(rollups(store, "m1"), expected(store, "m1", stored.rows()))
+
+
+def test_later_batch_adds_to_an_hour_that_had_one_reading(store: TimeSeriesStore) -> None:
+    store.ingest_readings("t1", frame([("m1", H0, 2.0)]))
+    store.ingest_readings("t1", frame([("m1", H0 + 15 * MIN, 4.0)]))  # one reading per hour
+    got = rollups(store, "m1")
+    assert got.select("n", "mean", "min", "max").rows() == [(2, 3.0, 2.0, 4.0)]
+    assert got.get_column("std")[0] == pytest.approx(np.std([2.0, 4.0], ddof=1))
+
+
+def test_random_batches_match_compute_rollups(store: TimeSeriesStore) -> None:
+    rng = np.random.default_rng(5)
+    all_rows: dict[int, float] = {}
+    for _ in range(4):
+        ts = H0 + rng.integers(0, 48 * 60, 300) * MIN
+        vals = rng.normal(50, 10, 300).round(3)
+        batch = dict(zip(ts.tolist(), vals.tolist(), strict=True))  # last one wins
+        store.ingest_readings("t1", frame([("m1", t, v) for t, v in batch.items()]))
+        all_rows.update(batch)
+    want = expected(store, "m1", sorted(all_rows.items()))
+    assert_rollups_equal(rollups(store, "m1"), want)
+
+
+def test_weather_upsert_and_load(store: TimeSeriesStore) -> None:
+    store.upsert_asset("t1", "m1", AssetChanges(location_id="berlin"))
+    obs = pl.DataFrame(
+        {"location_id": ["berlin", "berlin"], "ts": [H0, H0 + HOUR_US],
+         "temperature": [4.5, None], "humidity": [80.0, 81.0], "wind_speed": [None, None],
+         "solar_irradiance": [None, None], "cloud_cover": [None, 12.5]},
+        schema=WEATHER_SCHEMA,
+    )
+    result = store.ingest_weather("t1", obs)
+    assert result.asset_ids == ["m1"]
+    store.ingest_weather("t1", obs.head(1).with_columns(temperature=pl.lit(5.5)))
+    got = store.load_weather("t1", ["berlin"], H0, H0 + 2 * HOUR_US)
+    assert got.get_column("temperature").to_list() == [5.5, None]
+    assert got.get_column("cloud_cover").to_list() == [None, 12.5]
+    assert store.load_weather("t2", ["berlin"], H0, H0 + 2 * HOUR_US).is_empty()
+
+
+def test_reads_are_bounded_and_sorted(store: TimeSeriesStore) -> None:
+    store.ingest_readings("t1", frame([("m1", H0 + h * HOUR_US, float(h)) for h in range(10)]
+                                      + [("m2", H0, 1.0)]))
+    k = key(store, "m1")
+    got = store.load_rollups([k], H0 + 2 * HOUR_US, H0 + 5 * HOUR_US)
+    assert got.get_column("hour").to_list() == [H0 + h * HOUR_US for h in (2, 3, 4)]
+    assert got.schema["n"] == pl.Int64
+    assert store.load_rollups([], 0, 2**62).is_empty()
+    assert store.load_readings(k, H0 + 9 * HOUR_US, 2**62).rows() == [(H0 + 9 * HOUR_US, 9.0)]
+    with_data = store.asset_keys_with_data("t1", None, H0 + 3 * HOUR_US, 2**62)
+    assert [a.asset_id for a in with_data] == ["m1"]
+
+
+def test_tenant_stats_and_isolation(store: TimeSeriesStore) -> None:
+    store.ingest_readings("t1", frame([("m1", H0, 1.0), ("m1", H0 + 10 * MIN, 1.0)]))
+    store.ingest_readings("t2", frame([("m1", H0, 9.0)]))
+    stats = store.tenant_stats("t1")
+    assert (stats.assets, stats.readings, stats.rollup_hours) == (1, 2, 1)
+    assert (stats.first_ts, stats.last_ts) == (H0, H0 + 10 * MIN)
+    assert key(store, "m1", "t1") != key(store, "m1", "t2")
+    assert store.tenant_exists("t2") and not store.tenant_exists("t3")
+
+
+def test_change_feed(store: TimeSeriesStore) -> None:
+    seq = store.change_seq()
+    store.ingest_readings("t1", frame([("m1", H0, 1.0)]))
+    assert store.change_seq() > seq
+    assert store.changed_since(seq) == [("t1", "m1")]
+    now = store.change_seq()
+    store.upsert_asset("t1", "m1", AssetChanges(timezone="Europe/Berlin"))
+    assert store.changed_since(now) == [("t1", "m1")]
+
+
+def test_unreachable_database_is_backend_unavailable(
+    store: TimeSeriesStore, tmp_path: Path
+) -> None:
+    if store.backend_name != "postgresql":
+        pytest.skip("an embedded SQLite file cannot be unreachable")
+    from aihub.services.container import build_timeseries
+
+    settings = Settings(AIHUB_DATA_DIR=tmp_path,
+                        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    dead = build_timeseries(settings, create_db_engine(settings))
+    with pytest.raises(BackendUnavailable) as info:
+        dead.ping()
+    assert info.value.backend == "postgresql" and info.value.status_code == 503
+    with pytest.raises(BackendUnavailable):
+        dead.load_rollups([1], 0, 1)
