@@ -94,16 +94,23 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
     return out.alias("ts")
 
 
-def _values(frame: pl.DataFrame, column: str) -> pl.Series:
+def _values(frame: pl.DataFrame, column: str, *, required: bool) -> pl.Series:
+    """``column`` as floats; NaN and infinities (and, if ``required``, empty cells) are
+    reported here, by file row and file column, not later under the internal field name."""
     col = frame.get_column(column)
     if col.dtype == pl.String:
         parsed = col.str.strip_chars().cast(pl.Float64, strict=False)
         _bad_row(frame, parsed.is_null() & col.is_not_null(), column, "not a number")
-        return parsed
-    try:
-        return col.cast(pl.Float64)
-    except pl.exceptions.PolarsError as exc:
-        raise InvalidInput(f"column '{column}': not numeric ({col.dtype})") from exc
+    else:
+        try:
+            parsed = col.cast(pl.Float64)
+        except pl.exceptions.PolarsError as exc:
+            raise InvalidInput(f"column '{column}': not numeric ({col.dtype})") from exc
+    if required:
+        _bad_row(frame, parsed.is_null(), column, "missing value")
+    _bad_row(frame, (parsed.is_nan() | parsed.is_infinite()).fill_null(False), column,
+             "not a finite number")
+    return parsed
 
 
 def readings_from_file(
@@ -128,7 +135,7 @@ def readings_from_file(
         {
             "asset_id": assets,
             "ts": parse_timestamps(frame, ts_col, timezone),
-            "value": _values(frame, value_col),
+            "value": _values(frame, value_col, required=True),
         }
     )
 
@@ -155,7 +162,7 @@ def weather_from_file(
     data = {"location_id": locations, "ts": parse_timestamps(frame, ts_col, timezone)}
     for f in WEATHER_FIELDS:
         data[f] = (
-            _values(frame, f)
+            _values(frame, f, required=False)
             if f in present
             else pl.Series(f, [None] * frame.height, dtype=pl.Float64)
         )
