@@ -67,7 +67,9 @@ def exports(
     with services() as svc:
         records, total = svc.exports.list(tenant, limit=limit, offset=0)
     table = Table(title=f"exports ({total} in all)")
-    for col in ("export_id", "tenant", "feature set", "status", "rows", "MB", "created"):
+    # The id is what users copy into the next command: never shorten it to fit.
+    table.add_column("export_id", no_wrap=True, min_width=36)
+    for col in ("tenant", "feature set", "status", "rows", "MB", "created"):
         table.add_column(col)
     for r in records:
         table.add_row(
