@@ -66,8 +66,9 @@ def dense_grid(rollups: pl.DataFrame, targets: pl.DataFrame, pad: int) -> pl.Dat
     high = np.full(total, np.nan)
     pos, inside = positions(rollups)
     level[pos] = rollups.get_column("mean").to_numpy()[inside]
-    low[pos] = rollups.get_column("min").to_numpy()[inside]
-    high[pos] = rollups.get_column("max").to_numpy()[inside]
+    if "min" in rollups.columns:  # only the sets that judge an hour load min/max
+        low[pos] = rollups.get_column("min").to_numpy()[inside]
+        high[pos] = rollups.get_column("max").to_numpy()[inside]
     is_target = np.zeros(total, dtype=bool)
     tpos, _ = positions(targets)
     is_target[tpos] = True
@@ -192,7 +193,8 @@ def _holiday_flags(dates: pl.Series, country: str) -> np.ndarray | None:
         days: set[date] = set(holidays.country_holidays(country, years=years))
     except NotImplementedError:
         return None
-    return dates.is_in(pl.Series(sorted(days), dtype=pl.Date)).cast(pl.Int32).to_numpy()
+    holiday_dates = np.array(sorted(days), dtype="datetime64[D]")
+    return np.isin(dates.to_numpy(), holiday_dates).astype(np.int32)
 
 
 def _weather(
@@ -234,7 +236,7 @@ def compute_features(
 ) -> pl.DataFrame:
     """Feature rows for ``targets`` (``asset_key``, ``hour`` in epoch us, on hour bounds).
 
-    ``rollups`` (``ROLLUP_SCHEMA``) must cover ``[H - min(lookback, 168h), H]`` of every
+    ``rollups`` (``asset_key, hour, mean`` and, for hourly_min/max, ``min, max``) must cover ``[H - min(lookback, 168h), H]`` of every
     target; ``assets`` follows ``ASSETS_SCHEMA`` and ``weather`` ``WEATHER_SCHEMA``.
     Returns ``asset_key, hour``, the features in the order asked, and ``target`` (L(H)) if
     asked, sorted by asset and hour, one row per distinct target. A feature whose inputs

@@ -137,7 +137,9 @@ class FeatureService:
         """
         keys = [a.key for a in assets]
         reach = min(lookback_hours, MAX_SHIFT_HOURS) * HOUR_US
-        rollups = self.store.load_rollups(keys, start - reach, end)
+        judged = {"hourly_min", "hourly_max"} & set(fs.features)
+        columns = ("mean", "min", "max") if judged else ("mean",)
+        rollups = self.store.load_rollups(keys, start - reach, end, columns=columns)
         if hours is None:
             targets = rollups.filter(pl.col("hour") >= start).select("asset_key", "hour")
         else:

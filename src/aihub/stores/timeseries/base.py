@@ -23,6 +23,7 @@ ROLLUP_SCHEMA = {
     "min": pl.Float64,
     "max": pl.Float64,
 }
+ROLLUP_VALUES = ("n", "mean", "std", "min", "max")
 WEATHER_FIELDS = ("temperature", "humidity", "wind_speed", "solar_irradiance", "cloud_cover")
 WEATHER_SCHEMA = {
     "location_id": pl.String,
@@ -111,8 +112,16 @@ class TimeSeriesStore(ABC):
 
     # -- reads ----------------------------------------------------------------------------
     @abstractmethod
-    def load_rollups(self, asset_keys: Sequence[int], start: int, end: int) -> pl.DataFrame:
-        """Hourly rollups (``ROLLUP_SCHEMA``) with ``start <= hour < end``, sorted."""
+    def load_rollups(
+        self,
+        asset_keys: Sequence[int],
+        start: int,
+        end: int,
+        *,
+        columns: Sequence[str] = ROLLUP_VALUES,
+    ) -> pl.DataFrame:
+        """Hourly rollups with ``start <= hour < end``, sorted by asset and hour:
+        ``asset_key``, ``hour`` and the requested value ``columns`` of ``ROLLUP_SCHEMA``."""
 
     @abstractmethod
     def load_weather(

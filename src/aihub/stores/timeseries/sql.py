@@ -20,6 +20,7 @@ from aihub.errors import BackendUnavailable
 from aihub.stores.feature_tables import assets, ingest_seq
 from aihub.stores.timeseries.base import (
     ROLLUP_SCHEMA,
+    ROLLUP_VALUES,
     WEATHER_FIELDS,
     WEATHER_SCHEMA,
     Asset,
@@ -347,16 +348,25 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         return keys
 
     # -- reads ----------------------------------------------------------------------------
-    def load_rollups(self, asset_keys: Sequence[int], start: int, end: int) -> pl.DataFrame:
+    def load_rollups(
+        self,
+        asset_keys: Sequence[int],
+        start: int,
+        end: int,
+        *,
+        columns: Sequence[str] = ROLLUP_VALUES,
+    ) -> pl.DataFrame:
+        wanted = [c for c in ROLLUP_VALUES if c in columns]  # fixed names: safe in SQL
+        schema = {c: ROLLUP_SCHEMA[c] for c in ("asset_key", "hour", *wanted)}
         if not asset_keys:
-            return pl.DataFrame(schema=ROLLUP_SCHEMA)
+            return pl.DataFrame(schema=schema)
         keys = sorted(set(asset_keys))
         sql = (
-            "SELECT asset_key, hour, n, mean, std, min, max FROM hourly_rollups "
+            f"SELECT {', '.join(schema)} FROM hourly_rollups "
             f"WHERE asset_key IN ({self._placeholders(len(keys))}) AND hour >= ? AND hour < ? "
             "ORDER BY asset_key, hour"
         )
-        return self._fetch(sql, [*keys, start, end], ROLLUP_SCHEMA)
+        return self._fetch(sql, [*keys, start, end], schema)
 
     def load_weather(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
