@@ -1,3 +1,4 @@
+# ruff: noqa
 # The quick-start's "Integration with Training Pipeline" script, verbatim except for
 # scikit-learn API drift: `root_mean_squared_error` replaces `squared=False`.
 # tests/registry/test_quickstart_http.py runs it against a live server.

@@ -48,7 +48,8 @@ def test_parallel_registration_of_one_version(http: httpx.Client) -> None:
         version = f"v2.0.{attempt}"
         barrier = threading.Barrier(2)
 
-        def register(_: int, version: str = version) -> int:
+        def register(_: int, version: str = version,
+                     barrier: threading.Barrier = barrier) -> int:
             barrier.wait()
             return http.post("/ai/models/register", json=register_body(version)).status_code
 
