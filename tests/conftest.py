@@ -90,9 +90,9 @@ def http(live_server: LiveServer) -> Iterator[httpx.Client]:
 # -- production backends: PostgreSQL, Redis, S3 (moto) ------------------------------------
 # Real servers: PostgreSQL and Redis on this machine (CI starts them), S3 over HTTP from a
 # moto server on a loopback port. ``AIHUB_TEST_BACKENDS`` (``embedded``, ``production`` or
-# both, comma-separated) picks the configurations that backend-parametrized tests run on;
-# unset, it is both when PostgreSQL and Redis answer, else embedded alone. Naming
-# ``production`` explicitly makes an unreachable server a failure instead of a skip.
+# both, comma-separated) picks the configurations that tests/api, tests/e2e and
+# ``backends``-marked tests run on; unset, it is both when PostgreSQL and Redis answer, else
+# embedded alone. Naming ``production`` explicitly makes an unreachable server a failure.
 
 import os  # noqa: E402
 import uuid  # noqa: E402
@@ -150,11 +150,27 @@ def pytest_configure(config: pytest.Config) -> None:
         "backends: run the test once per configuration in AIHUB_TEST_BACKENDS "
         "(embedded, production) through the `settings`/`services` fixtures",
     )
+    config.addinivalue_line(
+        "markers", "embedded_only: tests of the embedded backends' own behaviour"
+    )
+
+
+_SUITES_ON_EVERY_BACKEND = ("tests/api/", "tests/e2e/")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
-        metafunc.parametrize("backend", test_backends(), indirect=True)
+    """The API and end-to-end suites, and ``backends``-marked tests anywhere, run once per
+    configuration in ``test_backends()``; ``embedded_only`` tests stay on the embedded one."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    marked = metafunc.definition.get_closest_marker("backends") is not None
+    path = metafunc.definition.path.as_posix()
+    whole_suite = any(s in path for s in _SUITES_ON_EVERY_BACKEND)
+    if marked or whole_suite:
+        backends = test_backends()
+        if metafunc.definition.get_closest_marker("embedded_only"):
+            backends = [b for b in backends if b == "embedded"] or ["embedded"]
+        metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture

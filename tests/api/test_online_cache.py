@@ -101,6 +101,7 @@ def test_a_fill_racing_an_ingest_never_caches_stale_features(
     assert get(client)["features"]["lag_1h"] == 5.0  # but never served again after it
 
 
+@pytest.mark.embedded_only  # drives the in-process cache's clock; Redis keeps real time
 def test_entries_expire_after_the_ttl(client: TestClient, services: Services,
                                       computes: list[int]) -> None:
     clock = [1000.0]
@@ -127,6 +128,7 @@ def _cli(settings_env: dict[str, str], *args: str) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.embedded_only  # the shared-SQLite-file case; production: tests/production
 def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
     http: httpx.Client, services: Services, tmp_path: Path, computes: list[int]
 ) -> None:

@@ -61,7 +61,8 @@ def expected(store: TimeSeriesStore, asset: str, rows: list[tuple[int, float]]) 
 
 
 def assert_rollups_equal(got: pl.DataFrame, want: pl.DataFrame) -> None:
-    assert got.select("asset_key", "hour", "n").rows() == want.select("asset_key", "hour", "n").rows()
+    cols = ("asset_key", "hour", "n")
+    assert got.select(cols).rows() == want.select(cols).rows()
     for col in ("mean", "std", "min", "max"):
         g, w = got.get_column(col).to_list(), want.get_column(col).to_list()
         assert [x is None for x in g] == [x is None for x in w], col
