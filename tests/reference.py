@@ -58,7 +58,7 @@ class Asset:
             self.raw.setdefault(floor(ts), []).append(value)
 
     # -- the hourly grid --------------------------------------------------------------------
-    def L(self, hour: datetime) -> float | None:  # noqa: N802 - DESIGN's name
+    def L(self, hour: datetime) -> float | None:
         values = self.raw.get(hour)
         return _mean(values) if values else None
 
@@ -73,7 +73,7 @@ class Asset:
         return sorted(h for h in self.raw if start <= h < end)
 
     # -- features at H ----------------------------------------------------------------------
-    def features(self, H: datetime, names: Iterable[str], lookback_hours: int = 168,  # noqa: N803
+    def features(self, H: datetime, names: Iterable[str], lookback_hours: int = 168,
                  ) -> dict[str, Any]:
         out = {}
         for name in names:
@@ -83,7 +83,7 @@ class Asset:
                 out[name] = self.feature(H, name)
         return out
 
-    def feature(self, H: datetime, name: str) -> Any:  # noqa: N803, C901
+    def feature(self, H: datetime, name: str) -> Any:
         def lags(ks: Iterable[int]) -> list[float]:
             return [v for k in ks if (v := self.L(H - k * HOUR)) is not None]
 

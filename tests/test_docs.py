@@ -52,7 +52,8 @@ def test_readme_lists_endpoints() -> None:
 @pytest.mark.parametrize(("method", "path"), readme_endpoints())
 def test_readme_endpoint_exists(method: str, path: str) -> None:
     paths = create_app().openapi()["paths"]
-    assert method.lower() in paths.get(path, {}), f"README lists {method} {path}, the app has no such route"
+    assert method.lower() in paths.get(path, {}), \
+        f"README lists {method} {path}, the app has no such route"
 
 
 def readme_cli_lines() -> list[str]:

@@ -189,7 +189,8 @@ def test_unknown_names_are_404_with_a_clear_message(client: TestClient, unchange
            "as_of": "2024-01-05T10:00:00Z", **change}
     body = assert_clean(client.post("/ai/features/get", json=req), 404)
     assert needle in body["detail"]
-    batch = {k: v for k, v in req.items() if k != "asset_id"} | {"asset_ids": ["m1", req["asset_id"]]}
+    batch = {k: v for k, v in req.items() if k != "asset_id"}
+    batch["asset_ids"] = ["m1", req["asset_id"]]
     body = assert_clean(client.post("/ai/features/get-batch", json=batch), 404)
     assert needle in body["detail"]
     # ... and without as_of (the default hour), too.

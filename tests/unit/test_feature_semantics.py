@@ -184,7 +184,8 @@ def test_sub_hourly_readings_roll_up_to_hourly_mean_std_min_max(
 
 def test_uneven_readings_weight_each_hour_equally(client: TestClient) -> None:
     # Hour 0: four readings; hour 1: one. The window mean is the mean of hourly means.
-    rows = readings("m1", [0, 0.25, 0.5, 0.75], lambda h: 10.0) + readings("m1", [1], lambda h: 40.0)
+    rows = readings("m1", [0, 0.25, 0.5, 0.75], lambda h: 10.0)
+    rows += readings("m1", [1], lambda h: 40.0)
     ingest(client, T, rows)
     got = get_features(client, T, "m1", at(2))
     assert got["rolling_24h_avg"] == pytest.approx(25.0)
@@ -358,7 +359,8 @@ def test_user_defined_set_with_unknown_feature_is_rejected(client: TestClient) -
     assert "lag_2h" in r.json()["detail"]
     listed = client.get("/ai/features/sets", params={"tenant_id": T}).json()["feature_sets"]
     assert "bad_set" not in listed
-    r = client.post("/ai/features/get", json={"tenant_id": T, "asset_id": "m1",
-                                              "feature_set": "bad_set", "as_of": "2024-01-01T02:00:00Z"})
+    r = client.post("/ai/features/get", json={
+        "tenant_id": T, "asset_id": "m1", "feature_set": "bad_set",
+        "as_of": "2024-01-01T02:00:00Z"})
     assert r.status_code == 404
     assert "bad_set" in r.json()["detail"]
