@@ -1,5 +1,8 @@
 """Request dependencies as ``Annotated`` aliases; tests may swap them via
-``app.dependency_overrides``."""
+``app.dependency_overrides``.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker
+thread, a hop that costs more than the whole cached online-feature lookup."""
 
 from __future__ import annotations
 
@@ -16,19 +19,19 @@ from aihub.services.predictions import PredictionService
 from aihub.services.registry import RegistryService
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def get_features(request: Request) -> FeatureService:
+async def get_features(request: Request) -> FeatureService:
     return request.app.state.services.features  # type: ignore[no-any-return]
 
 
-def get_ingest(request: Request) -> IngestService:
+async def get_ingest(request: Request) -> IngestService:
     return request.app.state.services.ingest  # type: ignore[no-any-return]
 
 
-def get_exports(request: Request) -> ExportService:
+async def get_exports(request: Request) -> ExportService:
     return request.app.state.services.exports  # type: ignore[no-any-return]
 
 
@@ -38,15 +41,15 @@ IngestServiceDep = Annotated[IngestService, Depends(get_ingest)]
 ExportServiceDep = Annotated[ExportService, Depends(get_exports)]
 
 
-def get_registry(request: Request) -> RegistryService:
+async def get_registry(request: Request) -> RegistryService:
     return request.app.state.services.registry  # type: ignore[no-any-return]
 
 
-def get_model_artifacts(request: Request) -> ArtifactService:
+async def get_model_artifacts(request: Request) -> ArtifactService:
     return request.app.state.services.model_artifacts  # type: ignore[no-any-return]
 
 
-def get_predictions(request: Request) -> PredictionService:
+async def get_predictions(request: Request) -> PredictionService:
     return request.app.state.services.predictions  # type: ignore[no-any-return]
 
 
