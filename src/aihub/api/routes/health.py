@@ -13,7 +13,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Process is up")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
@@ -25,15 +25,20 @@ def ready(services: ServicesDep) -> JSONResponse:
         ("online_cache", services.online),
         *services.extras.get("ready_checks", []),
     ]
+    critical_down = False
     for name, backend in backends:
         try:
             backend.ping()
             checks[name] = {"status": "ok", "backend": getattr(backend, "backend_name", name)}
+            continue
         except AihubError as exc:
             checks[name] = {"status": "unavailable", "detail": exc.message}
         except Exception as exc:  # a backend's own error type: report, don't crash
             checks[name] = {"status": "unavailable", "detail": type(exc).__name__}
+        # A non-critical backend (Redis) down degrades serving but does not stop it: the
+        # replica stays in rotation (200) and says so.
+        critical_down = critical_down or getattr(backend, "critical", True)
     ok = all(c["status"] == "ok" for c in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503
-    )
+    status = "ready" if ok else ("unavailable" if critical_down else "degraded")
+    return JSONResponse({"status": status, "checks": checks},
+                        status_code=503 if critical_down else 200)
