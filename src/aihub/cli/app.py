@@ -23,8 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # model ids like "t:m:v1" must not become emoji
+err_console = Console(stderr=True, emoji=False)
 
 
 @contextmanager
