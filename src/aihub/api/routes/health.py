@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from aihub import __version__
 from aihub.api.deps import ServicesDep
@@ -15,6 +15,14 @@ router = APIRouter(tags=["health"])
 @router.get("/health", summary="Process is up")
 async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def metrics() -> Response:
+    from aihub.metrics import render
+
+    body, content_type = render()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/ready", summary="Every backend reachable")
