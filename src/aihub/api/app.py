@@ -11,6 +11,7 @@ from aihub import __version__
 from aihub.api.errors import install_error_handlers
 from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
 from aihub.config import Settings
+from aihub.metrics import MetricsMiddleware
 from aihub.services.container import Services, build_services
 
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware)
     for module in (health, ingest, features, exports, assets, models, model_artifacts):
         app.include_router(module.router)
     return app

@@ -73,6 +73,21 @@ def build_online(settings: Settings) -> OnlineStore:
     return MemoryOnlineStore()
 
 
+def build_exports(
+    settings: Settings, features: FeatureService, meta: FeatureMetadataStore
+) -> ExportService:
+    """Exports go to the local directory, or with ``EXPORT_STORAGE_PATH=s3://bucket/prefix``
+    are staged under the data dir and uploaded to S3 once complete."""
+    if settings.export_storage_path.startswith("s3://"):
+        from aihub.stores.export_targets import S3ExportTarget
+
+        return ExportService(features=features, meta=meta,
+                             export_dir=settings.data_dir / "exports-staging",
+                             publish=S3ExportTarget.from_settings(settings))
+    return ExportService(features=features, meta=meta,
+                         export_dir=Path(settings.export_storage_path))
+
+
 def build_artifact_store(settings: Settings) -> ArtifactStore:
     if settings.minio_endpoint_url:
         from aihub.stores.artifacts.s3 import S3ArtifactStore  # type: ignore[import-not-found]
@@ -121,9 +136,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         feature_meta=meta,
         ingest=IngestService(store=timeseries, online=online, max_rows=settings.max_ingest_rows),
         features=features,
-        exports=ExportService(
-            features=features, meta=meta, export_dir=Path(settings.export_storage_path)
-        ),
+        exports=build_exports(settings, features, meta),
     )
     build_registry(svc)
     return svc

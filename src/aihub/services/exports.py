@@ -4,6 +4,7 @@ number of assets. Every export is recorded; a file is only presented once comple
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import CATALOG, FeatureSet
 from aihub.features.compute import MAX_SHIFT_HOURS
+from aihub.metrics import record_export
 from aihub.names import check_name
 from aihub.services.features import FeatureService
 from aihub.stores.metadata.features import ExportRecord, FeatureMetadataStore
@@ -52,11 +54,18 @@ def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
 
 class ExportService:
     def __init__(
-        self, *, features: FeatureService, meta: FeatureMetadataStore, export_dir: Path
+        self,
+        *,
+        features: FeatureService,
+        meta: FeatureMetadataStore,
+        export_dir: Path,
+        publish: Callable[[Path], str] | None = None,
     ) -> None:
         self.features = features
         self.meta = meta
         self.export_dir = export_dir
+        # Moves a finished file to its final home (S3) and returns the path to record.
+        self.publish = publish
 
     def validate(self, req: ExportRequest) -> tuple[list[Asset], int, int]:
         check_name(req.tenant_id, "tenant_id")
@@ -105,24 +114,31 @@ class ExportService:
             completed_at=None,
         )
         self.meta.save_export(record)
+        began = time.perf_counter()
         try:
             rows = self._write(req, assets, start, end, partial, progress)
             partial.replace(final)
+            size = final.stat().st_size
+            location = self.publish(final) if self.publish else str(final)
         except BaseException as exc:
             partial.unlink(missing_ok=True)
+            if self.publish:  # never leave a staged copy behind
+                final.unlink(missing_ok=True)
+            record_export("failed", time.perf_counter() - began)
             self.meta.save_export(
                 record.finished(
                     status="failed", message=f"export failed: {exc}", completed_at=utcnow()
                 )
             )
             raise
-        size = final.stat().st_size
+        record_export("completed", time.perf_counter() - began, rows)
         done = record.finished(
             status="completed",
             row_count=rows,
             file_size_bytes=size,
+            storage_path=location,
             completed_at=utcnow(),
-            message=f"Exported {rows} rows to {final}",
+            message=f"Exported {rows} rows to {location}",
         )
         self.meta.save_export(done)
         return done

@@ -17,6 +17,7 @@ import polars as pl
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
+from aihub.metrics import record_cache_lookups
 from aihub.names import check_name
 from aihub.stores.metadata.features import FeatureMetadataStore
 from aihub.stores.online.base import OnlineStore, cache_key
@@ -194,7 +195,9 @@ class FeatureService:
         hour = self._hour_for(req)
         field = f"{req.feature_set}|{req.lookback_hours}|{to_us(hour)}"
         keys = [cache_key(req.tenant_id, a) for a in asset_ids]
-        return OnlineLookup(hour, field, list(asset_ids), keys, self.online.get_many(keys, field))
+        cached = self.online.get_many(keys, field)
+        record_cache_lookups(cached)
+        return OnlineLookup(hour, field, list(asset_ids), keys, cached)
 
     def fill(self, req: OnlineRequest, lookup: OnlineLookup) -> list[bytes]:
         """Compute what ``lookup`` missed, cache it, and return every response in order."""

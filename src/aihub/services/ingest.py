@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from aihub.errors import InvalidInput, PayloadTooLarge
+from aihub.metrics import record_ingest
 from aihub.names import NAME_PATTERN, check_name
 from aihub.stores.online.base import OnlineStore, cache_key
 from aihub.stores.timeseries.base import (
@@ -108,6 +109,7 @@ class IngestService:
         check_name(tenant_id, "tenant_id")
         batch = validate_readings(readings, max_rows=max_rows or self.max_rows)
         result = self.store.ingest_readings(tenant_id, batch, progress=progress)
+        record_ingest("readings", result.accepted)
         # After the commit: a reader that filled the cache before it is invalidated now.
         self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])
         return result
@@ -118,6 +120,7 @@ class IngestService:
         check_name(tenant_id, "tenant_id")
         batch = validate_weather(observations, max_rows=max_rows or self.max_rows)
         result = self.store.ingest_weather(tenant_id, batch)
+        record_ingest("weather", result.accepted)
         # Weather features of every asset at these locations may have changed.
         self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])
         return result

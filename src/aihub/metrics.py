@@ -1,0 +1,114 @@
+"""Prometheus metrics of one aihub process, served at ``GET /metrics``.
+
+Counters live at module level because prometheus-client's registry is process-global;
+services record through the small functions below so nothing else imports the client.
+With several workers (``aihub serve --workers N``) ``serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start, and a scrape
+of any worker aggregates all of them.
+
+    aihub_http_requests_total{method,route,status}
+    aihub_http_request_duration_seconds{method,route}        histogram
+    aihub_online_cache_lookups_total{result="hit"|"miss"}   hit ratio = hit / (hit + miss)
+    aihub_ingest_rows_total{kind="readings"|"weather"}
+    aihub_export_duration_seconds{status}                    histogram
+    aihub_export_rows_total
+    aihub_model_cache_lookups_total{result="hit"|"miss"}    (the registry's model cache)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                    5, 10, 30)
+
+REQUESTS = Counter("aihub_http_requests", "HTTP requests served",
+                   ["method", "route", "status"])
+LATENCY = Histogram("aihub_http_request_duration_seconds", "HTTP request latency",
+                    ["method", "route"], buckets=_LATENCY_BUCKETS)
+CACHE_LOOKUPS = Counter("aihub_online_cache_lookups", "Online feature cache lookups",
+                        ["result"])
+INGEST_ROWS = Counter("aihub_ingest_rows", "Rows stored by ingest", ["kind"])
+EXPORT_DURATION = Histogram("aihub_export_duration_seconds", "Feature export duration",
+                            ["status"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800))
+EXPORT_ROWS = Counter("aihub_export_rows", "Rows written by feature exports")
+MODEL_CACHE_LOOKUPS = Counter("aihub_model_cache_lookups", "Loaded-model cache lookups",
+                              ["result"])
+
+
+def record_cache_lookups(cached: Sequence[object | None]) -> None:
+    hits = sum(1 for v in cached if v is not None)
+    if hits:
+        CACHE_LOOKUPS.labels("hit").inc(hits)
+    if len(cached) - hits:
+        CACHE_LOOKUPS.labels("miss").inc(len(cached) - hits)
+
+
+def record_ingest(kind: str, rows: int) -> None:
+    INGEST_ROWS.labels(kind).inc(rows)
+
+
+def record_export(status: str, seconds: float, rows: int = 0) -> None:
+    EXPORT_DURATION.labels(status).observe(seconds)
+    if rows:
+        EXPORT_ROWS.inc(rows)
+
+
+def model_cache_hit() -> None:
+    MODEL_CACHE_LOOKUPS.labels("hit").inc()
+
+
+def model_cache_miss() -> None:
+    MODEL_CACHE_LOOKUPS.labels("miss").inc()
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of this process, or of every worker in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no per-request task or body copy): counts and times each
+    request under its route template (``/ai/models/{model_id}``), never the raw path, so
+    label cardinality stays bounded."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            REQUESTS.labels(method, template, str(status[0])).inc()
+            LATENCY.labels(method, template).observe(time.perf_counter() - start)
