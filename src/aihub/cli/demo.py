@@ -1,10 +1,14 @@
-"""``aihub demo``: the demo tenant, end to end."""
+"""``aihub demo``: the demo tenant, end to end: data, features, a trained and registered
+LightGBM model in production, a 24-hour forecast and a plot of it against actual load."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from aihub.cli.app import app, console, progress_bar, services
 from aihub.demo.generator import DemoSpec
@@ -15,9 +19,15 @@ def demo(
     assets: Annotated[int, typer.Option(min=1, max=1000, help="Meters to generate")] = 10,
     days: Annotated[int, typer.Option(min=14, max=3660, help="Days of history")] = 60,
     force: Annotated[bool, typer.Option(help="Regenerate even if already loaded")] = False,
+    train: Annotated[bool, typer.Option(help="Train, register, promote and forecast")] = True,
+    meters: Annotated[int, typer.Option(min=1, max=10, help="Meters to forecast")] = 3,
+    plot: Annotated[Path, typer.Option(help="Where to save the forecast PNG")] = Path(
+        "demo_forecast.png"),
 ) -> None:
     """Load the demo tenant (tenant-123): meters with a realistic load shape up to the
-    current hour and Berlin weather including a 48-hour forecast."""
+    current hour and Berlin weather including a 48-hour forecast. Then the full loop:
+    export features, train LightGBM, evaluate on the last week (held out), register with
+    rmse/mae/r2/mape, upload, promote to production, forecast the next 24 hours."""
     from aihub.demo.loader import load_demo
 
     spec = DemoSpec(assets=assets, hours=days * 24)
@@ -29,3 +39,31 @@ def demo(
     else:
         console.print(f"loaded {loaded.readings} readings for {len(loaded.assets)} meters of "
                       f"[bold]{loaded.tenant_id}[/bold], {loaded.weather} weather rows")
+    if train:
+        _train_and_forecast(spec, meters=min(meters, assets), plot=plot)
+
+
+def _train_and_forecast(spec: DemoSpec, *, meters: int, plot: Path) -> None:
+    from aihub.demo.pipeline import run_demo_pipeline
+    from aihub.demo.plot import plot_forecast
+    from aihub.timeutil import floor_hour, utcnow
+
+    start = floor_hour(utcnow()) - timedelta(hours=spec.hours)
+    with services() as svc, console.status("export -> train -> evaluate -> register"):
+        run = run_demo_pipeline(svc, spec.tenant_id, history_start=start,
+                                meters=spec.asset_ids()[:meters])
+    m = run.metrics
+    console.print(f"trained on {run.train_rows} rows before {run.split_at:%Y-%m-%d %H:%M}Z, "
+                  f"evaluated on {run.test_rows} later rows: rmse {m['rmse']:.3f}, "
+                  f"mae {m['mae']:.3f}, r2 {m['r2_score']:.3f}, mape {m['mape']:.2f}%")
+    console.print(f"registered, uploaded and promoted [bold]{run.model_id}[/bold] to production"
+                  + (f" (archived {run.archived})" if run.archived else ""))
+    table = Table(title="forecast, next 24 hours (kW, hourly mean)")
+    table.add_column("hour (UTC)")
+    for meter in run.meters:
+        table.add_column(meter, justify="right")
+    wide = run.forecast.pivot(index="timestamp", columns="asset_id", values="prediction")
+    for ts, row in wide.iterrows():
+        table.add_row(f"{ts:%Y-%m-%d %H:%M}", *(f"{row[m]:.2f}" for m in run.meters))
+    console.print(table)
+    console.print(f"plot: {plot_forecast(run, plot)}")
