@@ -169,3 +169,17 @@ def test_export_without_rows_is_a_valid_file_with_the_same_schema(
     empty = pq.read_table(r.json()["storage_path"])
     assert empty.num_rows == 0
     assert empty.schema == full.schema
+
+
+def test_export_in_many_chunks_equals_one_chunk(
+    client: TestClient, loaded: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aihub.services.exports as exports_module
+
+    whole, _ = export(client, "forecast_advanced", 168)
+    monkeypatch.setattr(exports_module, "CHUNK_GRID_ROWS", 1)  # one asset per chunk
+    chunked, path = export(client, "forecast_advanced", 168)
+    assert pq.ParquetFile(path).metadata.num_row_groups >= len(ASSETS)
+    key = ["asset_id", "timestamp"]
+    assert chunked.sort_by([(k, "ascending") for k in key]).to_pylist() == \
+        whole.sort_by([(k, "ascending") for k in key]).to_pylist()

@@ -364,3 +364,38 @@ def test_user_defined_set_with_unknown_feature_is_rejected(client: TestClient) -
         "as_of": "2024-01-01T02:00:00Z"})
     assert r.status_code == 404
     assert "bad_set" in r.json()["detail"]
+
+
+def test_weather_observed_between_hours(client: TestClient) -> None:
+    put_asset(client, T, "m1", location_id="loc-1")
+    ingest(client, T, readings("m1", range(0, 12), wave))
+    times = [0.5, 2.75, 3.0 + 1 / 60, 8.0]
+    obs = weather("loc-1", times, temperature=lambda h: h * 10, cloud_cover=lambda h: None)
+    ingest_weather(client, T, obs)
+    ref = Asset([], weather=[{**o, "ts": at(h)} for o, h in zip(obs, times, strict=True)])
+    for h in range(0, 12):
+        got = get_features(client, T, "m1", at(h), feature_set="forecast_advanced")
+        assert got["temperature"] == ref.feature(at(h), "temperature"), h
+    assert get_features(client, T, "m1", at(3), feature_set="forecast_advanced")[
+        "temperature"] == 27.5  # 02:45, not 03:01
+
+
+def test_default_hour_is_now_for_forecasts_and_the_last_complete_hour_for_anomalies(
+    client: TestClient,
+) -> None:
+    ingest(client, T, readings("m1", [0], wave))
+
+    def hour() -> datetime:
+        return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+    for _ in range(3):  # retry if the wall clock crossed an hour mid-test
+        before, stamps = hour(), {}
+        for fs in ("forecast_basic", "anomaly_detection"):
+            r = client.post("/ai/features/get", json={"tenant_id": T, "asset_id": "m1",
+                                                      "feature_set": fs})
+            assert r.status_code == 200, r.text
+            stamps[fs] = datetime.fromisoformat(r.json()["timestamp"].replace("Z", "+00:00"))
+        if hour() == before:
+            break
+    assert stamps["forecast_basic"] == before
+    assert stamps["anomaly_detection"] == before - timedelta(hours=1)
