@@ -155,7 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-_SUITES_ON_EVERY_BACKEND = ("tests/api/", "tests/e2e/")
+_SUITES_ON_EVERY_BACKEND = ("tests/api/", "tests/e2e/", "tests/registry/")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

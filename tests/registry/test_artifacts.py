@@ -49,6 +49,7 @@ def test_digest_mismatch_in_transit_is_refused_and_nothing_kept(
     assert _objects(services) == []
 
 
+@pytest.mark.embedded_only  # inspects the local artifact directory
 def test_second_upload_is_409(client: TestClient, register: Register, services: Services
                               ) -> None:
     model_id = register("v1.0.0")
@@ -90,6 +91,7 @@ def test_multipart_register_bad_metadata_stores_nothing(
     assert missing.status_code == 422
 
 
+@pytest.mark.embedded_only  # inspects the local artifact directory
 def test_multipart_duplicate_version_removes_uploaded_object(
     client: TestClient, register: Register, services: Services
 ) -> None:
@@ -100,6 +102,7 @@ def test_multipart_duplicate_version_removes_uploaded_object(
     assert len(_objects(services)) == 1
 
 
+@pytest.mark.embedded_only  # inspects the local artifact directory
 def test_deleted_models_artifact_is_gone(client: TestClient, register: Register,
                                          services: Services) -> None:
     model_id = register("v1.0.0")
@@ -151,6 +154,7 @@ def test_every_row_with_an_artifact_has_its_object(
     assert _objects(services) == []
 
 
+@pytest.mark.embedded_only  # inspects the local artifact directory
 def test_tampered_artifact_is_not_loaded(client: TestClient, register: Register,
                                          services: Services) -> None:
     model_id = register("v1.0.0")
