@@ -41,6 +41,18 @@ class Settings(BaseSettings):
 
     max_ingest_rows: int = Field(default=1_000_000, ge=1, validation_alias="AIHUB_MAX_INGEST_ROWS")
     max_lookback_hours: int = Field(default=8760, ge=1, validation_alias="AIHUB_MAX_LOOKBACK_HOURS")
+    # Security and reliability (see README "Security and reliability").
+    max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1024,
+                                validation_alias="AIHUB_MAX_BODY_BYTES")
+    max_artifact_bytes: int = Field(default=2 * 1024**3, ge=1024,
+                                    validation_alias="AIHUB_MAX_ARTIFACT_BYTES")
+    # How long a verified (or refused) API key is trusted from memory: revocation and new
+    # keys take effect within this many seconds.
+    api_key_cache_ttl: float = Field(default=10.0, ge=0, validation_alias="AIHUB_API_KEY_CACHE_TTL")
+    # A "running" export older than this is reported failed even if its writer can't be
+    # checked (another host).
+    export_stale_after_s: int = Field(default=6 * 3600, ge=60,
+                                      validation_alias="AIHUB_EXPORT_STALE_AFTER")
 
     def sqlalchemy_url(self) -> str:
         """The database URL, or the embedded SQLite file under ``data_dir``."""

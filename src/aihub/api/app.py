@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from aihub import __version__
+from aihub.api.auth import AuthMiddleware
 from aihub.api.errors import install_error_handlers
+from aihub.api.limits import BodyLimitMiddleware
 from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
 from aihub.config import Settings
 from aihub.metrics import MetricsMiddleware
 from aihub.services.container import Services, build_services
+
+log = logging.getLogger("aihub.api")
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -23,6 +28,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or build_services(settings or Settings())
+        if not app.state.services.key_cache.enabled():
+            log.warning("no API keys configured: the API is open to anyone who can reach it "
+                        "(create one with 'aihub keys create')")
         try:
             yield
         finally:
@@ -39,6 +47,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added innermost first: metrics (outermost) see every request, then the body size
+    # limit, then API-key auth, which no route can skip.
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     for module in (health, ingest, features, exports, assets, models, model_artifacts):
         app.include_router(module.router)

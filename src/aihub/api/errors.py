@@ -44,12 +44,17 @@ def validation_details(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
     return message, details
 
 
+def error_response(exc: AihubError) -> JSONResponse:
+    """The response for a service error (also used by the ASGI middlewares)."""
+    if exc.status_code >= 500:
+        log.warning("%s: %s", type(exc).__name__, exc.message)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AihubError)
     async def _aihub(_: Request, exc: AihubError) -> JSONResponse:
-        if exc.status_code >= 500:
-            log.warning("%s: %s", type(exc).__name__, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

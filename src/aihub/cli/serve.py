@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Annotated
 
 import typer
 
-from aihub.cli.app import app, console, progress_bar, services
+from aihub.cli.app import app, console, err_console, progress_bar, services
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -21,11 +23,28 @@ def serve(
         bool, typer.Option("--demo", help="Load the demo tenant (tenant-123, meter-001..010) first")
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    allow_open: Annotated[
+        bool, typer.Option("--allow-open",
+                           help="Serve without API keys on a non-loopback address (unsafe)")
+    ] = False,
 ) -> None:
-    """Run the HTTP API (default http://127.0.0.1:8003, docs at /docs)."""
+    """Run the HTTP API (default http://127.0.0.1:8003, docs at /docs).
+
+    Without API keys ('aihub keys create') the API is open, so it binds a loopback
+    address only, unless --allow-open says otherwise."""
     import uvicorn
 
     with services() as svc:  # applies migrations once, before any worker starts
+        if not svc.api_keys.any():
+            if not is_loopback(host) and not allow_open:
+                err_console.print(
+                    f"[red]error:[/red] no API keys configured: refusing to serve an open API "
+                    f"on {host}. Create a key ('aihub keys create --tenant T --role write') "
+                    "or pass --allow-open."
+                )
+                raise typer.Exit(2)
+            err_console.print("[yellow]warning:[/yellow] no API keys configured: the API is "
+                              f"open to anyone who can reach {host}")
         if demo:
             from aihub.demo.loader import load_demo
 
@@ -39,6 +58,9 @@ def serve(
                     f"loaded demo tenant [bold]{loaded.tenant_id}[/bold]: "
                     f"{loaded.readings} readings, {len(loaded.assets)} meters"
                 )
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker is its own process: let /metrics on any of them aggregate them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aihub-metrics-")
     console.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "aihub.api.app:create_app",
@@ -49,6 +71,18 @@ def serve(
         log_level=log_level,
         access_log=False,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name) only listens on this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @db_app.command("upgrade")

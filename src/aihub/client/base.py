@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -44,7 +45,14 @@ def error_from_response(response: httpx.Response) -> errors.AihubError:
 class BaseClient:
     def __init__(self, base_url: str = "http://localhost:8003", *, timeout: float = 60.0,
                  headers: dict[str, str] | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 api_key: str | None = None) -> None:
+        """``api_key`` (default: the ``AIHUB_API_KEY`` environment variable) is sent as
+        ``Authorization: Bearer <key>``."""
+        headers = dict(headers or {})
+        api_key = api_key or os.environ.get("AIHUB_API_KEY") or None
+        if api_key:
+            headers.setdefault("Authorization", f"Bearer {api_key}")
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
                                   headers=headers, transport=transport)
 

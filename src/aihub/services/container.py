@@ -12,6 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from aihub.auth.cache import KeyCache
+from aihub.auth.keys import ApiKeyStore
 from aihub.config import Settings
 from aihub.db import create_db_engine, is_sqlite, upgrade
 from aihub.inference.cache import ModelCache
@@ -44,6 +46,9 @@ class Services:
     model_artifacts: ArtifactService = field(default=None)  # type: ignore[assignment]
     predictions: PredictionService = field(default=None)  # type: ignore[assignment]
     extras: dict[str, Any] = field(default_factory=dict)
+    # API keys (filled by ``build_auth``).
+    api_keys: ApiKeyStore = field(default=None)  # type: ignore[assignment]
+    key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
 
     def close(self) -> None:
         if self.artifact_store is not None:
@@ -139,4 +144,10 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         exports=build_exports(settings, features, meta),
     )
     build_registry(svc)
+    build_auth(svc)
     return svc
+
+
+def build_auth(svc: Services) -> None:
+    svc.api_keys = ApiKeyStore(svc.engine)
+    svc.key_cache = KeyCache(svc.api_keys, ttl=svc.settings.api_key_cache_ttl)

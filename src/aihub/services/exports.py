@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aihub.auth.scope import check_tenant, visible_tenants
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import CATALOG, FeatureSet
 from aihub.features.compute import MAX_SHIFT_HOURS
@@ -219,9 +220,13 @@ class ExportService:
         record = self.meta.get_export(export_id)
         if record is None:
             raise NotFound(f"unknown export '{export_id}'")
+        check_tenant(record.tenant_id, f"unknown export '{export_id}'")
         return record
 
     def list(
         self, tenant_id: str | None, *, limit: int, offset: int
     ) -> tuple[list[ExportRecord], int]:
-        return self.meta.list_exports(tenant_id, limit=limit, offset=offset)
+        if tenant_id is not None:
+            check_tenant(tenant_id)
+        return self.meta.list_exports(tenant_id, limit=limit, offset=offset,
+                                      tenant_in=None if tenant_id else visible_tenants())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aihub.auth.scope import check_tenant
 from aihub.errors import Conflict, InvalidInput
 from aihub.names import check_name
 from aihub.versions import parse_version
@@ -46,6 +47,7 @@ def parse_model_id(model_id: str) -> ModelRef:
     tenant_id, name, last = parts
     check_name(tenant_id, "tenant_id")
     check_name(name, "model_name")
+    check_tenant(tenant_id, f"model '{model_id}' not found")  # another tenant's: 404
     if last in ALIASES:
         return ModelRef(tenant_id, name, None, last)
     return ModelRef(tenant_id, name, parse_version(last).text, None)

@@ -9,6 +9,7 @@ Artifacts (``services.model_artifacts``) are uploaded before a row points at the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from aihub.auth.scope import check_tenant, visible_tenants
 from aihub.db import write_transaction
 from aihub.errors import Conflict, InvalidInput, NotFound
 from aihub.names import check_name
@@ -98,6 +100,9 @@ class RegistryService:
              ) -> tuple[list[ModelVersion], int]:
         if flt.tenant_id is not None:
             check_name(flt.tenant_id, "tenant_id")
+            check_tenant(flt.tenant_id)
+        elif (visible := visible_tenants()) is not None:
+            flt = dataclasses.replace(flt, tenant_in=visible)
         if flt.model_name is not None:
             check_name(flt.model_name, "model_name")
         if flt.stage is not None:
@@ -175,13 +180,10 @@ class RegistryService:
                         conn, version.tenant_id, version.model_name, now,
                         f"replaced by {version.version}" + (f": {reason}" if reason else ""),
                     )
-                self.store.set_stage(conn, version, target, now)
+                updated = self.store.set_stage(conn, version, target, now)
                 self.store.add_transition(conn, version.id, version.stage, target, reason, now)
-                updated = self.store.get(conn, version.tenant_id, version.model_name,
-                                         version.version)
         except IntegrityError as exc:  # the unique production index caught a race
             raise Conflict(f"concurrent promotion of {ref.text}; retry") from exc
-        assert updated is not None
         return Promotion(updated, version.stage, archived, now)
 
     def _archive_production(self, conn: sa.Connection, tenant_id: str, model_name: str,
@@ -190,9 +192,9 @@ class RegistryService:
                                       for_update=True)
         if current is None:
             return None
-        self.store.set_stage(conn, current, "archived", now)
+        archived = self.store.set_stage(conn, current, "archived", now)
         self.store.add_transition(conn, current.id, "production", "archived", reason, now)
-        return self.store.get(conn, tenant_id, model_name, current.version)
+        return archived
 
     def delete_row(self, model_id: str, *, force: bool) -> ModelVersion:
         """Remove the version's row (and history); the caller removes the artifact after,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from aihub.api.deps import ServicesDep
 from aihub.api.routes.exports import export_public
-from aihub.api.schemas.common import Name
+from aihub.api.schemas.common import TenantName
 from aihub.api.schemas.features import AssetPage, AssetPublic, AssetUpdate, StatusPublic
 from aihub.errors import InvalidInput, NotFound
 from aihub.names import check_name
@@ -18,7 +18,7 @@ from aihub.timeutil import from_us, is_valid_timezone
 
 router = APIRouter(prefix="/ai", tags=["assets"])
 
-TenantQuery = Annotated[Name, Query(description="Tenant the asset belongs to")]
+TenantQuery = Annotated[TenantName, Query(description="Tenant the asset belongs to")]
 
 
 def asset_public(a: Asset) -> AssetPublic:

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from aihub.api.deps import FeatureServiceDep, ServicesDep
-from aihub.api.schemas.common import Name
+from aihub.api.schemas.common import TenantName
 from aihub.api.schemas.features import (
     CatalogFeature,
     FeatureBatchPublic,
@@ -76,7 +76,7 @@ async def get_features_batch(body: FeatureGetBatch, features: FeatureServiceDep)
 
 @router.get("/sets", response_model=FeatureSetsPublic, summary="List feature sets")
 def list_sets(
-    services: ServicesDep, tenant_id: Annotated[Name | None, Query()] = None
+    services: ServicesDep, tenant_id: Annotated[TenantName | None, Query()] = None
 ) -> FeatureSetsPublic:
     """The built-in sets, plus the tenant's own sets when ``tenant_id`` is given."""
     sets = services.features.list_sets(tenant_id)

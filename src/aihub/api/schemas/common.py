@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
+from aihub.auth.scope import check_tenant
 from aihub.names import NAME_PATTERN
 from aihub.timeutil import MAX_TS, MIN_TS
 
@@ -22,6 +23,9 @@ Name = Annotated[
     StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=128),
     AfterValidator(lambda v: _no_dotdot(v)),
 ]
+# A tenant the calling API key may reach (404 otherwise): every request schema and query
+# parameter naming a tenant uses this type, so no route can skip the check.
+TenantName = Annotated[Name, AfterValidator(lambda v: check_tenant(v))]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 

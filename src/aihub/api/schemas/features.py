@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aihub.api.schemas.common import FiniteFloat, Name, Timestamp
+from aihub.api.schemas.common import FiniteFloat, Name, TenantName, Timestamp
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -34,7 +34,7 @@ class ReadingsIngest(BaseModel):
             ]
         },
     )
-    tenant_id: Name
+    tenant_id: TenantName
     readings: list[ReadingIn] = Field(min_length=1)
 
 
@@ -76,7 +76,7 @@ class WeatherIngest(BaseModel):
             ]
         },
     )
-    tenant_id: Name
+    tenant_id: TenantName
     observations: list[WeatherIn] = Field(min_length=1)
 
 
@@ -99,7 +99,7 @@ class FeatureGet(BaseModel):
             ]
         },
     )
-    tenant_id: Name
+    tenant_id: TenantName
     asset_id: Name
     feature_set: Name = "forecast_basic"
     lookback_hours: int = Field(default=168, ge=1)
@@ -131,7 +131,7 @@ class FeatureGetBatch(BaseModel):
             ]
         },
     )
-    tenant_id: Name
+    tenant_id: TenantName
     asset_ids: list[Name] = Field(min_length=1, max_length=1000)
     feature_set: Name = "forecast_basic"
     lookback_hours: int = Field(default=168, ge=1)
@@ -160,7 +160,7 @@ class ExportCreate(BaseModel):
             ]
         },
     )
-    tenant_id: Name
+    tenant_id: TenantName
     feature_set: Name = "forecast_basic"
     start_time: Timestamp
     end_time: Timestamp
@@ -208,7 +208,7 @@ class FeatureSetCreate(BaseModel):
             ]
         },
     )
-    tenant_id: Name
+    tenant_id: TenantName
     name: Name
     description: str = Field(default="", max_length=2000)
     features: list[str] = Field(min_length=1, max_length=100)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aihub.api.schemas.common import FiniteFloat, Name, Timestamp
+from aihub.api.schemas.common import FiniteFloat, Name, TenantName, Timestamp
 
 Stage = Literal["staging", "production", "archived"]
 
@@ -29,7 +29,7 @@ _REGISTER_EXAMPLE = {
 
 class ModelRegister(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_REGISTER_EXAMPLE]})
-    tenant_id: Name
+    tenant_id: TenantName
     model_name: Name
     version: str = Field(min_length=1, max_length=128,
                          description="'v1.2.3' semver (pre-release/build allowed) or "

@@ -3,6 +3,7 @@ PostgreSQL through SQLAlchemy Core: one implementation serves both)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -113,13 +114,17 @@ class FeatureMetadataStore:
             return _export(row) if row else None
 
     def list_exports(
-        self, tenant_id: str | None, *, limit: int, offset: int
+        self, tenant_id: str | None, *, limit: int, offset: int,
+        tenant_in: Sequence[str] | None = None,
     ) -> tuple[list[ExportRecord], int]:
         q = sa.select(feature_exports)
         count = sa.select(sa.func.count()).select_from(feature_exports)
         if tenant_id is not None:
             q = q.where(feature_exports.c.tenant_id == tenant_id)
             count = count.where(feature_exports.c.tenant_id == tenant_id)
+        if tenant_in is not None:  # a key's tenants
+            q = q.where(feature_exports.c.tenant_id.in_(tenant_in))
+            count = count.where(feature_exports.c.tenant_id.in_(tenant_in))
         q = q.order_by(feature_exports.c.created_at.desc(), feature_exports.c.export_id)
         with self.engine.connect() as conn:
             total = int(conn.execute(count).scalar_one())

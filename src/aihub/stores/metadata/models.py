@@ -8,10 +8,11 @@ Rows never leave this module; callers get ``ModelVersion`` and ``Transition`` da
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -82,6 +83,7 @@ class VersionFilter:
     tenant_id: str | None = None
     model_name: str | None = None
     stage: str | None = None
+    tenant_in: tuple[str, ...] | None = None  # a key's tenants, when it isn't one
 
 
 class ModelMetadataStore:
@@ -98,8 +100,8 @@ class ModelMetadataStore:
             "stage": new.stage,
             "model_type": new.model_type,
             "framework": new.framework,
-            "meta": new.metadata,
-            "metrics": new.metrics,
+            "meta": orjson.dumps(new.metadata).decode(),
+            "metrics": orjson.dumps(new.metrics).decode(),
             "artifact_key": new.artifact_key,
             "artifact_size": new.artifact_size,
             "artifact_sha256": new.artifact_sha256,
@@ -152,6 +154,8 @@ class ModelMetadataStore:
         conds = []
         if flt.tenant_id is not None:
             conds.append(T.c.tenant_id == flt.tenant_id)
+        if flt.tenant_in is not None:
+            conds.append(T.c.tenant_id.in_(flt.tenant_in))
         if flt.model_name is not None:
             conds.append(T.c.model_name == flt.model_name)
         if flt.stage is not None:
@@ -168,11 +172,13 @@ class ModelMetadataStore:
 
     def set_stage(
         self, conn: sa.Connection, version: ModelVersion, stage: str, at: datetime
-    ) -> None:
+    ) -> ModelVersion:
+        """Move ``version`` to ``stage``; returns it as it now is in the database."""
         values: dict[str, Any] = {"stage": stage, "stage_changed_at": at}
         if stage == "production" and version.first_production_at is None:
             values["first_production_at"] = at
         conn.execute(T.update().where(T.c.id == version.id).values(**values))
+        return replace(version, **values)
 
     def attach_artifact(
         self, conn: sa.Connection, version_id: int, *, key: str, size: int, sha256: str,
@@ -216,22 +222,13 @@ class ModelMetadataStore:
 
 
 def _version(row: Any) -> ModelVersion:
+    # Positional unpacking (the table's column order): several times faster than named
+    # attribute access on a Row, which matters for a page of 100 versions.
+    (id_, tenant_id, model_name, version, _order, stage, model_type, framework, meta,
+     metrics, key, size, sha256, fmt, registered_at, uploaded_at, stage_changed_at,
+     first_production_at) = row
     return ModelVersion(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        model_name=row.model_name,
-        version=row.version,
-        stage=row.stage,
-        model_type=row.model_type,
-        framework=row.framework,
-        metadata=dict(row.meta or {}),
-        metrics=dict(row.metrics or {}),
-        artifact_key=row.artifact_key,
-        artifact_size=row.artifact_size,
-        artifact_sha256=row.artifact_sha256,
-        artifact_format=row.artifact_format,
-        registered_at=row.registered_at,
-        artifact_uploaded_at=row.artifact_uploaded_at,
-        stage_changed_at=row.stage_changed_at,
-        first_production_at=row.first_production_at,
+        id_, tenant_id, model_name, version, stage, model_type, framework,
+        orjson.loads(meta), orjson.loads(metrics), key, size, sha256, fmt, registered_at,
+        uploaded_at, stage_changed_at, first_production_at,
     )
