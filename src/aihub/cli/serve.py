@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import os
-import tempfile
 from typing import Annotated
 
 import typer
@@ -60,9 +58,6 @@ def serve(
                     f"loaded demo tenant [bold]{loaded.tenant_id}[/bold]: "
                     f"{loaded.readings} readings, {len(loaded.assets)} meters"
                 )
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker is its own process: let /metrics on any of them aggregate them all.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aihub-metrics-")
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker is its own process: let /metrics on any of them aggregate them all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aihub-metrics-")
