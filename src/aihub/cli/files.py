@@ -70,28 +70,38 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
         out = col.dt.convert_time_zone("UTC").dt.cast_time_unit("us").dt.epoch("us")
     elif col.dtype == pl.String:
         text = col.str.strip_chars()
+        _bad_row(frame, text.is_null() | (text == ""), column, "missing timestamp")
         has_zone = text.str.contains(_ZONE_SUFFIX)
-        aware = text.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
         if timezone is None:
-            _bad_row(
-                frame,
-                ~has_zone.fill_null(False),
-                column,
-                "timestamp has no timezone; add one or pass --timezone",
-            )
-            parsed = aware
-        else:
-            naive = text.str.to_datetime(strict=False, time_unit="us").dt.replace_time_zone(
-                timezone, ambiguous="null", non_existent="null"
-            )
+            _bad_row(frame, ~has_zone, column,
+                     "timestamp has no timezone; add one or pass --timezone")
+        # Parse zoned and naive values apart: the format is inferred per group, so a file
+        # mixing both (allowed with --timezone) keeps each row's meaning.
+        aware = _to_datetime(pl.select(pl.when(has_zone).then(text)).to_series(), "UTC")
+        parsed = aware
+        if timezone is not None:
+            naive = _to_datetime(pl.select(pl.when(~has_zone).then(text)).to_series(), None)
+            local = naive.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+            _bad_row(frame, naive.is_not_null() & local.is_null(), column,
+                     f"local time does not exist or is ambiguous in {timezone}")
             parsed = pl.select(
-                pl.when(has_zone).then(aware).otherwise(naive.dt.convert_time_zone("UTC"))
+                pl.when(has_zone).then(aware).otherwise(local.dt.convert_time_zone("UTC"))
             ).to_series()
         _bad_row(frame, parsed.is_null(), column, "not a valid timestamp")
         out = parsed.dt.epoch("us")
     else:
         raise InvalidInput(f"column '{column}' has type {col.dtype}; expected timestamps")
     return out.alias("ts")
+
+
+def _to_datetime(text: pl.Series, time_zone: str | None) -> pl.Series:
+    """``text`` parsed with an inferred format (nulls where it does not parse)."""
+    if text.null_count() == text.len():
+        return pl.Series(text.name, [None] * text.len(), dtype=pl.Datetime("us", time_zone))
+    try:
+        return text.str.to_datetime(time_zone=time_zone, strict=False, time_unit="us")
+    except pl.exceptions.ComputeError:  # no format fits the first value: it is the bad row
+        return pl.Series(text.name, [None] * text.len(), dtype=pl.Datetime("us", time_zone))
 
 
 def _values(frame: pl.DataFrame, column: str, *, required: bool) -> pl.Series:
