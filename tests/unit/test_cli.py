@@ -227,3 +227,39 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     r = CliRunner().invoke(app, [*path, "--help"])
     assert r.exit_code == 0, r.output
     assert "Usage" in r.output
+
+
+def test_timezone_option_keeps_timestamps_that_carry_a_zone(run, store: Services,  # type: ignore[no-untyped-def]
+                                                            tmp_path: Path) -> None:
+    f = tmp_path / "mixed.csv"
+    f.write_text("ts,value\n2024-01-01 06:00:00,1\n2024-01-01T05:30:00Z,2\n")
+    r = run("ingest", "readings", str(f), "--tenant", T, "--asset-id", "mx",
+            "--timezone", "Europe/Berlin")
+    assert r.exit_code == 0, r.output
+    assert stored(store, "mx") == [(us(2024, 1, 1, 5), 1.0), (us(2024, 1, 1, 5, 30), 2.0)]
+
+
+@pytest.mark.parametrize(("local", "why"), [("2024-10-27 02:30:00", "ambiguous"),
+                                             ("2024-03-31 02:30:00", "does not exist")])
+def test_ambiguous_or_missing_local_time_is_named_as_such(
+    env: dict[str, str], store: Services, tmp_path: Path, local: str, why: str
+) -> None:
+    f = tmp_path / "dst.csv"
+    f.write_text(f"ts,value\n2024-10-27 00:30:00,1\n{local},2\n")
+    done = cli(env, "ingest", "readings", str(f), "--tenant", T, "--asset-id", "d1",
+               "--timezone", "Europe/Berlin")
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "row 1" in message and "'ts'" in message, message
+    assert why in message and "Europe/Berlin" in message, message
+    assert not store.timeseries.tenant_exists(T)
+
+
+def test_garbage_first_timestamp_with_timezone_is_a_row_error(env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    f = tmp_path / "g.csv"
+    f.write_text("ts,value\nsoon,1\n2024-01-01T00:00:00Z,2\n")
+    done = cli(env, "ingest", "readings", str(f), "--tenant", T, "--asset-id", "g1",
+               "--timezone", "Europe/Berlin")
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "row 0" in message and "'ts'" in message, message
+    assert "Traceback" not in done.stderr
