@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from aihub.cli import app
+from aihub.cli import app, main
 from aihub.config import Settings
 from aihub.services.container import Services, build_services
 from aihub.timeutil import to_us
@@ -61,10 +61,35 @@ def us(*args: int) -> int:
     return to_us(datetime(*args, tzinfo=UTC))  # type: ignore[misc]
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The real console script in a subprocess: exit codes and stderr as a user sees them."""
-    return subprocess.run([AIHUB, *args], env={**os.environ, **env, "COLUMNS": "200"},
-                          capture_output=True, text=True, timeout=120)
+class Done:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Callable[..., Done]:
+    """Runs ``aihub.cli.main`` (the console script's entry: error -> message + exit code)
+    in this process; ``real=True`` runs the installed script in a subprocess instead."""
+
+    def invoke(*args: str, real: bool = False) -> Done:
+        if real:
+            p = subprocess.run([AIHUB, *args], env={**os.environ, **env, "COLUMNS": "200"},
+                               capture_output=True, text=True, timeout=120)
+            return Done(p.returncode, p.stdout, p.stderr)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(sys, "argv", ["aihub", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return Done(code, out.out, out.err)
+
+    return invoke
 
 
 # -- imports ----------------------------------------------------------------------------------
@@ -127,12 +152,13 @@ def test_naive_parquet_with_timezone(run, store: Services, tmp_path: Path) -> No
     ("meter,time,kwh\na,2024-01-01T00:00:00Z,1\na,2024-01-01T00:30:00Z,1\na,soon,2\n", 2, "time"),
 ])
 def test_bad_row_exits_2_naming_row_and_column_and_stores_nothing(
-    env: dict[str, str], store: Services, tmp_path: Path, content: str, row: int, column: str
+    cli: Callable[..., Done], store: Services, tmp_path: Path, content: str, row: int, column: str
 ) -> None:
     f = tmp_path / "bad.csv"
     f.write_text(content)
-    done = cli(env, "ingest", "readings", str(f), "--tenant", T, "--asset-col", "meter",
-               "--ts-col", "time", "--value-col", "kwh")
+    done = cli("ingest", "readings", str(f), "--tenant", T, "--asset-col", "meter",
+               "--ts-col", "time", "--value-col", "kwh",
+               real="abc" in content)  # one case through the installed console script
     assert done.returncode == 2, (done.stdout, done.stderr)
     message = " ".join(done.stderr.split())
     assert f"row {row}" in message and f"'{column}'" in message, message
@@ -140,13 +166,13 @@ def test_bad_row_exits_2_naming_row_and_column_and_stores_nothing(
     assert not store.timeseries.tenant_exists(T)
 
 
-def test_bad_timezone_option_and_missing_file(env: dict[str, str], store: Services,
+def test_bad_timezone_option_and_missing_file(cli: Callable[..., Done], store: Services,
                                                tmp_path: Path) -> None:
     f = tmp_path / "x.csv"
     f.write_text("asset_id,ts,value\na,2024-01-01 00:00:00,1\n")
-    done = cli(env, "ingest", "readings", str(f), "--tenant", T, "--timezone", "Nowhere/City")
+    done = cli("ingest", "readings", str(f), "--tenant", T, "--timezone", "Nowhere/City")
     assert done.returncode == 2 and "Nowhere/City" in done.stderr
-    done = cli(env, "ingest", "readings", str(tmp_path / "missing.csv"), "--tenant", T)
+    done = cli("ingest", "readings", str(tmp_path / "missing.csv"), "--tenant", T)
     assert done.returncode == 2 and "missing.csv" in " ".join(done.stderr.split())
     assert not store.timeseries.tenant_exists(T)
 
@@ -188,12 +214,12 @@ def test_export_writes_a_parquet_file(run, store: Services, tmp_path: Path,  # t
     assert status.exit_code == 0 and "144" in status.output
 
 
-def test_export_with_bad_input_exits_2(env: dict[str, str], tmp_path: Path,
+def test_export_with_bad_input_exits_2(cli: Callable[..., Done], tmp_path: Path,
                                        settings: Settings) -> None:
-    done = cli(env, "export", "--tenant", "nobody", "--start", "2024-01-01T00:00:00Z",
+    done = cli("export", "--tenant", "nobody", "--start", "2024-01-01T00:00:00Z",
                "--end", "2024-01-02T00:00:00Z")
     assert done.returncode == 2 and "nobody" in done.stderr
-    done = cli(env, "export", "--tenant", T, "--start", "2024-01-01T00:00:00",
+    done = cli("export", "--tenant", T, "--start", "2024-01-01T00:00:00",
                "--end", "2024-01-02T00:00:00Z")
     assert done.returncode == 2 and "--start" in done.stderr
     assert not list(Path(settings.export_storage_path).glob("*.parquet"))
@@ -242,11 +268,11 @@ def test_timezone_option_keeps_timestamps_that_carry_a_zone(run, store: Services
 @pytest.mark.parametrize(("local", "why"), [("2024-10-27 02:30:00", "ambiguous"),
                                              ("2024-03-31 02:30:00", "does not exist")])
 def test_ambiguous_or_missing_local_time_is_named_as_such(
-    env: dict[str, str], store: Services, tmp_path: Path, local: str, why: str
+    cli: Callable[..., Done], store: Services, tmp_path: Path, local: str, why: str
 ) -> None:
     f = tmp_path / "dst.csv"
     f.write_text(f"ts,value\n2024-10-27 00:30:00,1\n{local},2\n")
-    done = cli(env, "ingest", "readings", str(f), "--tenant", T, "--asset-id", "d1",
+    done = cli("ingest", "readings", str(f), "--tenant", T, "--asset-id", "d1",
                "--timezone", "Europe/Berlin")
     message = " ".join(done.stderr.split())
     assert done.returncode == 2 and "row 1" in message and "'ts'" in message, message
@@ -254,11 +280,11 @@ def test_ambiguous_or_missing_local_time_is_named_as_such(
     assert not store.timeseries.tenant_exists(T)
 
 
-def test_garbage_first_timestamp_with_timezone_is_a_row_error(env: dict[str, str],
+def test_garbage_first_timestamp_with_timezone_is_a_row_error(cli: Callable[..., Done],
                                                              tmp_path: Path) -> None:
     f = tmp_path / "g.csv"
     f.write_text("ts,value\nsoon,1\n2024-01-01T00:00:00Z,2\n")
-    done = cli(env, "ingest", "readings", str(f), "--tenant", T, "--asset-id", "g1",
+    done = cli("ingest", "readings", str(f), "--tenant", T, "--asset-id", "g1",
                "--timezone", "Europe/Berlin")
     message = " ".join(done.stderr.split())
     assert done.returncode == 2 and "row 0" in message and "'ts'" in message, message
