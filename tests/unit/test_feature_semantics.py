@@ -18,6 +18,7 @@ from tests.factories import (
     get_features,
     ingest,
     ingest_weather,
+    iso,
     put_asset,
     readings,
     weather,
@@ -399,3 +400,39 @@ def test_default_hour_is_now_for_forecasts_and_the_last_complete_hour_for_anomal
             break
     assert stamps["forecast_basic"] == before
     assert stamps["anomaly_detection"] == before - timedelta(hours=1)
+
+
+def test_user_defined_sets_belong_to_their_tenant(client: TestClient) -> None:
+    ingest(client, T, readings("m1", range(30), wave))
+    ingest(client, "tenant-b", readings("m1", range(30), wave))
+    r = client.post("/ai/features/sets", json={"tenant_id": T, "name": "mine",
+                                               "features": ["lag_48h"]})
+    assert r.status_code == 201, r.text
+    assert get_features(client, T, "m1", at(29), feature_set="mine") == {"lag_48h": None}
+    r = client.post("/ai/features/get", json={"tenant_id": "tenant-b", "asset_id": "m1",
+                                              "feature_set": "mine", "as_of": iso(at(29))})
+    assert r.status_code == 404 and "mine" in r.json()["detail"]
+    r = client.post("/ai/features/sets", json={"tenant_id": T, "name": "mine",
+                                               "features": ["lag_1h"]})
+    assert r.status_code == 409
+
+
+def test_batch_answers_in_the_order_asked(client: TestClient) -> None:
+    rows = readings("a", range(30), wave) + readings("b", range(30), lambda h: -wave(h))
+    ingest(client, T, rows)
+    r = client.post("/ai/features/get-batch", json={
+        "tenant_id": T, "asset_ids": ["b", "a", "b"], "as_of": iso(at(29))})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["asset_id"] for x in results] == ["b", "a", "b"]
+    assert results[0]["features"]["lag_1h"] == -wave(28)
+    assert results[1]["features"]["lag_1h"] == wave(28)
+    assert results[2] == results[0]
+
+
+def test_status_reports_first_and_last_reading(client: TestClient) -> None:
+    ingest(client, T, readings("a", [5.25, 7.5], wave) + readings("b", [3.75, 9.1], wave))
+    status = client.get("/ai/features/status", params={"tenant_id": T}).json()
+    assert status["assets"] == 2 and status["readings"] == 4 and status["rollup_hours"] == 4
+    assert status["first_reading"].replace("+00:00", "Z") == iso(at(3.75))
+    assert status["last_reading"].replace("+00:00", "Z").replace(".000", "") == iso(at(9.1))
