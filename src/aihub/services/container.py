@@ -108,7 +108,8 @@ def build_registry(svc: Services) -> None:
     settings = svc.settings
     svc.artifact_store = build_artifact_store(settings)
     svc.registry = RegistryService(engine=svc.engine, store=ModelMetadataStore(svc.engine))
-    svc.model_artifacts = ArtifactService(registry=svc.registry, store=svc.artifact_store)
+    svc.model_artifacts = ArtifactService(registry=svc.registry, store=svc.artifact_store,
+                                          max_bytes=settings.max_artifact_bytes)
     svc.extras.setdefault("ready_checks", []).append(("artifact_store", svc.artifact_store))
     svc.predictions = PredictionService(
         registry=svc.registry,
@@ -143,6 +144,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         features=features,
         exports=build_exports(settings, features, meta),
     )
+    svc.exports.stale_after_s = settings.export_stale_after_s
     build_registry(svc)
     build_auth(svc)
     return svc

@@ -22,6 +22,7 @@ from aihub.features.catalog import CATALOG, FeatureSet
 from aihub.features.compute import MAX_SHIFT_HOURS
 from aihub.metrics import record_export
 from aihub.names import check_name
+from aihub.services.export_reaper import owner_token, reap_stale_exports
 from aihub.services.features import FeatureService
 from aihub.stores.metadata.features import ExportRecord, FeatureMetadataStore
 from aihub.stores.timeseries.base import Asset
@@ -67,6 +68,8 @@ class ExportService:
         self.export_dir = export_dir
         # Moves a finished file to its final home (S3) and returns the path to record.
         self.publish = publish
+        # A "running" export older than this is failed even when its writer can't be seen.
+        self.stale_after_s = 6 * 3600
 
     def validate(self, req: ExportRequest) -> tuple[list[Asset], int, int]:
         check_name(req.tenant_id, "tenant_id")
@@ -115,6 +118,7 @@ class ExportService:
             completed_at=None,
         )
         self.meta.save_export(record)
+        self.meta.set_export_owner(export_id, owner_token())
         began = time.perf_counter()
         try:
             rows = self._write(req, assets, start, end, partial, progress)
@@ -216,8 +220,14 @@ class ExportService:
         return pl.DataFrame(schema=schema)
 
     # -- records --------------------------------------------------------------------------
+    def reap_stale(self) -> list[str]:
+        """Report exports whose writer died as failed (see ``export_reaper``)."""
+        return reap_stale_exports(self.meta, stale_after_s=self.stale_after_s)
+
     def get(self, export_id: str) -> ExportRecord:
         record = self.meta.get_export(export_id)
+        if record is not None and record.status == "running" and self.reap_stale():
+            record = self.meta.get_export(export_id)
         if record is None:
             raise NotFound(f"unknown export '{export_id}'")
         check_tenant(record.tenant_id, f"unknown export '{export_id}'")
@@ -228,5 +238,6 @@ class ExportService:
     ) -> tuple[list[ExportRecord], int]:
         if tenant_id is not None:
             check_tenant(tenant_id)
+        self.reap_stale()
         return self.meta.list_exports(tenant_id, limit=limit, offset=offset,
                                       tenant_in=None if tenant_id else visible_tenants())

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from aihub.auth.scope import check_tenant, visible_tenants
 from aihub.db import write_transaction
 from aihub.errors import Conflict, InvalidInput, NotFound
+from aihub.jsonlimits import check_json
 from aihub.names import check_name
 from aihub.services.lifecycle import (
     REGISTER_STAGES,
@@ -121,6 +122,8 @@ class RegistryService:
         """Check a registration before anything is stored; returns the version order."""
         check_name(req.tenant_id, "tenant_id")
         check_name(req.model_name, "model_name")
+        check_json(req.metadata, "metadata")
+        check_json(req.metrics, "metrics")
         order = parse_version(req.version).order
         if req.stage not in REGISTER_STAGES:
             raise InvalidInput(

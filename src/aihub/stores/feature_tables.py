@@ -60,4 +60,5 @@ feature_exports = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
+    sa.Column("owner", sa.String(300)),  # host:pid:start of the writer (migration 0004)
 )

@@ -131,6 +131,24 @@ class FeatureMetadataStore:
             rows = conn.execute(q.limit(limit).offset(offset))
             return [_export(r) for r in rows], total
 
+    def set_export_owner(self, export_id: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(feature_exports.update()
+                         .where(feature_exports.c.export_id == export_id).values(owner=owner))
+
+    def running_exports(self) -> list[tuple[ExportRecord, str | None]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(feature_exports)
+                                .where(feature_exports.c.status == "running")).all()
+        return [(_export(r), r.owner) for r in rows]
+
+    def fail_running_export(self, export_id: str, message: str, at: datetime) -> None:
+        """``running`` -> ``failed``, unless it finished meanwhile."""
+        with self.engine.begin() as conn:
+            conn.execute(feature_exports.update().where(
+                feature_exports.c.export_id == export_id, feature_exports.c.status == "running"
+            ).values(status="failed", message=message, completed_at=at))
+
     def last_export(self, tenant_id: str) -> ExportRecord | None:
         records, _ = self.list_exports(tenant_id, limit=1, offset=0)
         return records[0] if records else None
