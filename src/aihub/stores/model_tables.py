@@ -19,8 +19,8 @@ model_versions = sa.Table(
     sa.Column("stage", sa.String(16), nullable=False),
     sa.Column("model_type", sa.String(128)),
     sa.Column("framework", sa.String(32)),
-    sa.Column("meta", sa.JSON, nullable=False),
-    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("meta", sa.Text, nullable=False),  # JSON text (orjson), see migration 0002
+    sa.Column("metrics", sa.Text, nullable=False),
     sa.Column("artifact_key", sa.Text),
     sa.Column("artifact_size", sa.BigInteger),
     sa.Column("artifact_sha256", sa.String(64)),

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from aihub.api.deps import ModelArtifactsDep, RegistryDep
@@ -65,6 +65,13 @@ def model_public(v: ModelVersion) -> ModelPublic:
         artifact_format=v.artifact_format, artifact_uploaded_at=v.artifact_uploaded_at,
         stage_changed_at=v.stage_changed_at,
     )
+
+
+def json_response(body: BaseModel, status_code: int = 200) -> Response:
+    """A schema serialized once: returning the model itself would have FastAPI validate it
+    a second time against ``response_model`` (which stays for the OpenAPI docs)."""
+    return Response(body.model_dump_json(), status_code=status_code,
+                    media_type="application/json")
 
 
 def _register_body(raw: bytes | str) -> ModelRegister:
@@ -122,17 +129,17 @@ def list_models(
     stage: Annotated[Stage | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> ModelPage:
+) -> Response:
     """Grouped by tenant and model, newest version first (semver order)."""
     versions, total = registry.list(VersionFilter(tenant_id, model_name, stage),
                                     limit=limit, offset=offset)
-    return ModelPage(models=[model_public(v) for v in versions], total=total, limit=limit,
-                     offset=offset)
+    return json_response(ModelPage(models=[model_public(v) for v in versions], total=total,
+                                   limit=limit, offset=offset))
 
 
 @router.get("/{model_id}", response_model=ModelPublic, summary="One model version")
-def get_model(model_id: str, registry: RegistryDep) -> ModelPublic:
-    return model_public(registry.get(model_id))
+def get_model(model_id: str, registry: RegistryDep) -> Response:
+    return json_response(model_public(registry.get(model_id)))
 
 
 @router.put("/{model_id}/promote", response_model=PromotionPublic,
