@@ -245,13 +245,11 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             # The first statement writes, so the write lock is held from here to commit.
             seq = self._bump_seq(conn, now)
             keys = self._ensure_assets(conn, tenant_id, asset_ids, now)
-            keyed = readings.join(
-                pl.DataFrame(
-                    {"asset_id": list(keys), "asset_key": list(keys.values())},
-                    schema={"asset_id": pl.String, "asset_key": pl.Int64},
-                ),
-                on="asset_id",
-            ).select("asset_key", "ts", "value")
+            keyed = readings.select(
+                pl.col("asset_id").replace_strict(keys, return_dtype=pl.Int64).alias("asset_key"),
+                "ts",
+                "value",
+            )
             # Rollups of the touched hours: earlier readings there, overridden by the batch.
             runs = touched_hour_runs(keyed)
             prior = self._read_readings(conn, runs)
