@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from aihub import __version__
 from aihub.api.auth import AuthMiddleware
-from aihub.api.errors import install_error_handlers
+from aihub.api.errors import ERROR_RESPONSES, install_error_handlers
 from aihub.api.limits import BodyLimitMiddleware
 from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
 from aihub.config import Settings
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             "trained on them. Point-in-time-correct features online and offline."
         ),
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
     # Added innermost first: metrics (outermost) see every request, then the body size

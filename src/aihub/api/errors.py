@@ -8,12 +8,30 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aihub.errors import AihubError
 
 log = logging.getLogger("aihub.api")
+
+
+class ErrorPublic(BaseModel):
+    """Every error response: a stable code, a message, and optional details."""
+
+    error: str
+    detail: str
+    details: Any = None
+
+
+_DESCRIBED = {401: "No, unknown or revoked API key", 403: "The key's role is too low",
+              404: "Unknown (or another tenant's) id", 409: "Conflict",
+              413: "Body, batch or artifact over a configured limit",
+              422: "Invalid input (names the field and row)", 503: "A backend is down"}
+# Declared on every route, so the OpenAPI schema describes the error bodies clients get.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorPublic, "description": text} for code, text in _DESCRIBED.items()
+}
 
 
 def _where(loc: tuple[Any, ...]) -> str:

@@ -2,8 +2,9 @@
 
 Artifact uploads (``PUT /ai/models/{id}/artifact`` and multipart registration) may be up
 to ``AIHUB_MAX_ARTIFACT_BYTES``; every other body up to ``AIHUB_MAX_BODY_BYTES``. A
-declared ``Content-Length`` over the limit is refused at once (413); a chunked body is
-counted as it streams and cut off at the limit.
+declared ``Content-Length`` over the limit is refused at once (413); a chunked JSON body is
+read up to the limit (413 beyond) and replayed; a chunked artifact streams on to the
+artifact service, which stops at its own limit (413, nothing kept).
 """
 
 from __future__ import annotations
@@ -36,30 +37,34 @@ class BodyLimitMiddleware:
                 return
             await self.app(scope, receive, send)  # the server never delivers more
             return
+        if artifact:  # streamed on; the artifact service counts and stops at the limit
+            await self.app(scope, receive, send)
+            return
+        # A chunked JSON body: read it (the route would anyway) up to the limit, then replay.
+        chunks: list[bytes] = []
         received = 0
-
-        async def counted() -> Message:
-            nonlocal received
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _too_large(limit, artifact)
-            return message
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > limit:
+                await error_response(_too_large(limit, artifact))(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
 
-        started = False
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watch)
-        except PayloadTooLarge as exc:
-            if started:
-                raise
-            await error_response(exc)(scope, receive, send)
+        await self.app(scope, replay, send)
 
 
 def _too_large(limit: int, artifact: bool) -> PayloadTooLarge:

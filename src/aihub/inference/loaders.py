@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from aihub.errors import Conflict, MissingDependency
+from aihub.inference import guards
 from aihub.inference.formats import sniff_format
+from aihub.inference.guards import check_lightgbm_text, check_onnx_self_contained
 
 TRUSTED_SKOPS_TYPES: tuple[str, ...] = (
     "sklearn.tree._tree.Tree",
@@ -74,8 +76,10 @@ def _lightgbm(data: bytes) -> LoadedModel:
     import lightgbm as lgb
 
     try:
-        booster = lgb.Booster(model_str=data.decode("utf-8"))
-    except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
+        text = data.decode("utf-8")
+        check_lightgbm_text(text)  # the C++ parser aborts the process on truncated files
+        booster = lgb.Booster(model_str=text)
+    except (UnicodeDecodeError, lgb.basic.LightGBMError, guards.ModelLoadRefused) as exc:
         raise ModelLoadRefused(f"not a valid LightGBM text model: {exc}"[:500]) from exc
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -110,6 +114,10 @@ def _onnx(data: bytes) -> LoadedModel:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
         raise MissingDependency("loading ONNX models needs the 'onnxruntime' package") from exc
+    try:
+        check_onnx_self_contained(data)  # never let a model make us read other files
+    except guards.ModelLoadRefused as exc:
+        raise ModelLoadRefused(str(exc)) from exc
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types

@@ -77,7 +77,7 @@ def list_assets(
     tenant_id: TenantQuery,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> AssetPage:
     assets, total = services.timeseries.list_assets(tenant_id, limit=limit, offset=offset)
     return AssetPage(

@@ -59,7 +59,7 @@ def list_exports(
     exports: ExportServiceDep,
     tenant_id: Annotated[Name | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ExportPage:
     records, total = exports.list(tenant_id, limit=limit, offset=offset)
     return ExportPage(

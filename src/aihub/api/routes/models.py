@@ -128,7 +128,7 @@ def list_models(
     model_name: Annotated[Name | None, Query()] = None,
     stage: Annotated[Stage | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """Grouped by tenant and model, newest version first (semver order)."""
     versions, total = registry.list(VersionFilter(tenant_id, model_name, stage),
