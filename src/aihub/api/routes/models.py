@@ -138,7 +138,9 @@ def list_models(
 
 
 @router.get("/{model_id}", response_model=ModelPublic, summary="One model version")
-def get_model(model_id: str, registry: RegistryDep) -> Response:
+async def get_model(model_id: str, registry: RegistryDep) -> Response:
+    # One indexed read, run on the event loop: a worker-thread round trip would cost
+    # more than the query (the same choice as the online-feature cache lookup).
     return json_response(model_public(registry.get(model_id)))
 
 
