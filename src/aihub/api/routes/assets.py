@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import holidays
 from fastapi import APIRouter, Path, Query
 
 from aihub.api.deps import ServicesDep
@@ -43,10 +44,16 @@ def put_asset(
     services: ServicesDep,
 ) -> AssetPublic:
     """Set an asset's timezone (IANA), country (ISO code, for holidays), weather location and
-    kind. Fields left out keep their value. Its cached online features are dropped."""
+    kind. Fields left out keep their value; an explicit null clears country or location_id.
+    Its cached online features are dropped."""
     check_name(asset_id, "asset_id")
     if body.timezone is not None and not is_valid_timezone(body.timezone):
         raise InvalidInput(f"timezone: '{body.timezone}' is not an IANA timezone name")
+    if body.country is not None and body.country not in holidays.list_supported_countries():
+        raise InvalidInput(f"country: '{body.country}' is not a country with a holiday calendar")
+    explicit_nulls = {f for f in body.model_fields_set if getattr(body, f) is None}
+    if explicit_nulls & {"timezone", "kind"}:
+        raise InvalidInput(f"{sorted(explicit_nulls & {'timezone', 'kind'})[0]}: cannot be null")
     asset = services.timeseries.upsert_asset(
         tenant_id,
         asset_id,
@@ -55,6 +62,7 @@ def put_asset(
             country=body.country,
             location_id=body.location_id,
             kind=body.kind,
+            clear=frozenset(explicit_nulls),
         ),
     )
     services.online.invalidate([cache_key(tenant_id, asset_id)])

@@ -164,7 +164,7 @@ class ExportCreate(BaseModel):
     feature_set: Name = "forecast_basic"
     start_time: Timestamp
     end_time: Timestamp
-    asset_ids: list[Name] | None = Field(default=None, max_length=100_000)
+    asset_ids: list[Name] | None = Field(default=None, min_length=1, max_length=100_000)
     lookback_hours: int = Field(default=168, ge=1)
 
 

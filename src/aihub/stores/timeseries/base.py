@@ -52,12 +52,14 @@ class Asset:
 
 @dataclass(frozen=True, slots=True)
 class AssetChanges:
-    """Fields to set on an asset; ``None`` leaves a field as it is (except when creating)."""
+    """Fields to set on an asset; ``None`` leaves a field as it is (except when creating).
+    ``clear`` names optional fields (country, location_id) to reset to null."""
 
     timezone: str | None = None
     country: str | None = None
     location_id: str | None = None
     kind: str | None = None
+    clear: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

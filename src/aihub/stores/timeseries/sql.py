@@ -214,6 +214,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
                     )
                     if v is not None
                 }
+                values.update({k: None for k in changes.clear & {"country", "location_id"}})
                 # Calendar and weather features depend on these: make caches drop the asset.
                 seq = self._bump_seq(conn, now)
                 conn.execute(
