@@ -85,7 +85,11 @@ class CuttableProxy:
             if self.cut:
                 conn.close()
                 continue
-            upstream = socket.create_connection(self.target)
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:  # Redis itself is down: refuse like it would
+                conn.close()
+                continue
             self.socks += [conn, upstream]
             for a, b in ((conn, upstream), (upstream, conn)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from aihub.errors import BackendUnavailable
 from aihub.stores.timeseries.base import WEATHER_FIELDS
-from aihub.stores.timeseries.sql import SqlTimeSeriesStore
+from aihub.stores.timeseries.sql import SqlTimeSeriesStore, in_runs
 from aihub.timeutil import HOUR_US
 
 BACKEND = "postgresql"
@@ -49,6 +49,22 @@ _READING_TUPLE = np.dtype(
 )
 
 _COPY_IN = "COPY {table} (asset_key, ts, value) FROM STDIN (FORMAT binary)"
+# One binary COPY tuple of a single-reading hour's rollup: n 1, std NULL (length -1).
+_SINGLE_ROLLUP_TUPLE = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("len_key", ">i4"), ("asset_key", ">i4"),
+        ("len_hour", ">i4"), ("hour", ">i8"),
+        ("len_n", ">i4"), ("n", ">i4"),
+        ("len_mean", ">i4"), ("mean", ">f8"),
+        ("len_std", ">i4"),
+        ("len_min", ">i4"), ("min", ">f8"),
+        ("len_max", ">i4"), ("max", ">f8"),
+    ]
+)
+_COPY_ROLLUPS = (
+    "COPY hourly_rollups (asset_key, hour, n, mean, std, min, max) FROM STDIN (FORMAT binary)"
+)
 _STAGE = "aihub_readings_in"
 _CREATE_STAGE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
@@ -74,14 +90,6 @@ GROUP BY 1, 2
 ON CONFLICT (asset_key, hour) DO UPDATE SET
     n = EXCLUDED.n, mean = EXCLUDED.mean, std = EXCLUDED.std,
     min = EXCLUDED.min, max = EXCLUDED.max
-"""
-# An hour that held no reading before this batch and receives one now has the reading as
-# its rollup (n 1, std null): a projection, far cheaper than aggregating it.
-_PROJECT_ROLLUPS = f"""
-INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max)
-SELECT r.asset_key, r.ts - r.ts %% {HOUR_US}, 1, r.value, NULL, r.value, r.value
-FROM {_RUNS}
-JOIN readings r ON r.asset_key = u.k AND r.ts >= u.s AND r.ts < u.e
 """
 # Runs that already had rollups (so readings) before this batch; rollups are exact, so a
 # run without any had no readings either.
@@ -109,6 +117,40 @@ def binary_copy_readings(rows: pl.DataFrame) -> bytes:
     out["ts"] = rows.get_column("ts").to_numpy()
     out["len_value"] = 8
     out["value"] = rows.get_column("value").to_numpy()
+    return _COPY_HEADER + out.tobytes() + _COPY_TRAILER
+
+
+def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl.DataFrame:
+    """A binary COPY of 8-byte columns (bigint, float8; floats with NULL sent as NaN, which
+    no stored value is) into a frame of ``schema``."""
+    fields: list[tuple[str, str]] = [("nfields", ">i2")]
+    for i, (_, dtype) in enumerate(schema.items()):
+        fields += [(f"len{i}", ">i4"), (f"c{i}", ">i8" if dtype == pl.Int64 else ">f8")]
+    layout = np.dtype(fields)
+    count = (len(data) - len(_COPY_HEADER) - len(_COPY_TRAILER)) // layout.itemsize
+    rows = np.frombuffer(data, dtype=layout, count=count, offset=len(_COPY_HEADER))
+    columns = {}
+    for i, (name, dtype) in enumerate(schema.items()):
+        values = rows[f"c{i}"].astype("<i8" if dtype == pl.Int64 else "<f8")
+        series = pl.Series(name, values)
+        columns[name] = series.fill_nan(None) if dtype == pl.Float64 else series
+    return pl.DataFrame(columns, schema=schema)
+
+
+def binary_copy_single_rollups(rows: pl.DataFrame) -> bytes:
+    """Rollups of hours holding exactly one reading (``asset_key, ts, value`` rows): the
+    reading itself, n 1, std null, as one binary COPY payload."""
+    out = np.empty(rows.height, dtype=_SINGLE_ROLLUP_TUPLE)
+    values = rows.get_column("value").to_numpy()
+    ts = rows.get_column("ts").to_numpy()
+    out["nfields"] = 7
+    out["len_key"], out["asset_key"] = 4, rows.get_column("asset_key").to_numpy()
+    out["len_hour"], out["hour"] = 8, ts - ts % HOUR_US
+    out["len_n"], out["n"] = 4, 1
+    out["len_mean"], out["mean"] = 8, values
+    out["len_std"] = -1
+    out["len_min"], out["min"] = 8, values
+    out["len_max"], out["max"] = 8, values
     return _COPY_HEADER + out.tobytes() + _COPY_TRAILER
 
 
@@ -182,7 +224,11 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
             project = flagged.filter(pl.col("project"))
             aggregate = flagged.filter(~pl.col("project"))
             if not project.is_empty():
-                cur.execute(_PROJECT_ROLLUPS, _run_arrays(project))
+                # New hours with one reading each: their rollups are the batch's readings,
+                # so they go in by COPY (bulk insert) rather than INSERT ... SELECT.
+                single = in_runs(readings, project)
+                with cur.copy(_COPY_ROLLUPS) as cp:
+                    cp.write(binary_copy_single_rollups(single))
             if not aggregate.is_empty():
                 cur.execute(_RECOMPUTE_ROLLUPS, _run_arrays(aggregate))
 
@@ -195,8 +241,17 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
 
     def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
         query = sql.replace("?", "%s")
+        numeric = all(t in (pl.Int64, pl.Float64) for t in schema.values())
+        if numeric:
+            # Fixed-width binary: no float formatting on the server, no parsing here.
+            cols = ", ".join(
+                f'q."{c}"::bigint' if t == pl.Int64 else f"COALESCE(q.\"{c}\"::float8, 'NaN')"
+                for c, t in schema.items()
+            )
+            copy = f"COPY (SELECT {cols} FROM ({query}) q) TO STDOUT (FORMAT binary)"
+        else:
+            copy = f"COPY ({query}) TO STDOUT (FORMAT csv)"
         buf = io.BytesIO()
-        copy = f"COPY ({query}) TO STDOUT (FORMAT csv)"
         with (
             self._connect() as conn,
             _translated(),
@@ -205,6 +260,8 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         ):
             for block in cp:
                 buf.write(block)
+        if numeric:
+            return parse_binary_numeric(buf.getbuffer(), schema)
         if buf.tell() == 0:
             return pl.DataFrame(schema=schema)
         buf.seek(0)
