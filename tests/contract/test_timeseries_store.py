@@ -139,6 +139,9 @@ def test_reads_are_bounded_and_sorted(store: TimeSeriesStore) -> None:
     assert got.get_column("hour").to_list() == [H0 + h * HOUR_US for h in (2, 3, 4)]
     assert got.schema["n"] == pl.Int64
     assert store.load_rollups([], 0, 2**62).is_empty()
+    empty = store.load_rollups([k], 0, H0)  # a query that matches nothing
+    assert empty.is_empty() and empty.schema == got.schema
+    assert store.load_readings(k, 0, H0).is_empty()
     assert store.load_readings(k, H0 + 9 * HOUR_US, 2**62).rows() == [(H0 + 9 * HOUR_US, 9.0)]
     with_data = store.asset_keys_with_data("t1", None, H0 + 3 * HOUR_US, 2**62)
     assert [a.asset_id for a in with_data] == ["m1"]
