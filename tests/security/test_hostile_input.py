@@ -137,14 +137,36 @@ def test_absurd_nesting_is_422_not_a_crash(client: TestClient) -> None:
     assert_clean_4xx(r, (422,))
 
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999", '"abc"', "null",
-                                   "[]", "{}", "1" * 5000])
+BAD_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e999", '"abc"', "null", "[]", "{}",
+               "1" * 5000, "true", "false", '"1.5"', '"1"']
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
 def test_bad_numbers(client: TestClient, value: str) -> None:
     raw = ('{"tenant_id": "t", "readings": [{"asset_id": "m1", "ts": "2024-01-01T00:00:00Z", '
            f'"value": {value}}}]}}')
     r = client.post("/ai/features/ingest", content=raw,
                     headers={"content-type": "application/json"})
     assert_clean_4xx(r, (400, 422))
+    assert client.get("/ai/assets", params={"tenant_id": "t"}).json()["total"] == 0
+
+
+@pytest.mark.parametrize("value", [v for v in BAD_NUMBERS if v != "null"])
+def test_bad_weather_numbers(client: TestClient, value: str) -> None:
+    raw = ('{"tenant_id": "t", "observations": [{"location_id": "berlin", '
+           f'"ts": "2024-01-01T00:00:00Z", "temperature": {value}}}]}}')
+    r = client.post("/ai/features/weather", content=raw,
+                    headers={"content-type": "application/json"})
+    assert_clean_4xx(r, (400, 422))
+
+
+def test_integer_numbers_are_accepted(client: TestClient) -> None:
+    r = client.post("/ai/features/ingest", json={"tenant_id": "t", "readings": [
+        {"asset_id": "m1", "ts": "2024-01-01T00:00:00Z", "value": 2}]})
+    assert r.status_code == 200, r.text
+    r = client.post("/ai/features/weather", json={"tenant_id": "t", "observations": [
+        {"location_id": "berlin", "ts": "2024-01-01T00:00:00Z", "temperature": -3}]})
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("field,value", [

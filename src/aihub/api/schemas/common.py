@@ -27,7 +27,8 @@ Name = Annotated[
 # parameter naming a tenant uses this type, so no route can skip the check.
 TenantName = Annotated[Name, AfterValidator(lambda v: check_tenant(v))]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Strict: JSON ``true`` or ``"1.5"`` are not numbers (ints still are); NaN/inf refused.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 def _no_dotdot(value: str) -> str:
