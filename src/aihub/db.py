@@ -14,6 +14,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 
 from aihub.config import Settings
+from aihub.errors import BackendUnavailable
 
 
 def is_sqlite(engine: sa.Engine) -> bool:
@@ -33,8 +34,30 @@ def create_db_engine(settings: Settings) -> sa.Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _unavailable, retval=True)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = sa.create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10,
+        connect_args={"connect_timeout": 5},  # a silent server fails a request, not hangs it
+    )
+    event.listen(engine, "handle_error", _unavailable, retval=True)
+    return engine
+
+
+def _unavailable(ctx: sa.engine.ExceptionContext) -> BaseException | None:
+    """The one place where a lost or refused database connection becomes
+    ``BackendUnavailable`` (503 naming the database), for every store on the engine.
+
+    SQLAlchemy still invalidates the dead connection (and the pool's others), so once the
+    server answers again the next checkout reconnects: no restart needed. Pre-ping failures
+    are left alone, since that is the pool finding a stale connection and replacing it."""
+    if ctx.is_pre_ping:
+        return None
+    if ctx.is_disconnect or isinstance(ctx.sqlalchemy_exception, sa.exc.OperationalError):
+        orig = ctx.original_exception
+        text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        return BackendUnavailable(ctx.dialect.name, text)
+    return None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

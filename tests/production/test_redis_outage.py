@@ -6,11 +6,8 @@ reached through a relay the test can cut to stage a network partition."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +23,7 @@ from aihub.services.container import build_services
 from aihub.stores.online import redis as redis_store
 from tests.conftest import free_port
 from tests.factories import at, iso, readings
+from tests.relay import CuttableProxy
 
 T = "tenant-outage"
 
@@ -63,64 +61,6 @@ class OwnRedis:
             self.proc = None
 
 
-class CuttableProxy:
-    """A TCP relay to Redis that can be cut (connections dropped, new ones refused) and
-    restored: a network partition in which nothing sent reaches Redis."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.cut = False
-        self.socks: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.cut:
-                conn.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:  # Redis itself is down: refuse like it would
-                conn.close()
-                continue
-            self.socks += [conn, upstream]
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.close()
-
-    def partition(self) -> None:
-        self.cut = True
-        for s in self.socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        self.socks.clear()
-
-    def heal(self) -> None:
-        self.cut = False
-
-    def close(self) -> None:
-        self.partition()
-        self.listener.close()
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server = OwnRedis(tmp_path)
@@ -141,7 +81,8 @@ def client(tmp_path: Path, pg_url: str, proxy: CuttableProxy,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setattr(redis_store, "BACKOFF_SECONDS", 0.2)
     settings = Settings(AIHUB_DATA_DIR=tmp_path / "data", DATABASE_URL=pg_url,
-                        REDIS_URL=proxy.url, EXPORT_STORAGE_PATH=str(tmp_path / "exports"))
+                        REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0",
+                        EXPORT_STORAGE_PATH=str(tmp_path / "exports"))
     svc = build_services(settings)
     svc.online._client.connection_pool.connection_kwargs["socket_timeout"] = 0.3  # type: ignore[attr-defined]
     with TestClient(create_app(services=svc)) as c:

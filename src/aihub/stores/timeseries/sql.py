@@ -13,10 +13,8 @@ from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
 
 from aihub.db import write_transaction
-from aihub.errors import BackendUnavailable
 from aihub.stores.feature_tables import assets, ingest_seq
 from aihub.stores.timeseries.base import (
     ROLLUP_SCHEMA,
@@ -470,33 +468,10 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         self.engine.dispose()
 
     # -- connections ----------------------------------------------------------------------
+    # Lost or refused connections surface as ``BackendUnavailable`` from the engine itself
+    # (``aihub.db.create_db_engine``), as they do for every other store.
     def _connect(self) -> Any:
-        return _Guarded(self.engine.connect, self.backend_name)
+        return self.engine.connect()
 
     def _write(self) -> Any:
-        return _Guarded(lambda: write_transaction(self.engine), self.backend_name)
-
-
-class _Guarded:
-    """Context manager that turns connection failures into ``BackendUnavailable``."""
-
-    def __init__(self, factory: Any, backend: str) -> None:
-        self._factory = factory
-        self._backend = backend
-        self._cm: Any = None
-
-    def __enter__(self) -> Any:
-        try:
-            self._cm = self._factory()
-            return self._cm.__enter__()
-        except OperationalError as exc:
-            raise BackendUnavailable(self._backend, str(exc.orig)) from exc
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        try:
-            suppressed = self._cm.__exit__(exc_type, exc, tb)
-        except OperationalError as err:
-            raise BackendUnavailable(self._backend, str(err.orig)) from err
-        if isinstance(exc, OperationalError):
-            raise BackendUnavailable(self._backend, str(exc.orig)) from exc
-        return suppressed
+        return write_transaction(self.engine)
