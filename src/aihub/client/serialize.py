@@ -33,9 +33,9 @@ def serialize_model(model: Any) -> Serialized:
     if module.startswith("sklearn") or hasattr(model, "get_params"):
         import skops.io as sio
 
-        names = getattr(model, "feature_names_in_", None)
+        fitted = getattr(model, "feature_names_in_", None)
         return Serialized(sio.dumps(model), "sklearn", type(model).__name__,
-                          [str(n) for n in names] if names is not None else None)
+                          [str(n) for n in fitted] if fitted is not None else None)
     raise TypeError(
         f"cannot serialize {type(model).__name__} safely; pass a LightGBM model, a "
         "scikit-learn estimator or an ONNX ModelProto (or upload bytes with upload_artifact)"

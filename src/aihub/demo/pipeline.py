@@ -83,7 +83,7 @@ def run_demo_pipeline(svc: Services, tenant_id: str, *, history_start: datetime,
                               verbose=-1, random_state=7)
     model.fit(train[features], train["target"])
     # 3. evaluate on the later range
-    scores = metrics(test["target"].to_numpy(), model.predict(test[features]))
+    scores = metrics(test["target"].to_numpy(), np.asarray(model.predict(test[features])))
     # 4. register, 5. upload, 6. promote
     version = utcnow().strftime("v%Y%m%d-%H%M%S")
     meta = {"model_type": "LightGBM", "framework": "lightgbm", "feature_names": features,

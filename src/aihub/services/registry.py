@@ -9,6 +9,7 @@ Artifacts (``services.model_artifacts``) are uploaded before a row points at the
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class RegistryService:
         with self.engine.connect() as conn:
             return self.store.list(conn, flt, limit=limit, offset=offset)
 
-    def history(self, model_id: str) -> tuple[ModelVersion, list[Transition]]:
+    def history(self, model_id: str) -> tuple[ModelVersion, builtins.list[Transition]]:
         ref = parse_model_id(model_id)
         with self.engine.connect() as conn:
             version = self._resolve(conn, ref)

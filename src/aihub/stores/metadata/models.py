@@ -8,6 +8,7 @@ Rows never leave this module; callers get ``ModelVersion`` and ``Transition`` da
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -113,7 +114,9 @@ class ModelMetadataStore:
         }
         try:
             with conn.begin_nested():
-                return int(conn.execute(T.insert().values(**values)).inserted_primary_key[0])
+                key = conn.execute(T.insert().values(**values)).inserted_primary_key
+                assert key is not None
+                return int(key[0])
         except IntegrityError as exc:
             raise Conflict(
                 f"model '{new.tenant_id}:{new.model_name}:{new.version}' is already registered"
@@ -204,7 +207,7 @@ class ModelMetadataStore:
             )
         )
 
-    def history(self, conn: sa.Connection, version_id: int) -> list[Transition]:
+    def history(self, conn: sa.Connection, version_id: int) -> builtins.list[Transition]:
         rows = conn.execute(
             sa.select(model_transitions)
             .where(model_transitions.c.version_id == version_id)
