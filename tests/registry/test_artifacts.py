@@ -164,3 +164,32 @@ def test_tampered_artifact_is_not_loaded(client: TestClient, register: Register,
                     json={"rows": [{"hour_of_day": 1, "lag_24h": 2, "rolling_24h_avg": 3}]})
     assert r.status_code == 409
     assert r.json()["error"] == "digest_mismatch"
+
+
+def test_client_disconnect_mid_upload_stores_nothing(
+    http: object, live_server: object, services: Services
+) -> None:
+    import socket
+    import time
+
+    from tests.conftest import LiveServer
+
+    assert isinstance(live_server, LiveServer)
+    model_id = f"{MODEL}:v1.0.0"
+    r = __import__("httpx").post(f"{live_server.url}/ai/models/register",
+                                 json=register_body("v1.0.0"))
+    assert r.status_code == 201
+    with socket.create_connection(("127.0.0.1", live_server.port)) as sock:
+        sock.sendall(
+            f"PUT /ai/models/{model_id}/artifact HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/octet-stream\r\nContent-Length: 4000000\r\n\r\n".encode()
+            + b"tree\n" + b"x" * 1_000_000
+        )
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and list(services.settings.artifacts_dir.rglob("*.part")):
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert services.registry.get(model_id).artifact_sha256 is None
+    assert _objects(services) == []
+    assert not list(services.settings.artifacts_dir.rglob("*.part"))
