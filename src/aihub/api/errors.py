@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aihub.errors import AihubError
+from aihub.errors import AihubError, BackendUnavailable, InvalidInput
 
 log = logging.getLogger("aihub.api")
 
@@ -93,6 +95,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse({"error": code, "detail": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(sa_exc.DataError)
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+        # A value the database refuses although it passed validation (PostgreSQL rejects
+        # NUL characters in text that SQLite stores): bad input, not a server fault.
+        log.info("database refused a value: %s", exc)
+        return error_response(InvalidInput(
+            "a value in the request cannot be stored (e.g. a NUL character in a text field)"))
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        # Stores translate connection failures themselves; this catches any path that
+        # does not, so an unreachable database is a 503 naming it, never a 500.
+        return error_response(BackendUnavailable("database", type(exc).__name__))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
