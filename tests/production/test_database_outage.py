@@ -15,7 +15,7 @@ from aihub.api.app import create_app
 from aihub.config import Settings
 from aihub.services.container import build_services
 from tests.factories import at, iso, readings
-from tests.production.test_redis_outage import CuttableProxy
+from tests.relay import CuttableProxy
 
 
 @pytest.fixture
