@@ -130,3 +130,20 @@ def test_export_to_unreachable_s3_is_503_and_recorded_failed(tmp_path: Path) -> 
         listed = c.get("/ai/features/exports", params={"tenant_id": T}).json()["exports"]
         assert [e["status"] for e in listed] == ["failed"]
     svc.close()
+
+
+@pytest.mark.backends
+def test_metrics_count_model_cache_hits_and_misses(client: TestClient) -> None:
+    from tests.registry.models import lightgbm_text, register_body
+
+    def m(result: str) -> float:
+        return sample(client, "aihub_model_cache_lookups_total", result=result)
+
+    model_id = client.post("/ai/models/register", json=register_body("v1.0.0")).json()["model_id"]
+    assert client.put(f"/ai/models/{model_id}/artifact", content=lightgbm_text()).status_code == 200
+    hits, misses = m("hit"), m("miss")
+    rows = [{"hour_of_day": 1, "lag_24h": 40.0, "rolling_24h_avg": 41.0}]
+    for _ in range(3):
+        assert client.post(f"/ai/models/{model_id}/predict", json={"rows": rows}).status_code == 200
+    assert m("miss") == misses + 1
+    assert m("hit") >= hits + 2

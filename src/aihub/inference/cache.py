@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from aihub.metrics import model_cache_hit, model_cache_miss
+
 V = TypeVar("V")
 
 
@@ -61,6 +63,7 @@ class ModelCache(Generic[V]):
         value = self._peek(digest)
         if value is not None:
             self.stats.hits += 1
+            model_cache_hit()
         return value
 
     def get(self, digest: str, load: Callable[[], V]) -> V:
@@ -69,6 +72,7 @@ class ModelCache(Generic[V]):
         value = self._peek(digest)
         if value is not None:
             self.stats.hits += 1
+            model_cache_hit()
             return value
         with self._lock:
             gate = self._loading.setdefault(digest, threading.Lock())
@@ -76,8 +80,10 @@ class ModelCache(Generic[V]):
             value = self._peek(digest)
             if value is not None:
                 self.stats.hits += 1
+                model_cache_hit()
                 return value
             self.stats.misses += 1
+            model_cache_miss()
             value = load()
             self._store(digest, value)
         with self._lock:
