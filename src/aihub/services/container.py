@@ -95,9 +95,9 @@ def build_exports(
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:
     if settings.minio_endpoint_url:
-        from aihub.stores.artifacts.s3 import S3ArtifactStore  # type: ignore[import-not-found]
+        from aihub.stores.artifacts.s3 import S3ArtifactStore
 
-        return S3ArtifactStore.from_settings(settings)  # type: ignore[no-any-return]
+        return S3ArtifactStore.from_settings(settings)
     from aihub.stores.artifacts.local import LocalArtifactStore
 
     return LocalArtifactStore(settings.artifacts_dir)
