@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+import polars as pl
+from harness import (
     AIHUB,
     PeakRss,
     free_port,
@@ -39,10 +40,8 @@ from harness import (  # noqa: E402
     write_section,
 )
 
-import polars as pl  # noqa: E402
-
-from aihub.demo.generator import DemoSpec, readings_frame  # noqa: E402
-from aihub.timeutil import to_us  # noqa: E402
+from aihub.demo.generator import DemoSpec, readings_frame
+from aihub.timeutil import to_us
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -56,8 +55,11 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="aihub-bench-"))
-    env = {"AIHUB_DATA_DIR": str(work / "data"), "EXPORT_STORAGE_PATH": str(work / "exports"),
-           "FEATURE_CACHE_TTL": "3600"}
+    env = {
+        "AIHUB_DATA_DIR": str(work / "data"),
+        "EXPORT_STORAGE_PATH": str(work / "exports"),
+        "FEATURE_CACHE_TTL": "3600",
+    }
     lines: list[str] = [f"Machine: {machine()}. Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", ""]
     spec = DemoSpec(tenant_id="bench", assets=args.assets, hours=args.hours, start=START)
     frame = readings_frame(spec, to_us(START)).with_columns(
@@ -70,9 +72,13 @@ def main() -> None:
 
     # -- ingest via the CLI ----------------------------------------------------------------
     t = time.perf_counter()
-    out = subprocess.run([AIHUB, "ingest", "readings", str(parquet), "--tenant", "bench"],
-                         env={**__import__("os").environ, **env}, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [AIHUB, "ingest", "readings", str(parquet), "--tenant", "bench"],
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.perf_counter() - t
     inner = float(re.search(r"in ([\d.]+) s", out.stdout.replace("\n", " ")).group(1))  # type: ignore[union-attr]
     print(out.stdout.strip(), flush=True)
@@ -88,24 +94,44 @@ def main() -> None:
 
     port, floor_port = free_port(), free_port()
     serve = [AIHUB, "serve", "--port", str(port), "--log-level", "warning"]
-    floor = [sys.executable, "-m", "uvicorn", "floor_app:create_app", "--factory", "--port",
-             str(floor_port), "--log-level", "warning", "--no-access-log"]
+    floor = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "floor_app:create_app",
+        "--factory",
+        "--port",
+        str(floor_port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     bench_dir = str(Path(__file__).resolve().parent)
-    with process(serve, env, port) as server, process(
-        floor, {"PYTHONPATH": bench_dir}, floor_port, ready_path="/docs"
+    with (
+        process(serve, env, port) as server,
+        process(floor, {"PYTHONPATH": bench_dir}, floor_port, ready_path="/docs"),
     ):
         # -- export over HTTP ----------------------------------------------------------------
-        req = {"tenant_id": "bench", "feature_set": "forecast_basic",
-               "start_time": START.isoformat(),
-               "end_time": (START + timedelta(hours=args.hours)).isoformat()}
-        post_json(port, "/ai/features/export", {**req, "end_time": (START + timedelta(
-            hours=48)).isoformat()})  # warm imports
+        req = {
+            "tenant_id": "bench",
+            "feature_set": "forecast_basic",
+            "start_time": START.isoformat(),
+            "end_time": (START + timedelta(hours=args.hours)).isoformat(),
+        }
+        post_json(
+            port,
+            "/ai/features/export",
+            {**req, "end_time": (START + timedelta(hours=48)).isoformat()},
+        )  # warm imports
         with PeakRss(server.pid) as rss:
             t = time.perf_counter()
             rec = post_json(port, "/ai/features/export", req)
             export_s = time.perf_counter() - t
-        print(f"export over HTTP {export_s:.2f}s rows={rec['row_count']} peak={rss.peak/2**20:.0f} MiB",
-              flush=True)
+        print(
+            f"export over HTTP {export_s:.2f}s rows={rec['row_count']} "
+            f"peak={rss.peak / 2**20:.0f} MiB",
+            flush=True,
+        )
         lines.append(
             f"| export forecast_basic, {rec['row_count']:,} rows, POST /ai/features/export | "
             f"{export_s:.2f} s, server peak RSS {rss.peak / 2**20:,.0f} MiB (growth "
@@ -115,9 +141,15 @@ def main() -> None:
 
         # -- online get, hot ----------------------------------------------------------------
         as_of = (START + timedelta(hours=args.hours - 5)).isoformat()
-        body = json.dumps({"tenant_id": "bench", "asset_id": "meter-001",
-                           "feature_set": "forecast_basic", "lookback_hours": 168,
-                           "as_of": as_of}).encode()
+        body = json.dumps(
+            {
+                "tenant_id": "bench",
+                "asset_id": "meter-001",
+                "feature_set": "forecast_basic",
+                "lookback_hours": 168,
+                "as_of": as_of,
+            }
+        ).encode()
         floor_stats = summary(latencies(floor_port, "/floor", body, args.requests))
         hot = summary(latencies(port, "/ai/features/get", body, args.requests))
         floor_stats2 = summary(latencies(floor_port, "/floor", body, args.requests))
@@ -138,31 +170,61 @@ def main() -> None:
         def miss(i: int) -> bytes:
             h = START + timedelta(hours=200 + (i * 7919) % hours)
             asset = f"meter-{(i % args.assets) + 1:03d}"
-            return json.dumps({"tenant_id": "bench", "asset_id": asset,
-                               "feature_set": "forecast_basic", "as_of": h.isoformat(),
-                               "lookback_hours": 167 + (i % 2)}).encode()
+            return json.dumps(
+                {
+                    "tenant_id": "bench",
+                    "asset_id": asset,
+                    "feature_set": "forecast_basic",
+                    "as_of": h.isoformat(),
+                    "lookback_hours": 167 + (i % 2),
+                }
+            ).encode()
 
         cold = summary(latencies(port, "/ai/features/get", miss, 1000, warmup=20))
-        lines.append(f"| online get, cache miss (distinct asset/hour each) | p50 "
-                     f"{cold['p50_ms']:.2f} ms, p99 {cold['p99_ms']:.2f} ms | p99 <= 20 ms |")
+        lines.append(
+            f"| online get, cache miss (distinct asset/hour each) | p50 "
+            f"{cold['p50_ms']:.2f} ms, p99 {cold['p99_ms']:.2f} ms | p99 <= 20 ms |"
+        )
 
         # -- get-batch of 100 ---------------------------------------------------------------
         batch_assets = [f"meter-{i + 1:03d}" for i in range(min(100, args.assets))]
-        batch = json.dumps({"tenant_id": "bench", "asset_ids": batch_assets,
-                            "feature_set": "forecast_basic", "as_of": as_of}).encode()
+        batch = json.dumps(
+            {
+                "tenant_id": "bench",
+                "asset_ids": batch_assets,
+                "feature_set": "forecast_basic",
+                "as_of": as_of,
+            }
+        ).encode()
         b = summary(latencies(port, "/ai/features/get-batch", batch, 2000, warmup=50))
-        lines.append(f"| get-batch, {len(batch_assets)} assets, hot | p50 {b['p50_ms']:.2f} ms, "
-                     f"p99 {b['p99_ms']:.2f} ms | p50 <= 3 ms, p99 <= 5 ms |")
+        lines.append(
+            f"| get-batch, {len(batch_assets)} assets, hot | p50 {b['p50_ms']:.2f} ms, "
+            f"p99 {b['p99_ms']:.2f} ms | p50 <= 3 ms, p99 <= 5 ms |"
+        )
 
     # -- export through the CLI (own process: peak RSS of the child) -------------------------
     t = time.perf_counter()
-    subprocess.run([AIHUB, "export", "--tenant", "bench", "--start", req["start_time"],
-                    "--end", req["end_time"]], env={**__import__("os").environ, **env},
-                   capture_output=True, check=True)
+    subprocess.run(
+        [
+            AIHUB,
+            "export",
+            "--tenant",
+            "bench",
+            "--start",
+            req["start_time"],
+            "--end",
+            req["end_time"],
+        ],
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        check=True,
+    )
     cli_s = time.perf_counter() - t
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    lines.append(f"| export through `aihub export` (whole command) | {cli_s:.2f} s, peak RSS "
-                 f"of the largest child so far {peak_child:,.0f} MiB | |")
+    lines.append(
+        f"| export through `aihub export` (whole command) | {cli_s:.2f} s, peak RSS "
+        f"of the largest child so far {peak_child:,.0f} MiB | |"
+    )
 
     lines += ["", "Reproduce: `.venv/bin/python bench/bench_features.py`."]
     text = "\n".join(lines)

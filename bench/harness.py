@@ -44,10 +44,12 @@ def wait_http(port: int, path: str = "/health", timeout: float = 60) -> None:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], port: int, ready_path: str = "/health"
-            ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+def process(
+    args: list[str], env: dict[str, str], port: int, ready_path: str = "/health"
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         wait_http(port, ready_path)
         yield proc
@@ -59,8 +61,9 @@ def process(args: list[str], env: dict[str, str], port: int, ready_path: str = "
             proc.kill()
 
 
-def latencies(port: int, path: str, body: bytes | Callable[[int], bytes], n: int,
-              warmup: int = 200) -> list[float]:
+def latencies(
+    port: int, path: str, body: bytes | Callable[[int], bytes], n: int, warmup: int = 200
+) -> list[float]:
     """Seconds per request over one keep-alive connection (stdlib client: lowest overhead)."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     headers = {"Content-Type": "application/json"}
@@ -128,19 +131,25 @@ def write_section(heading: str, body: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     section = f"## {heading}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(section + "\n", text) if pattern.search(text) else (
-        text.rstrip() + "\n\n" + section)
+    text = (
+        pattern.sub(section + "\n", text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + section)
+    )
     RESULTS.write_text(text)
 
 
 def machine() -> str:
     load = os.getloadavg()
-    return (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-            f"load average at start {load[0]:.2f}, Python {sys.version.split()[0]}")
+    return (
+        f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"load average at start {load[0]:.2f}, Python {sys.version.split()[0]}"
+    )
 
 
-def post_json(port: int, path: str, payload: dict[str, object], timeout: float = 600
-              ) -> dict[str, object]:
+def post_json(
+    port: int, path: str, payload: dict[str, object], timeout: float = 600
+) -> dict[str, object]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     conn.request("POST", path, json.dumps(payload), {"Content-Type": "application/json"})
     resp = conn.getresponse()

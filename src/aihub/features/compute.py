@@ -236,8 +236,9 @@ def compute_features(
 ) -> pl.DataFrame:
     """Feature rows for ``targets`` (``asset_key``, ``hour`` in epoch us, on hour bounds).
 
-    ``rollups`` (``asset_key, hour, mean`` and, for hourly_min/max, ``min, max``) must cover ``[H - min(lookback, 168h), H]`` of every
-    target; ``assets`` follows ``ASSETS_SCHEMA`` and ``weather`` ``WEATHER_SCHEMA``.
+    ``rollups`` (``asset_key, hour, mean`` and, for hourly_min/max, ``min, max``) must
+    cover ``[H - min(lookback, 168h), H]`` of every target; ``assets`` follows
+    ``ASSETS_SCHEMA`` and ``weather`` ``WEATHER_SCHEMA``.
     Returns ``asset_key, hour``, the features in the order asked, and ``target`` (L(H)) if
     asked, sorted by asset and hour, one row per distinct target. A feature whose inputs
     reach further back than ``lookback_hours``, or are missing, is null.

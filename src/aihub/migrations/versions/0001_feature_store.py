@@ -97,7 +97,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
     )
-    op.create_index("ix_feature_exports_tenant_created", "feature_exports", ["tenant_id", "created_at"])
+    op.create_index(
+        "ix_feature_exports_tenant_created", "feature_exports", ["tenant_id", "created_at"]
+    )
 
 
 def downgrade() -> None:

@@ -116,6 +116,19 @@ def in_runs(readings: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_TENANT_ROLLUPS_SQL = """
+SELECT COUNT(*), SUM(h.n), MIN(h.hour), MAX(h.hour) FROM hourly_rollups h
+JOIN assets a ON a.asset_key = h.asset_key WHERE a.tenant_id = :t
+"""
+_TENANT_EDGES_SQL = """
+SELECT
+  (SELECT MIN(r.ts) FROM readings r JOIN assets a ON a.asset_key = r.asset_key
+   WHERE a.tenant_id = :t AND r.ts < :first_end),
+  (SELECT MAX(r.ts) FROM readings r JOIN assets a ON a.asset_key = r.asset_key
+   WHERE a.tenant_id = :t AND r.ts >= :last_start)
+"""
+
+
 class SqlTimeSeriesStore(TimeSeriesStore):
     backend_name = "database"
 
@@ -406,41 +419,28 @@ class SqlTimeSeriesStore(TimeSeriesStore):
 
     def tenant_stats(self, tenant_id: str) -> TenantStats:
         with self._connect() as conn:
-            a = conn.execute(
+            n_assets, last_ingest = conn.execute(
                 sa.select(sa.func.count(), sa.func.max(assets.c.last_ingest_at)).where(
                     assets.c.tenant_id == tenant_id
                 )
             ).one()
-            r = conn.execute(
-                sa.text(
-                    "SELECT COUNT(*), SUM(h.n), MIN(h.hour), MAX(h.hour) FROM hourly_rollups h "
-                    "JOIN assets a ON a.asset_key = h.asset_key WHERE a.tenant_id = :t"
-                ),
-                {"t": tenant_id},
+            hours, readings, first_hour, last_hour = conn.execute(
+                sa.text(_TENANT_ROLLUPS_SQL), {"t": tenant_id}
             ).one()
             first_ts = last_ts = None
-            if r[0]:
-                first_ts = conn.execute(
-                    sa.text(
-                        "SELECT MIN(r.ts) FROM readings r JOIN assets a ON a.asset_key = r.asset_key "
-                        "WHERE a.tenant_id = :t AND r.ts < :end"
-                    ),
-                    {"t": tenant_id, "end": int(r[2]) + HOUR_US},
-                ).scalar()
-                last_ts = conn.execute(
-                    sa.text(
-                        "SELECT MAX(r.ts) FROM readings r JOIN assets a ON a.asset_key = r.asset_key "
-                        "WHERE a.tenant_id = :t AND r.ts >= :start"
-                    ),
-                    {"t": tenant_id, "start": int(r[3])},
-                ).scalar()
-        last_ingest = a[1]
-        if isinstance(last_ingest, str | datetime):
-            last_ingest = assets.c.last_ingest_at.type.process_result_value(last_ingest, None)  # type: ignore[attr-defined]
+            if hours:  # exact instants, searched only within the first and last hour
+                first_ts, last_ts = conn.execute(
+                    sa.text(_TENANT_EDGES_SQL),
+                    {
+                        "t": tenant_id,
+                        "first_end": int(first_hour) + HOUR_US,
+                        "last_start": int(last_hour),
+                    },
+                ).one()
         return TenantStats(
-            assets=int(a[0]),
-            readings=int(r[1] or 0),
-            rollup_hours=int(r[0] or 0),
+            assets=int(n_assets),
+            readings=int(readings or 0),
+            rollup_hours=int(hours or 0),
             first_ts=first_ts,
             last_ts=last_ts,
             last_ingest_at=last_ingest,
