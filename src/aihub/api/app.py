@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(AuthMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
-    for module in (health, ingest, features, exports, assets, models, model_artifacts):
+    # Routes match in order: the online feature routes, the hottest, come first.
+    for module in (features, ingest, exports, assets, models, model_artifacts, health):
         app.include_router(module.router)
     return app
