@@ -44,6 +44,12 @@ from aihub.demo.generator import DemoSpec, readings_frame
 from aihub.timeutil import to_us
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
+ROUNDS = 3
+
+
+def _span(rounds: list[dict[str, float]]) -> str:
+    p50s = [r["p50_ms"] for r in rounds]
+    return f"{min(p50s):.3f}-{max(p50s):.3f} ms"
 
 
 def main() -> None:
@@ -150,18 +156,24 @@ def main() -> None:
                 "as_of": as_of,
             }
         ).encode()
-        floor_stats = summary(latencies(floor_port, "/floor", body, args.requests))
-        hot = summary(latencies(port, "/ai/features/get", body, args.requests))
-        floor_stats2 = summary(latencies(floor_port, "/floor", body, args.requests))
-        floor_p50 = min(floor_stats["p50_ms"], floor_stats2["p50_ms"])
-        print(f"hot {hot} floor {floor_stats}", flush=True)
+        # Alternate floor and aihub rounds so drift in machine load hits both alike; each
+        # row reports its best round (by p50) and the p50 range over the rounds.
+        floors, hots = [], []
+        for _ in range(ROUNDS):
+            floors.append(summary(latencies(floor_port, "/floor", body, args.requests)))
+            hots.append(summary(latencies(port, "/ai/features/get", body, args.requests)))
+        floor = min(floors, key=lambda r: r["p50_ms"])
+        hot = min(hots, key=lambda r: r["p50_ms"])
+        print(f"hot {hots} floor {floors}", flush=True)
         lines += [
-            f"| online get, hot cache, 1 keep-alive client, {args.requests} requests | p50 "
-            f"{hot['p50_ms']:.3f} ms, p99 {hot['p99_ms']:.3f} ms, {hot['rps']:,.0f} req/s | "
+            f"| online get, hot cache, 1 keep-alive client, {args.requests} requests x "
+            f"{ROUNDS} rounds | p50 {hot['p50_ms']:.3f} ms, p99 {hot['p99_ms']:.3f} ms, "
+            f"{hot['rps']:,.0f} req/s (p50 over rounds {_span(hots)}) | "
             "p50 <= 0.5 ms, p99 <= 1.0 ms, >= 2,000 req/s |",
             f"| floor: minimal FastAPI endpoint, stored JSON from the same cache | p50 "
-            f"{floor_p50:.3f} ms, p99 {floor_stats['p99_ms']:.3f} ms | |",
-            f"| hot p50 / floor p50 | {hot['p50_ms'] / floor_p50:.2f}x | <= 1.5x |",
+            f"{floor['p50_ms']:.3f} ms, p99 {floor['p99_ms']:.3f} ms, {floor['rps']:,.0f} req/s"
+            f" (p50 over rounds {_span(floors)}) | |",
+            f"| hot p50 / floor p50 | {hot['p50_ms'] / floor['p50_ms']:.2f}x | <= 1.5x |",
         ]
 
         # -- online get, cache miss ---------------------------------------------------------

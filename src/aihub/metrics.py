@@ -30,21 +30,41 @@ from prometheus_client import (
     generate_latest,
 )
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-                    5, 10, 30)
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+)
 
-REQUESTS = Counter("aihub_http_requests", "HTTP requests served",
-                   ["method", "route", "status"])
-LATENCY = Histogram("aihub_http_request_duration_seconds", "HTTP request latency",
-                    ["method", "route"], buckets=_LATENCY_BUCKETS)
-CACHE_LOOKUPS = Counter("aihub_online_cache_lookups", "Online feature cache lookups",
-                        ["result"])
+REQUESTS = Counter("aihub_http_requests", "HTTP requests served", ["method", "route", "status"])
+LATENCY = Histogram(
+    "aihub_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+CACHE_LOOKUPS = Counter("aihub_online_cache_lookups", "Online feature cache lookups", ["result"])
 INGEST_ROWS = Counter("aihub_ingest_rows", "Rows stored by ingest", ["kind"])
-EXPORT_DURATION = Histogram("aihub_export_duration_seconds", "Feature export duration",
-                            ["status"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800))
+EXPORT_DURATION = Histogram(
+    "aihub_export_duration_seconds",
+    "Feature export duration",
+    ["status"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+)
 EXPORT_ROWS = Counter("aihub_export_rows", "Rows written by feature exports")
-MODEL_CACHE_LOOKUPS = Counter("aihub_model_cache_lookups", "Loaded-model cache lookups",
-                              ["result"])
+MODEL_CACHE_LOOKUPS = Counter("aihub_model_cache_lookups", "Loaded-model cache lookups", ["result"])
 
 
 def record_cache_lookups(cached: Sequence[object | None]) -> None:
@@ -91,6 +111,7 @@ class MetricsMiddleware:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self._cache: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -110,5 +131,19 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            REQUESTS.labels(method, template, str(status[0])).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - start)
+            counter, histogram = self._children(method, template, status[0])
+            counter.inc()
+            histogram.observe(time.perf_counter() - start)
+
+    def _children(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        """Labelled metric children, looked up once per (method, route, status): resolving
+        labels on every request costs more than the observation itself."""
+        key = (method, template, status)
+        found = self._cache.get(key)
+        if found is None:
+            found = (
+                REQUESTS.labels(method, template, str(status)),
+                LATENCY.labels(method, template),
+            )
+            self._cache[key] = found
+        return found
