@@ -20,12 +20,9 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,7 +39,6 @@ from harness import (
     post_json,
     process,
     summary,
-    wait_http,
     write_section,
 )
 
@@ -54,23 +50,6 @@ from aihub.timeutil import to_us
 START = datetime(2024, 1, 1, tzinfo=UTC)
 PG_ADMIN = os.environ.get("AIHUB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AIHUB_BENCH_REDIS", "redis://127.0.0.1:6379/0")
-
-
-@contextmanager
-def serving(args: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Like ``harness.process`` but patient: N workers each import the whole stack, which
-    takes a while on a loaded machine."""
-    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_http(port, "/ready", timeout=300)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _client_worker(args: tuple[int, bytes, int]) -> list[float]:
@@ -103,13 +82,22 @@ def main() -> None:
         conn.execute(f'CREATE DATABASE "{db}"')
     db_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
     work = Path(f"/tmp/{db}")
-    env = {"DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "AIHUB_REDIS_PREFIX": prefix,
-           "AIHUB_DATA_DIR": str(work / "data"), "EXPORT_STORAGE_PATH": str(work / "exports"),
-           "FEATURE_CACHE_TTL": "3600"}
-    lines = [f"Machine: {machine()}. Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. PostgreSQL "
-             "15 (stock settings: shared_buffers 128 MB, fsync on), Redis 7, both on loopback. "
-             "The machine is shared with other engineers' test runs: numbers are noisy.", "",
-             "| measurement | result | target |", "|---|---|---|"]
+    env = {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_URL,
+        "AIHUB_REDIS_PREFIX": prefix,
+        "AIHUB_DATA_DIR": str(work / "data"),
+        "EXPORT_STORAGE_PATH": str(work / "exports"),
+        "FEATURE_CACHE_TTL": "3600",
+    }
+    lines = [
+        f"Machine: {machine()}. Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. PostgreSQL "
+        "15 (stock settings: shared_buffers 128 MB, fsync on), Redis 7, both on loopback. "
+        "The machine is shared with other engineers' test runs: numbers are noisy.",
+        "",
+        "| measurement | result | target |",
+        "|---|---|---|",
+    ]
     try:
         run(args, env, lines)
     finally:
@@ -118,9 +106,12 @@ def main() -> None:
         r = redis.Redis.from_url(REDIS_URL)
         keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
         for i in range(0, len(keys), 1000):
-            r.delete(*keys[i:i + 1000])
-    lines += ["", "Reproduce: `.venv/bin/python bench/bench_production.py` (needs PostgreSQL and "
-              "Redis on loopback; creates and drops its own database)."]
+            r.delete(*keys[i : i + 1000])
+    lines += [
+        "",
+        "Reproduce: `.venv/bin/python bench/bench_production.py` (needs PostgreSQL and "
+        "Redis on loopback; creates and drops its own database).",
+    ]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
@@ -138,42 +129,74 @@ def run(args: argparse.Namespace, env: dict[str, str], lines: list[str]) -> None
     svc.ingest.ingest_readings("bench", frame, max_rows=n)
     dt = time.perf_counter() - t
     print(f"ingest hourly {n} in {dt:.2f}s", flush=True)
-    lines.append(f"| ingest {n:,} hourly readings ({args.assets} assets x {args.hours} h) into "
-                 f"PostgreSQL via IngestService: validate, binary COPY, rollups in SQL "
-                 f"({n:,} rollup rows), commit | {n / dt:,.0f} readings/s ({dt:.2f} s) "
-                 "| >= 300,000/s |")
-    q_spec = DemoSpec(tenant_id="bench15", assets=max(1, args.assets // 4), hours=args.hours,
-                      start=START, interval_minutes=15)
+    lines.append(
+        f"| ingest {n:,} hourly readings ({args.assets} assets x {args.hours} h) into "
+        f"PostgreSQL via IngestService: validate, binary COPY, rollups in SQL "
+        f"({n:,} rollup rows), commit | {n / dt:,.0f} readings/s ({dt:.2f} s) "
+        "| >= 300,000/s |"
+    )
+    q_spec = DemoSpec(
+        tenant_id="bench15",
+        assets=max(1, args.assets // 4),
+        hours=args.hours,
+        start=START,
+        interval_minutes=15,
+    )
     q_frame = readings_frame(q_spec, to_us(START))
     t = time.perf_counter()
     svc.ingest.ingest_readings("bench15", q_frame, max_rows=q_frame.height)
     dt = time.perf_counter() - t
-    lines.append(f"| ingest {q_frame.height:,} 15-minute readings ({q_spec.assets} assets), "
-                 f"{q_frame.height // 4:,} rollup rows | {q_frame.height / dt:,.0f} readings/s "
-                 f"({dt:.2f} s) | |")
+    lines.append(
+        f"| ingest {q_frame.height:,} 15-minute readings ({q_spec.assets} assets), "
+        f"{q_frame.height // 4:,} rollup rows | {q_frame.height / dt:,.0f} readings/s "
+        f"({dt:.2f} s) | |"
+    )
     corr = frame.head(100_000).with_columns(value=frame.get_column("value").head(100_000) + 1)
     t = time.perf_counter()
     svc.ingest.ingest_readings("bench", corr, max_rows=n)
     dt = time.perf_counter() - t
-    lines.append(f"| re-ingest 100,000 existing readings (corrections: staged upsert and "
-                 f"aggregate) | {100_000 / dt:,.0f} readings/s ({dt:.2f} s) | |")
+    lines.append(
+        f"| re-ingest 100,000 existing readings (corrections: staged upsert and "
+        f"aggregate) | {100_000 / dt:,.0f} readings/s ({dt:.2f} s) | |"
+    )
     svc.close()
 
     port, floor_port = free_port(), free_port()
     floor_key = env["AIHUB_REDIS_PREFIX"] + "floor"
-    floor = [sys.executable, "-m", "uvicorn", "floor_redis_app:create_app", "--factory",
-             "--port", str(floor_port), "--log-level", "warning", "--no-access-log"]
+    floor = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "floor_redis_app:create_app",
+        "--factory",
+        "--port",
+        str(floor_port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     bench_dir = str(Path(__file__).resolve().parent)
     serve = [AIHUB, "serve", "--port", str(port), "--log-level", "warning"]
-    with serving(serve, env, port) as server, process(
-        floor, {"PYTHONPATH": bench_dir, "FLOOR_REDIS_URL": REDIS_URL,
-                "FLOOR_REDIS_KEY": floor_key}, floor_port, ready_path="/docs"
+    with (
+        process(serve, env, port, "/ready", timeout=300) as server,
+        process(
+            floor,
+            {"PYTHONPATH": bench_dir, "FLOOR_REDIS_URL": REDIS_URL, "FLOOR_REDIS_KEY": floor_key},
+            floor_port,
+            ready_path="/docs",
+        ),
     ):
-        req = {"tenant_id": "bench", "feature_set": "forecast_basic",
-               "start_time": START.isoformat(),
-               "end_time": (START + timedelta(hours=args.hours)).isoformat()}
-        post_json(port, "/ai/features/export",
-                  {**req, "end_time": (START + timedelta(hours=48)).isoformat()})
+        req = {
+            "tenant_id": "bench",
+            "feature_set": "forecast_basic",
+            "start_time": START.isoformat(),
+            "end_time": (START + timedelta(hours=args.hours)).isoformat(),
+        }
+        post_json(
+            port,
+            "/ai/features/export",
+            {**req, "end_time": (START + timedelta(hours=48)).isoformat()},
+        )
         with PeakRss(server.pid) as rss:
             t = time.perf_counter()
             rec = post_json(port, "/ai/features/export", req)
@@ -182,12 +205,19 @@ def run(args: argparse.Namespace, env: dict[str, str], lines: list[str]) -> None
         lines.append(
             f"| export forecast_basic from PostgreSQL, {rec['row_count']:,} rows, POST "
             f"/ai/features/export | {export_s:.2f} s, server peak RSS {rss.peak / 2**20:,.0f} MiB"
-            f" | <= 3 s, <= 1.5 GB |")
+            f" | <= 3 s, <= 1.5 GB |"
+        )
 
         as_of = (START + timedelta(hours=args.hours - 5)).isoformat()
-        body = json.dumps({"tenant_id": "bench", "asset_id": "meter-001",
-                           "feature_set": "forecast_basic", "lookback_hours": 168,
-                           "as_of": as_of}).encode()
+        body = json.dumps(
+            {
+                "tenant_id": "bench",
+                "asset_id": "meter-001",
+                "feature_set": "forecast_basic",
+                "lookback_hours": 168,
+                "as_of": as_of,
+            }
+        ).encode()
         f1 = summary(latencies(floor_port, "/floor", body, args.requests))
         hot = summary(latencies(port, "/ai/features/get", body, args.requests))
         f2 = summary(latencies(floor_port, "/floor", body, args.requests))
@@ -203,26 +233,38 @@ def run(args: argparse.Namespace, env: dict[str, str], lines: list[str]) -> None
             f"| hot p50 / floor p50 | {hot['p50_ms'] / floor_p50:.2f}x | <= 1.5x |",
         ]
         batch_assets = [f"meter-{i + 1:03d}" for i in range(min(100, args.assets))]
-        batch = json.dumps({"tenant_id": "bench", "asset_ids": batch_assets,
-                            "feature_set": "forecast_basic", "as_of": as_of}).encode()
+        batch = json.dumps(
+            {
+                "tenant_id": "bench",
+                "asset_ids": batch_assets,
+                "feature_set": "forecast_basic",
+                "as_of": as_of,
+            }
+        ).encode()
         b = summary(latencies(port, "/ai/features/get-batch", batch, 2000, warmup=50))
-        lines.append(f"| get-batch, {len(batch_assets)} assets, hot Redis | p50 "
-                     f"{b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms | p99 <= 5 ms |")
+        lines.append(
+            f"| get-batch, {len(batch_assets)} assets, hot Redis | p50 "
+            f"{b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms | p99 <= 5 ms |"
+        )
         c1 = concurrent(port, body, 16, 500)
         print(f"16 clients, 1 worker {c1}", flush=True)
-        lines.append(f"| 16 concurrent clients, hot get, 1 worker | {c1['rps']:,.0f} req/s, "
-                     f"p50 {c1['p50_ms']:.2f} ms, p99 {c1['p99_ms']:.2f} ms | report "
-                     "(Feast: ~1,700 req/s) |")
+        lines.append(
+            f"| 16 concurrent clients, hot get, 1 worker | {c1['rps']:,.0f} req/s, "
+            f"p50 {c1['p50_ms']:.2f} ms, p99 {c1['p99_ms']:.2f} ms | report "
+            "(Feast: ~1,700 req/s) |"
+        )
 
     port2 = free_port()
     serve2 = [AIHUB, "serve", "--port", str(port2), "--workers", "2", "--log-level", "warning"]
-    with serving(serve2, env, port2):
+    with process(serve2, env, port2, "/ready", timeout=300):
         for _ in range(4):  # both workers' import paths warm
             latencies(port2, "/ai/features/get", body, 200, warmup=0)
         c2 = concurrent(port2, body, 16, 500)
         print(f"16 clients, 2 workers {c2}", flush=True)
-        lines.append(f"| 16 concurrent clients, hot get, 2 workers | {c2['rps']:,.0f} req/s, "
-                     f"p50 {c2['p50_ms']:.2f} ms, p99 {c2['p99_ms']:.2f} ms | report |")
+        lines.append(
+            f"| 16 concurrent clients, hot get, 2 workers | {c2['rps']:,.0f} req/s, "
+            f"p50 {c2['p50_ms']:.2f} ms, p99 {c2['p99_ms']:.2f} ms | report |"
+        )
 
 
 if __name__ == "__main__":

@@ -45,18 +45,24 @@ def wait_http(port: int, path: str = "/health", timeout: float = 60) -> None:
 
 @contextmanager
 def process(
-    args: list[str], env: dict[str, str], port: int, ready_path: str = "/health"
+    args: list[str],
+    env: dict[str, str],
+    port: int,
+    ready_path: str = "/health",
+    timeout: float = 60,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server until the block ends; ready once ``ready_path`` answers. Its output is
+    discarded (a pipe nobody reads would block a chatty server)."""
     proc = subprocess.Popen(
-        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_http(port, ready_path)
+        wait_http(port, ready_path, timeout=timeout)
         yield proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
 

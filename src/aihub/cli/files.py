@@ -73,8 +73,9 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
         _bad_row(frame, text.is_null() | (text == ""), column, "missing timestamp")
         has_zone = text.str.contains(_ZONE_SUFFIX)
         if timezone is None:
-            _bad_row(frame, ~has_zone, column,
-                     "timestamp has no timezone; add one or pass --timezone")
+            _bad_row(
+                frame, ~has_zone, column, "timestamp has no timezone; add one or pass --timezone"
+            )
         # Parse zoned and naive values apart: the format is inferred per group, so a file
         # mixing both (allowed with --timezone) keeps each row's meaning.
         aware = _to_datetime(pl.select(pl.when(has_zone).then(text)).to_series(), "UTC")
@@ -82,8 +83,12 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
         if timezone is not None:
             naive = _to_datetime(pl.select(pl.when(~has_zone).then(text)).to_series(), None)
             local = naive.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-            _bad_row(frame, naive.is_not_null() & local.is_null(), column,
-                     f"local time does not exist or is ambiguous in {timezone}")
+            _bad_row(
+                frame,
+                naive.is_not_null() & local.is_null(),
+                column,
+                f"local time does not exist or is ambiguous in {timezone}",
+            )
             parsed = pl.select(
                 pl.when(has_zone).then(aware).otherwise(local.dt.convert_time_zone("UTC"))
             ).to_series()
@@ -118,9 +123,21 @@ def _values(frame: pl.DataFrame, column: str, *, required: bool) -> pl.Series:
             raise InvalidInput(f"column '{column}': not numeric ({col.dtype})") from exc
     if required:
         _bad_row(frame, parsed.is_null(), column, "missing value")
-    _bad_row(frame, (parsed.is_nan() | parsed.is_infinite()).fill_null(False), column,
-             "not a finite number")
+    _bad_row(
+        frame,
+        (parsed.is_nan() | parsed.is_infinite()).fill_null(False),
+        column,
+        "not a finite number",
+    )
     return parsed
+
+
+def _ids(frame: pl.DataFrame, column: str, constant: str | None, what: str) -> pl.Series:
+    """The id column, or ``constant`` for every row of a one-asset/one-location file."""
+    if constant is not None:
+        return pl.Series(f"{what}_id", [constant] * frame.height, dtype=pl.String)
+    _require(frame, column, f"--{what}-col (or give --{what}-id for a one-{what} file)")
+    return frame.get_column(column).cast(pl.String)
 
 
 def readings_from_file(
@@ -136,14 +153,9 @@ def readings_from_file(
     frame = read_table(path, fmt)
     _require(frame, ts_col, "--ts-col")
     _require(frame, value_col, "--value-col")
-    if asset_id is None:
-        _require(frame, asset_col, "--asset-col (or give --asset-id for a one-meter file)")
-        assets = frame.get_column(asset_col).cast(pl.String)
-    else:
-        assets = pl.Series("asset_id", [asset_id] * frame.height, dtype=pl.String)
     return pl.DataFrame(
         {
-            "asset_id": assets,
+            "asset_id": _ids(frame, asset_col, asset_id, "asset"),
             "ts": parse_timestamps(frame, ts_col, timezone),
             "value": _values(frame, value_col, required=True),
         }
@@ -161,11 +173,7 @@ def weather_from_file(
 ) -> pl.DataFrame:
     frame = read_table(path, fmt)
     _require(frame, ts_col, "--ts-col")
-    if location_id is None:
-        _require(frame, location_col, "--location-col (or give --location-id)")
-        locations = frame.get_column(location_col).cast(pl.String)
-    else:
-        locations = pl.Series("location_id", [location_id] * frame.height, dtype=pl.String)
+    locations = _ids(frame, location_col, location_id, "location")
     present = [f for f in WEATHER_FIELDS if f in frame.columns]
     if not present:
         raise InvalidInput(f"no weather columns found; expected some of {list(WEATHER_FIELDS)}")
