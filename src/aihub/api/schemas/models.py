@@ -11,7 +11,7 @@ from aihub.api.schemas.common import FiniteFloat, Name, TenantName, Timestamp
 
 Stage = Literal["staging", "production", "archived"]
 
-_REGISTER_EXAMPLE = {
+_REGISTER_EXAMPLE: dict[str, Any] = {
     "tenant_id": "tenant-123",
     "model_name": "forecast_lgb",
     "version": "v1.0.0",
