@@ -62,12 +62,13 @@ class FeaturesMixin(BaseClient):
 
     def export_features(self, tenant_id: str, *, start_time: datetime | str,
                         end_time: datetime | str, feature_set: str = "forecast_basic",
-                        asset_ids: Sequence[str] | None = None, lookback_hours: int = 168
-                        ) -> dict[str, Any]:
+                        asset_ids: Sequence[str] | None = None, lookback_hours: int = 168,
+                        wait: bool = True) -> dict[str, Any]:
+        """``wait=False`` returns the running record at once; poll ``get_export``."""
         body = drop_none(tenant_id=tenant_id, feature_set=feature_set,
                          start_time=iso(start_time), end_time=iso(end_time),
                          asset_ids=list(asset_ids) if asset_ids is not None else None,
-                         lookback_hours=lookback_hours)
+                         lookback_hours=lookback_hours, wait=wait)
         return self._json("POST", "/ai/features/export",  # type: ignore[no-any-return]
                           json=body)
 

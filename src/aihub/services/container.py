@@ -51,6 +51,7 @@ class Services:
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
 
     def close(self) -> None:
+        self.exports.close()
         if self.artifact_store is not None:
             self.artifact_store.close()
         self.online.close()

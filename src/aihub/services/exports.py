@@ -4,6 +4,7 @@ number of assets. Every export is recorded; a file is only presented once comple
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,6 +45,19 @@ class ExportRequest:
 
 
 ExportProgress = Callable[[int, int], None]  # (assets done, assets total)
+log = logging.getLogger("aihub.exports")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A validated, recorded export waiting to be written."""
+
+    req: ExportRequest
+    record: ExportRecord
+    assets: list[Asset]
+    start: int
+    end: int
+    final: Path
 
 
 def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -70,6 +84,7 @@ class ExportService:
         self.publish = publish
         # A "running" export older than this is failed even when its writer can't be seen.
         self.stale_after_s = 6 * 3600
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
 
     def validate(self, req: ExportRequest) -> tuple[list[Asset], int, int]:
         check_name(req.tenant_id, "tenant_id")
@@ -95,12 +110,27 @@ class ExportService:
         return assets, start, end
 
     def export(self, req: ExportRequest, *, progress: ExportProgress | None = None) -> ExportRecord:
+        """Validate, record, write and publish; returns the finished record."""
+        job = self._begin(req)
+        return self._run(job, progress)
+
+    def submit(self, req: ExportRequest) -> ExportRecord:
+        """Validate and record the export, then write it in the background (one at a time,
+        so memory stays that of one export); returns the ``running`` record to poll."""
+        job = self._begin(req)
+        self._background.submit(self._run_quietly, job)
+        return job.record
+
+    def close(self) -> None:
+        """Wait for background exports to finish."""
+        self._background.shutdown(wait=True)
+
+    def _begin(self, req: ExportRequest) -> _Job:
         assets, start, end = self.validate(req)
         fs = self.features.feature_set(req.tenant_id, req.feature_set)
         export_id = str(uuid.uuid4())
         self.export_dir.mkdir(parents=True, exist_ok=True)
         final = self.export_dir / f"{req.tenant_id}_{fs.name}_{export_id[:8]}.parquet"
-        partial = final.with_suffix(".parquet.partial")
         record = ExportRecord(
             export_id=export_id,
             tenant_id=req.tenant_id,
@@ -119,9 +149,20 @@ class ExportService:
         )
         self.meta.save_export(record)
         self.meta.set_export_owner(export_id, owner_token())
+        return _Job(req, record, assets, start, end, final)
+
+    def _run_quietly(self, job: _Job) -> None:
+        try:
+            self._run(job, None)
+        except Exception:  # recorded as failed by _run; nobody waits for this thread
+            log.exception("background export %s failed", job.record.export_id)
+
+    def _run(self, job: _Job, progress: ExportProgress | None) -> ExportRecord:
+        req, record, final = job.req, job.record, job.final
+        partial = final.with_suffix(".parquet.partial")
         began = time.perf_counter()
         try:
-            rows = self._write(req, assets, start, end, partial, progress)
+            rows = self._write(req, job.assets, job.start, job.end, partial, progress)
             partial.replace(final)
             size = final.stat().st_size
             location = self.publish(final) if self.publish else str(final)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from aihub.api.deps import ExportServiceDep
 from aihub.api.schemas.common import Name
@@ -36,22 +36,29 @@ def export_public(r: ExportRecord) -> ExportPublic:
     )
 
 
-@router.post("/export", response_model=ExportPublic, summary="Export features to Parquet")
-def export(body: ExportCreate, exports: ExportServiceDep) -> ExportPublic:
+@router.post(
+    "/export",
+    response_model=ExportPublic,
+    summary="Export features to Parquet",
+    responses={202: {"model": ExportPublic, "description": "Accepted (wait=false): running"}},
+)
+def export(body: ExportCreate, exports: ExportServiceDep, response: Response) -> ExportPublic:
     """One row per asset per hour in ``[start_time, end_time)`` that has readings:
     ``tenant_id, asset_id, timestamp``, the set's features, and ``target`` (the hour's mean)
-    for forecast sets. Point-in-time correct: a row at H uses only readings before H."""
-    record = exports.export(
-        ExportRequest(
-            tenant_id=body.tenant_id,
-            feature_set=body.feature_set,
-            start_time=body.start_time,
-            end_time=body.end_time,
-            asset_ids=body.asset_ids,
-            lookback_hours=body.lookback_hours,
-        )
+    for forecast sets. Point-in-time correct: a row at H uses only readings before H.
+    With ``wait=false`` the answer is immediate (202, status ``running``); poll the record."""
+    req = ExportRequest(
+        tenant_id=body.tenant_id,
+        feature_set=body.feature_set,
+        start_time=body.start_time,
+        end_time=body.end_time,
+        asset_ids=body.asset_ids,
+        lookback_hours=body.lookback_hours,
     )
-    return export_public(record)
+    if body.wait:
+        return export_public(exports.export(req))
+    response.status_code = 202
+    return export_public(exports.submit(req))
 
 
 @router.get("/exports", response_model=ExportPage, summary="Export history, newest first")

@@ -166,6 +166,11 @@ class ExportCreate(BaseModel):
     end_time: Timestamp
     asset_ids: list[Name] | None = Field(default=None, min_length=1, max_length=100_000)
     lookback_hours: int = Field(default=168, ge=1)
+    wait: bool = Field(
+        default=True,
+        description="true: answer when the file is written (200). false: answer at once with "
+        "the running record (202) and poll GET /ai/features/exports/{export_id}",
+    )
 
 
 class ExportPublic(BaseModel):
