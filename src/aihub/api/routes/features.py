@@ -20,7 +20,7 @@ from aihub.api.schemas.features import (
     FeaturesPublic,
 )
 from aihub.features.catalog import CATALOG
-from aihub.services.features import OnlineRequest, describe_set
+from aihub.services.features import FeatureService, OnlineRequest, describe_set
 from aihub.timeutil import iso
 
 router = APIRouter(prefix="/ai/features", tags=["features"])
@@ -37,13 +37,16 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 @router.post("/get", response_model=FeaturesPublic, summary="Features of one asset at hour H",
              openapi_extra=_json_body(FeatureGet))
-async def get_features(request: Request, features: FeatureServiceDep) -> Response:
+async def get_features(request: Request) -> Response:
     """Features describing what was knowable at ``H``: ``as_of`` floored to the hour, by
     default the current hour (forecast sets) or the last complete hour (anomaly sets).
     Served from the online cache; a miss computes from the store and fills the cache."""
     # The hottest route: validate the raw bytes in one pydantic-core pass instead of
     # FastAPI's json.loads + dict validation (a ValidationError maps to the usual 422).
     body = FeatureGet.model_validate_json(await request.body())
+    # The service straight from app state: resolving a dependency costs more here than
+    # the cached lookup itself.
+    features: FeatureService = request.app.state.services.features
     req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
     lookup = features.lookup(req, [body.asset_id])
     value = lookup.cached[0]
