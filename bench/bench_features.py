@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import subprocess
@@ -76,24 +77,32 @@ def main() -> None:
     n = frame.height
     print(f"generated {n} readings -> {parquet}", flush=True)
 
-    # -- ingest via the CLI ----------------------------------------------------------------
-    t = time.perf_counter()
-    out = subprocess.run(
-        [AIHUB, "ingest", "readings", str(parquet), "--tenant", "bench"],
-        env={**__import__("os").environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    wall = time.perf_counter() - t
-    inner = float(re.search(r"in ([\d.]+) s", out.stdout.replace("\n", " ")).group(1))  # type: ignore[union-attr]
-    print(out.stdout.strip(), flush=True)
+    # -- ingest via the CLI, ROUNDS times into fresh data dirs (the last one is served) ---
+    inner_s, wall_s = [], []
+    for round_no in range(ROUNDS):
+        data_dir = work / f"data{round_no}"
+        env["AIHUB_DATA_DIR"] = str(data_dir)
+        t = time.perf_counter()
+        out = subprocess.run(
+            [AIHUB, "ingest", "readings", str(parquet), "--tenant", "bench"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        wall_s.append(time.perf_counter() - t)
+        found = re.search(r"in ([\d.]+) s", out.stdout.replace("\n", " "))
+        assert found is not None, out.stdout
+        inner_s.append(float(found.group(1)))
+        print(out.stdout.strip(), flush=True)
+    inner, wall = min(inner_s), min(wall_s)
     lines += [
         "| measurement | result | target |",
         "|---|---|---|",
         f"| ingest {n:,} readings via `aihub ingest readings` from Parquet, in-command "
-        f"(read, validate, store, rollups, commit) | {n / inner:,.0f} readings/s ({inner:.2f} s)"
-        f" | >= 200,000/s |",
+        f"(read, validate, store, rollups, commit), best of {ROUNDS} | {n / inner:,.0f} "
+        f"readings/s ({inner:.2f} s; rounds {min(inner_s):.2f}-{max(inner_s):.2f} s) "
+        "| >= 200,000/s |",
         f"| same, whole command incl. interpreter start and imports | {n / wall:,.0f} "
         f"readings/s ({wall:.2f} s) | |",
     ]
@@ -227,7 +236,7 @@ def main() -> None:
             "--end",
             req["end_time"],
         ],
-        env={**__import__("os").environ, **env},
+        env={**os.environ, **env},
         capture_output=True,
         check=True,
     )
