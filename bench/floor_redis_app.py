@@ -8,14 +8,7 @@ import os
 
 import redis
 from fastapi import FastAPI, Request, Response
-
-_DOC = (
-    b'{"tenant_id":"bench","asset_id":"meter-001","feature_set":"forecast_basic",'
-    b'"timestamp":"2024-06-01T12:00:00Z","lookback_hours":168,"features":{"hour_of_day":14,'
-    b'"day_of_week":5,"is_weekend":1,"hourly_avg":45.2,"hourly_std":5.8,"lag_1h":43.5,'
-    b'"lag_24h":44.8,"lag_168h":45.1,"rolling_24h_avg":44.9,"rolling_24h_std":6.1},'
-    b'"feature_count":10,"computed_at":"2024-06-01T12:00:01Z"}'
-)
+from floor_app import DOC as _DOC
 
 
 def create_app() -> FastAPI:

@@ -48,6 +48,19 @@ def _require(frame: pl.DataFrame, column: str, option: str) -> None:
         )
 
 
+def _localize(frame: pl.DataFrame, naive: pl.Series, column: str, timezone: str) -> pl.Series:
+    """Naive local times in ``timezone``; a time the DST switch skips or repeats is an error
+    naming its row, never a guess."""
+    local = naive.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+    _bad_row(
+        frame,
+        naive.is_not_null() & local.is_null(),
+        column,
+        f"local time does not exist or is ambiguous in {timezone}",
+    )
+    return local
+
+
 def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> pl.Series:
     """Epoch microseconds (UTC) of ``column``; naive values need ``timezone``."""
     if timezone is not None and not is_valid_timezone(timezone):
@@ -59,14 +72,7 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
                 raise InvalidInput(
                     f"column '{column}' holds naive timestamps; state their zone with --timezone"
                 )
-            aware = col.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-            _bad_row(
-                frame,
-                aware.is_null() & col.is_not_null(),
-                column,
-                f"local time does not exist or is ambiguous in {timezone}",
-            )
-            col = aware
+            col = _localize(frame, col, column, timezone)
         out = col.dt.convert_time_zone("UTC").dt.cast_time_unit("us").dt.epoch("us")
     elif col.dtype == pl.String:
         text = col.str.strip_chars()
@@ -82,13 +88,7 @@ def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> 
         parsed = aware
         if timezone is not None:
             naive = _to_datetime(pl.select(pl.when(~has_zone).then(text)).to_series(), None)
-            local = naive.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-            _bad_row(
-                frame,
-                naive.is_not_null() & local.is_null(),
-                column,
-                f"local time does not exist or is ambiguous in {timezone}",
-            )
+            local = _localize(frame, naive, column, timezone)
             parsed = pl.select(
                 pl.when(has_zone).then(aware).otherwise(local.dt.convert_time_zone("UTC"))
             ).to_series()
