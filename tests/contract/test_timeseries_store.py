@@ -101,6 +101,28 @@ def test_later_batch_adds_to_an_hour_that_had_one_reading(store: TimeSeriesStore
     assert got.get_column("std")[0] == pytest.approx(np.std([2.0, 4.0], ddof=1))
 
 
+def test_one_batch_mixing_new_hours_extended_hours_and_several_assets(
+    store: TimeSeriesStore,
+) -> None:
+    """Hourly data in new hours (copied as rollups), an hour that already held a reading
+    (recomputed), a correction and a multi-reading hour, all in one batch."""
+    first = [("m1", H0 + h * HOUR_US, float(h)) for h in range(5)]
+    store.ingest_readings("t1", frame(first))
+    second = [
+        ("m1", H0 + 2 * HOUR_US + 30 * MIN, 20.0),  # extends an hour with one reading
+        ("m1", H0 + 4 * HOUR_US, 40.0),  # corrects a reading
+        *[("m1", H0 + h * HOUR_US, 100.0 + h) for h in range(10, 13)],  # new hours
+        *[("m2", H0 + h * HOUR_US, 7.0 * h) for h in range(4)],  # a new asset
+        ("m3", H0, 1.0), ("m3", H0 + 20 * MIN, 5.0),  # several readings in one hour
+    ]
+    store.ingest_readings("t1", frame(second))
+    for asset in ("m1", "m2", "m3"):
+        stored = store.load_readings(key(store, asset), 0, 2**62)
+        assert_rollups_equal(rollups(store, asset), expected(store, asset, stored.rows()))
+    m1 = dict(store.load_readings(key(store, "m1"), 0, 2**62).rows())
+    assert m1[H0 + 4 * HOUR_US] == 40.0 and len(m1) == 9
+
+
 def test_random_batches_match_compute_rollups(store: TimeSeriesStore) -> None:
     rng = np.random.default_rng(5)
     all_rows: dict[int, float] = {}

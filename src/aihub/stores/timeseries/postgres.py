@@ -8,7 +8,9 @@ What differs from SQLite is the bulk path, and only that:
   a savepoint and the rows are copied into a temporary table and upserted from there;
 - rollups are recomputed **in SQL** from the stored readings of the touched hours, so the
   process never reads prior readings back (the same semantics as ``compute_rollups``:
-  sample std, null below two readings, exactly 0 when min == max);
+  sample std, null below two readings, exactly 0 when min == max). New hours holding one
+  reading each (hourly data) are copied instead, their tuples prepared on a worker thread
+  while PostgreSQL takes the readings;
 - reads run as ``COPY (query) TO STDOUT`` in CSV and are parsed by Polars: one buffer, no
   Python tuple per row. PostgreSQL prints floats in shortest round-trip form, so values
   come back bit for bit.
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,7 @@ import sqlalchemy as sa
 
 from aihub.errors import BackendUnavailable
 from aihub.stores.timeseries.base import WEATHER_FIELDS
-from aihub.stores.timeseries.sql import SqlTimeSeriesStore, in_runs
+from aihub.stores.timeseries.sql import SqlTimeSeriesStore, in_runs, touched_hour_runs
 from aihub.timeutil import HOUR_US
 
 BACKEND = "postgresql"
@@ -107,8 +111,8 @@ _UPSERT_WEATHER = (
 )
 
 
-def binary_copy_readings(rows: pl.DataFrame) -> bytes:
-    """``asset_key, ts, value`` rows as one PostgreSQL binary COPY payload."""
+def reading_tuples(rows: pl.DataFrame) -> np.ndarray:
+    """``asset_key, ts, value`` rows as binary COPY tuples (``copy_tuples`` sends them)."""
     out = np.empty(rows.height, dtype=_READING_TUPLE)
     out["nfields"] = 3
     out["len_key"] = 4
@@ -117,7 +121,15 @@ def binary_copy_readings(rows: pl.DataFrame) -> bytes:
     out["ts"] = rows.get_column("ts").to_numpy()
     out["len_value"] = 8
     out["value"] = rows.get_column("value").to_numpy()
-    return _COPY_HEADER + out.tobytes() + _COPY_TRAILER
+    return out
+
+
+def copy_tuples(cur: psycopg.Cursor[Any], statement: str, tuples: np.ndarray) -> None:
+    """One binary ``COPY ... FROM STDIN`` of prepared tuples, sent without copying them."""
+    with cur.copy(statement) as cp:
+        cp.write(_COPY_HEADER)
+        cp.write(tuples.view(np.uint8).data)
+        cp.write(_COPY_TRAILER)
 
 
 def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl.DataFrame:
@@ -137,9 +149,9 @@ def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl
     return pl.DataFrame(columns, schema=schema)
 
 
-def binary_copy_single_rollups(rows: pl.DataFrame) -> bytes:
+def single_rollup_tuples(rows: pl.DataFrame) -> np.ndarray:
     """Rollups of hours holding exactly one reading (``asset_key, ts, value`` rows): the
-    reading itself, n 1, std null, as one binary COPY payload."""
+    reading itself, n 1, std null, as binary COPY tuples."""
     out = np.empty(rows.height, dtype=_SINGLE_ROLLUP_TUPLE)
     values = rows.get_column("value").to_numpy()
     ts = rows.get_column("ts").to_numpy()
@@ -151,7 +163,30 @@ def binary_copy_single_rollups(rows: pl.DataFrame) -> bytes:
     out["len_std"] = -1
     out["len_min"], out["min"] = 8, values
     out["len_max"], out["max"] = 8, values
-    return _COPY_HEADER + out.tobytes() + _COPY_TRAILER
+    return out
+
+
+@dataclass(frozen=True)
+class _RollupPrep:
+    """What an ingest's rollups need from the batch alone, prepared while its readings
+    are being copied (``_prepare_rollups``)."""
+
+    readings: pl.DataFrame
+    runs: pl.DataFrame  # touched_hour_runs of the batch
+    single_runs: pl.DataFrame  # the runs whose hours hold one reading each
+    single_tuples: np.ndarray  # the rollups of those hours, if none had readings before
+
+
+def _prepare_rollups(readings: pl.DataFrame) -> _RollupPrep:
+    runs = touched_hour_runs(readings)
+    single_runs = runs.filter(pl.col("max_n") == 1)
+    single = readings if single_runs.height == runs.height else in_runs(readings, single_runs)
+    return _RollupPrep(readings, runs, single_runs, single_rollup_tuples(single))
+
+
+# Rollup preparation is NumPy and Polars work that releases the GIL, so it runs on
+# another core while PostgreSQL takes the readings.
+_PREPARE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aihub-rollups")
 
 
 @contextmanager
@@ -184,51 +219,52 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         return ",".join(["%s"] * n)
 
     def _write_readings(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
-        payload = binary_copy_readings(rows)
+        tuples = reading_tuples(rows)
         raw = _raw(conn)
         with _translated(), raw.cursor() as cur:
             cur.execute("SAVEPOINT aihub_copy")
             try:
-                with cur.copy(_COPY_IN.format(table="readings")) as cp:
-                    cp.write(payload)
+                copy_tuples(cur, _COPY_IN.format(table="readings"), tuples)
             except psycopg.errors.UniqueViolation:
                 # Corrections: some rows exist. Stage them and upsert instead.
                 cur.execute("ROLLBACK TO SAVEPOINT aihub_copy")
                 cur.execute(_CREATE_STAGE)
                 cur.execute(f"TRUNCATE {_STAGE}")
-                with cur.copy(_COPY_IN.format(table=_STAGE)) as cp:
-                    cp.write(payload)
+                copy_tuples(cur, _COPY_IN.format(table=_STAGE), tuples)
                 cur.execute(_UPSERT_FROM_STAGE)
             cur.execute("RELEASE SAVEPOINT aihub_copy")
 
-    def _read_readings(self, conn: sa.Connection, runs: pl.DataFrame) -> pl.DataFrame:
-        # Rollups are recomputed in SQL from the table itself (``_write_rollups``), so no
-        # prior reading needs to travel to this process.
-        return pl.DataFrame(schema={"asset_key": pl.Int64, "ts": pl.Int64, "value": pl.Float64})
+    def _start_rollups(self, conn: sa.Connection, readings: pl.DataFrame) -> Future[_RollupPrep]:
+        # Rollups are recomputed in SQL from the table itself where hours already held
+        # readings, so no stored reading needs to travel to this process.
+        return _PREPARE.submit(_prepare_rollups, readings)
 
-    def _write_rollups(
-        self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame
-    ) -> None:
-        if runs.is_empty():
+    def _finish_rollups(self, conn: sa.Connection, started: Future[_RollupPrep]) -> None:
+        prep = started.result()
+        if prep.runs.is_empty():
             return
         with _translated(), _raw(conn).cursor() as cur:
             # Large aggregates: keep them in memory and skip JIT compilation (it costs more
             # than it saves on a statement that runs once).
             cur.execute("SET LOCAL jit = off")
             cur.execute("SET LOCAL work_mem = '256MB'")
-            cur.execute(_RUNS_WITH_HISTORY, _run_arrays(runs))
-            history = {int(i) - 1 for (i,) in cur.fetchall()}
-            flagged = runs.with_row_index("_i").with_columns(
-                project=(pl.col("max_n") == 1) & ~pl.col("_i").is_in(list(history))
+            # New hours with one reading each have the batch's readings as rollups: they go
+            # in by COPY. Hours that held readings before are recomputed in SQL.
+            history: set[int] = set()
+            if not prep.single_runs.is_empty():
+                cur.execute(_RUNS_WITH_HISTORY, _run_arrays(prep.single_runs))
+                history = {int(i) - 1 for (i,) in cur.fetchall()}
+            project = prep.single_runs.with_row_index("_i").filter(
+                ~pl.col("_i").is_in(list(history))
             )
-            project = flagged.filter(pl.col("project"))
-            aggregate = flagged.filter(~pl.col("project"))
             if not project.is_empty():
-                # New hours with one reading each: their rollups are the batch's readings,
-                # so they go in by COPY (bulk insert) rather than INSERT ... SELECT.
-                single = in_runs(readings, project)
-                with cur.copy(_COPY_ROLLUPS) as cp:
-                    cp.write(binary_copy_single_rollups(single))
+                tuples = prep.single_tuples
+                if history:
+                    tuples = single_rollup_tuples(in_runs(prep.readings, project))
+                copy_tuples(cur, _COPY_ROLLUPS, tuples)
+            aggregate = prep.runs.join(
+                project.select("asset_key", "start"), on=["asset_key", "start"], how="anti"
+            )
             if not aggregate.is_empty():
                 cur.execute(_RECOMPUTE_ROLLUPS, _run_arrays(aggregate))
 

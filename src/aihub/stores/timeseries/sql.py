@@ -141,15 +141,14 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         """Upsert ``asset_key, ts, value`` rows inside ``conn``'s transaction."""
 
     @abstractmethod
-    def _write_rollups(
-        self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame
-    ) -> None:
-        """Recompute and upsert the rollups of ``runs`` (``touched_hour_runs``) after the
-        readings are written; ``readings`` holds every reading of those hours."""
+    def _start_rollups(self, conn: sa.Connection, readings: pl.DataFrame) -> Any:
+        """Begin the rollups of the hours ``readings`` (``asset_key, ts, value``) touch,
+        before they are written: read what the recomputation needs of the stored readings,
+        or start preparing in the background. Returns what ``_finish_rollups`` takes."""
 
     @abstractmethod
-    def _read_readings(self, conn: sa.Connection, runs: pl.DataFrame) -> pl.DataFrame:
-        """``asset_key, ts, value`` of stored readings within ``runs`` (asset_key, start, end)."""
+    def _finish_rollups(self, conn: sa.Connection, started: Any) -> None:
+        """Recompute and upsert the touched hours' rollups, after the readings are written."""
 
     @abstractmethod
     def _write_weather(self, conn: sa.Connection, tenant_id: str, rows: pl.DataFrame) -> None:
@@ -262,23 +261,14 @@ class SqlTimeSeriesStore(TimeSeriesStore):
                 "ts",
                 "value",
             )
-            # Rollups of the touched hours: earlier readings there, overridden by the batch.
-            runs = touched_hour_runs(keyed)
-            prior = self._read_readings(conn, runs)
-            merged = keyed
-            if not prior.is_empty():
-                merged = pl.concat(
-                    [prior.join(keyed, on=["asset_key", "ts"], how="anti"), keyed],
-                    how="vertical",
-                )
-                runs = touched_hour_runs(merged)
+            rollups = self._start_rollups(conn, keyed)
             chunk = 100_000
             for i in range(0, keyed.height, chunk):
                 part = keyed.slice(i, chunk)
                 self._write_readings(conn, part)
                 if progress:
                     progress(part.height)
-            self._write_rollups(conn, merged, runs)
+            self._finish_rollups(conn, rollups)
             conn.execute(
                 assets.update()
                 .where(assets.c.asset_key.in_(list(keys.values())))

@@ -11,7 +11,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from aihub.stores.timeseries.base import WEATHER_FIELDS
-from aihub.stores.timeseries.sql import SqlTimeSeriesStore, compute_rollups, in_runs
+from aihub.stores.timeseries.sql import (
+    SqlTimeSeriesStore,
+    compute_rollups,
+    in_runs,
+    touched_hour_runs,
+)
 from aihub.timeutil import HOUR_US
 
 _UPSERT_READINGS = (
@@ -78,9 +83,24 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         assert raw is not None
         raw.executemany(_UPSERT_READINGS, rows.rows())
 
-    def _write_rollups(
-        self, conn: sa.Connection, readings: pl.DataFrame, runs: pl.DataFrame
+    def _start_rollups(
+        self, conn: sa.Connection, readings: pl.DataFrame
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The touched hours' stored readings overridden by the batch, and their runs."""
+        runs = touched_hour_runs(readings)
+        prior = self._read_readings(conn, runs)
+        if prior.is_empty():
+            return readings, runs
+        merged = pl.concat(
+            [prior.join(readings, on=["asset_key", "ts"], how="anti"), readings],
+            how="vertical",
+        )
+        return merged, touched_hour_runs(merged)
+
+    def _finish_rollups(
+        self, conn: sa.Connection, started: tuple[pl.DataFrame, pl.DataFrame]
     ) -> None:
+        readings, runs = started
         raw = conn.connection.driver_connection
         assert raw is not None
         # Binding values from Python is the slow part of SQLite bulk writes. A run in which
@@ -96,6 +116,7 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
             raw.executemany(_UPSERT_ROLLUPS, rollups.rows())
 
     def _read_readings(self, conn: sa.Connection, runs: pl.DataFrame) -> pl.DataFrame:
+        """Stored ``asset_key, ts, value`` within ``runs`` (asset_key, start, end)."""
         raw = conn.connection.driver_connection
         assert raw is not None
         rows: list[tuple[int, int, float]] = []
