@@ -4,8 +4,9 @@
 
 Uses a fresh PostgreSQL database (dropped afterwards) and a key prefix of its own on Redis.
 Data: the demo generator, 100 assets x 1 year hourly = 876,000 readings. Measures:
-- ingest into PostgreSQL through IngestService (validate, COPY, rollups in SQL, commit),
-  hourly data (one rollup row per reading) and 15-minute data (one per four readings);
+- ingest into PostgreSQL through IngestService (validate, COPY, rollups, commit), hourly
+  data (one rollup row per reading) in three rounds, against a bare COPY of the same rows
+  into one table (the floor), and 15-minute data (one rollup row per four readings);
 - export of forecast_basic over HTTP (seconds, server peak RSS);
 - online get over HTTP, one keep-alive client, hot Redis cache, against a floor (a minimal
   FastAPI endpoint doing one HGET) measured in the same run; get-batch of 100 assets;
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import polars as pl
 import psycopg
 import redis
 from harness import (
@@ -45,11 +47,55 @@ from harness import (
 from aihub.config import Settings
 from aihub.demo.generator import DemoSpec, readings_frame
 from aihub.services.container import build_services
+from aihub.stores.timeseries.postgres import (
+    copy_tuples,
+    reading_tuples,
+    rollup_tuples,
+)
+from aihub.stores.timeseries.sql import compute_rollups
 from aihub.timeutil import to_us
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 PG_ADMIN = os.environ.get("AIHUB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AIHUB_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+INGEST_ROUNDS = 3
+
+
+_FLOOR_TABLES = """
+CREATE TABLE floor_readings (asset_key integer, ts bigint, value double precision NOT NULL,
+                             PRIMARY KEY (asset_key, ts));
+CREATE TABLE floor_rollups (asset_key integer, hour bigint, n integer NOT NULL,
+                            mean double precision NOT NULL, std double precision,
+                            min double precision NOT NULL, max double precision NOT NULL,
+                            PRIMARY KEY (asset_key, hour))
+"""
+
+
+def bare_copy_seconds(database_url: str, frame: pl.DataFrame) -> tuple[float, float]:
+    """Floors for ingest, each one binary COPY of prepared tuples into fresh tables shaped
+    like aihub's, committed: (readings alone, readings + their single-reading rollups)."""
+    keyed = frame.select(
+        pl.col("asset_id").rank("dense").cast(pl.Int64).alias("asset_key"), "ts", "value"
+    )
+    readings, rollups = reading_tuples(keyed), rollup_tuples(compute_rollups(keyed))
+    copy_in = "COPY floor_readings (asset_key, ts, value) FROM STDIN (FORMAT binary)"
+    copy_rollups = (
+        "COPY floor_rollups (asset_key, hour, n, mean, std, min, max) FROM STDIN (FORMAT binary)"
+    )
+    seconds = []
+    with psycopg.connect(database_url) as conn, conn.cursor() as cur:
+        for both in (False, True):
+            cur.execute(_FLOOR_TABLES)
+            conn.commit()
+            t = time.perf_counter()
+            copy_tuples(cur, copy_in, readings)
+            if both:
+                copy_tuples(cur, copy_rollups, *rollups)
+            conn.commit()
+            seconds.append(time.perf_counter() - t)
+            cur.execute("DROP TABLE floor_readings, floor_rollups")
+            conn.commit()
+    return seconds[0], seconds[1]
 
 
 def _client_worker(args: tuple[int, bytes, int]) -> list[float]:
@@ -110,11 +156,13 @@ def main() -> None:
     lines += [
         "",
         "Reading these numbers:",
-        "- Ingest misses 300,000/s. With hourly data every reading is also a new rollup row,",
-        "  so an ingest fills two indexed tables with 876,000 rows each, both by binary COPY",
-        "  inside one transaction. A bare COPY into `readings` alone runs at ~420,000 rows/s",
-        "  on this machine, which puts two tables near 200,000/s before validation and run",
-        "  detection; 15-minute data (one rollup row per four readings) comes closer.",
+        "- Ingest: with hourly data every reading is also a new rollup row, so an ingest",
+        "  fills two indexed tables (876,000 rows each) by binary COPY in one transaction.",
+        "  The rollup tuples are prepared on a second thread while PostgreSQL takes the",
+        "  readings, and payloads are sent without copying. Later rounds write into bigger",
+        "  tables than PostgreSQL's stock 128 MB of shared buffers hold, so its backend",
+        "  evicts dirty pages itself and runs slower. The floor is what any ingest of these",
+        "  rows must do (COPY into both tables, data ready); the ratio to it is aihub's cost.",
         "- Latency rows are timed by a raw keep-alive socket client; the floor is a minimal",
         "  FastAPI endpoint doing one HGET on the same Redis, measured in the same run, and the",
         "  ratio to it is the fair measure of aihub's own cost. p99 is scheduling jitter on 2",
@@ -135,19 +183,33 @@ def run(args: argparse.Namespace, env: dict[str, str], lines: list[str]) -> None
     settings = Settings(**{k: v for k, v in env.items()})  # type: ignore[arg-type]
     svc = build_services(settings)
     # -- ingest ---------------------------------------------------------------------------
-    spec = DemoSpec(tenant_id="bench", assets=args.assets, hours=args.hours, start=START)
-    frame = readings_frame(spec, to_us(START))
-    n = frame.height
-    t = time.perf_counter()
-    svc.ingest.ingest_readings("bench", frame, max_rows=n)
-    dt = time.perf_counter() - t
-    print(f"ingest hourly {n} in {dt:.2f}s", flush=True)
-    lines.append(
+    # Three rounds, each a tenant of its own: the first writes into empty tables, the later
+    # ones into tables that already hold the earlier rounds (876,000 rows more each time).
+    seconds = []
+    for i in range(INGEST_ROUNDS):
+        tenant = "bench" if i == 0 else f"bench-round{i + 1}"
+        spec = DemoSpec(tenant_id=tenant, assets=args.assets, hours=args.hours, start=START)
+        frame = readings_frame(spec, to_us(START))
+        n = frame.height
+        if i == 0:  # the floor first, into a database as empty as round 1's
+            one_table_s, two_tables_s = bare_copy_seconds(env["DATABASE_URL"], frame)
+        t = time.perf_counter()
+        svc.ingest.ingest_readings(tenant, frame, max_rows=n)
+        seconds.append(time.perf_counter() - t)
+        print(f"ingest hourly {n} in {seconds[-1]:.2f}s", flush=True)
+    rounds = ", ".join(f"{n / s:,.0f}" for s in seconds)
+    lines += [
         f"| ingest {n:,} hourly readings ({args.assets} assets x {args.hours} h) into "
-        f"PostgreSQL via IngestService: validate, binary COPY, rollups in SQL "
-        f"({n:,} rollup rows), commit | {n / dt:,.0f} readings/s ({dt:.2f} s) "
-        "| >= 300,000/s |"
-    )
+        f"PostgreSQL via IngestService: validate, binary COPY, rollups ({n:,} rollup rows), "
+        f"commit; best of {INGEST_ROUNDS} | {n / min(seconds):,.0f} readings/s "
+        f"({min(seconds):.2f} s; rounds {rounds}/s) | >= 300,000/s |",
+        f"| floor: bare binary COPY of the same readings and their rollups, prepared "
+        f"beforehand, into two empty tables shaped like aihub's, one transaction, same run "
+        f"| {n / two_tables_s:,.0f} readings/s ({two_tables_s:.2f} s) | |",
+        f"| ingest (best round) / floor | {min(seconds) / two_tables_s:.2f}x the floor's time | |",
+        f"| floor, readings alone: bare binary COPY into one empty table shaped like "
+        f"`readings` | {n / one_table_s:,.0f} rows/s ({one_table_s:.2f} s) | |",
+    ]
     q_spec = DemoSpec(
         tenant_id="bench15",
         assets=max(1, args.assets // 4),
@@ -164,9 +226,13 @@ def run(args: argparse.Namespace, env: dict[str, str], lines: list[str]) -> None
         f"{q_frame.height // 4:,} rollup rows | {q_frame.height / dt:,.0f} readings/s "
         f"({dt:.2f} s) | |"
     )
+    frame = readings_frame(
+        DemoSpec(tenant_id="bench", assets=args.assets, hours=args.hours, start=START),
+        to_us(START),
+    )
     corr = frame.head(100_000).with_columns(value=frame.get_column("value").head(100_000) + 1)
     t = time.perf_counter()
-    svc.ingest.ingest_readings("bench", corr, max_rows=n)
+    svc.ingest.ingest_readings("bench", corr, max_rows=frame.height)
     dt = time.perf_counter() - t
     lines.append(
         f"| re-ingest 100,000 existing readings (corrections: staged upsert and "

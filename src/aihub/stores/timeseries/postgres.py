@@ -8,12 +8,12 @@ What differs from SQLite is the bulk path, and only that:
   a savepoint and the rows are copied into a temporary table and upserted from there;
 - rollups are recomputed **in SQL** from the stored readings of the touched hours, so the
   process never reads prior readings back (the same semantics as ``compute_rollups``:
-  sample std, null below two readings, exactly 0 when min == max). New hours holding one
-  reading each (hourly data) are copied instead, their tuples prepared on a worker thread
-  while PostgreSQL takes the readings;
-- reads run as ``COPY (query) TO STDOUT`` in CSV and are parsed by Polars: one buffer, no
-  Python tuple per row. PostgreSQL prints floats in shortest round-trip form, so values
-  come back bit for bit.
+  sample std, null below two readings, exactly 0 when min == max). Hours new to the store
+  take the batch's own rollups instead (``compute_rollups``, the one definition), prepared
+  on a worker thread while PostgreSQL takes the readings and then copied;
+- reads run as ``COPY (query) TO STDOUT``: binary for numeric columns (read by NumPy),
+  CSV otherwise (parsed by Polars; PostgreSQL prints floats in shortest round-trip form):
+  one buffer, no Python tuple per row, values back bit for bit.
 
 Every ingest already holds the ``ingest_seq`` row lock (``SqlTimeSeriesStore``), so the
 fast path's "no collision" assumption cannot race another writer.
@@ -35,7 +35,12 @@ import sqlalchemy as sa
 
 from aihub.errors import BackendUnavailable
 from aihub.stores.timeseries.base import WEATHER_FIELDS
-from aihub.stores.timeseries.sql import SqlTimeSeriesStore, in_runs, touched_hour_runs
+from aihub.stores.timeseries.sql import (
+    SqlTimeSeriesStore,
+    compute_rollups,
+    in_runs,
+    touched_hour_runs,
+)
 from aihub.timeutil import HOUR_US
 
 BACKEND = "postgresql"
@@ -53,19 +58,18 @@ _READING_TUPLE = np.dtype(
 )
 
 _COPY_IN = "COPY {table} (asset_key, ts, value) FROM STDIN (FORMAT binary)"
-# One binary COPY tuple of a single-reading hour's rollup: n 1, std NULL (length -1).
-_SINGLE_ROLLUP_TUPLE = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("len_key", ">i4"), ("asset_key", ">i4"),
-        ("len_hour", ">i4"), ("hour", ">i8"),
-        ("len_n", ">i4"), ("n", ">i4"),
-        ("len_mean", ">i4"), ("mean", ">f8"),
-        ("len_std", ">i4"),
-        ("len_min", ">i4"), ("min", ">f8"),
-        ("len_max", ">i4"), ("max", ">f8"),
-    ]
-)
+# One binary COPY tuple of an hour's rollup; hours of one reading have a NULL std, sent as
+# a field of length -1 without data, so they get a layout of their own.
+_ROLLUP_FIELDS = [
+    ("nfields", ">i2"),
+    ("len_key", ">i4"), ("asset_key", ">i4"),
+    ("len_hour", ">i4"), ("hour", ">i8"),
+    ("len_n", ">i4"), ("n", ">i4"),
+    ("len_mean", ">i4"), ("mean", ">f8"),
+]
+_ROLLUP_TAIL = [("len_min", ">i4"), ("min", ">f8"), ("len_max", ">i4"), ("max", ">f8")]
+_ROLLUP_TUPLE = np.dtype([*_ROLLUP_FIELDS, ("len_std", ">i4"), ("std", ">f8"), *_ROLLUP_TAIL])
+_NULL_STD_ROLLUP_TUPLE = np.dtype([*_ROLLUP_FIELDS, ("len_std", ">i4"), *_ROLLUP_TAIL])
 _COPY_ROLLUPS = (
     "COPY hourly_rollups (asset_key, hour, n, mean, std, min, max) FROM STDIN (FORMAT binary)"
 )
@@ -124,11 +128,12 @@ def reading_tuples(rows: pl.DataFrame) -> np.ndarray:
     return out
 
 
-def copy_tuples(cur: psycopg.Cursor[Any], statement: str, tuples: np.ndarray) -> None:
+def copy_tuples(cur: psycopg.Cursor[Any], statement: str, *tuples: np.ndarray) -> None:
     """One binary ``COPY ... FROM STDIN`` of prepared tuples, sent without copying them."""
     with cur.copy(statement) as cp:
         cp.write(_COPY_HEADER)
-        cp.write(tuples.view(np.uint8).data)
+        for part in tuples:
+            cp.write(part.view(np.uint8).data)
         cp.write(_COPY_TRAILER)
 
 
@@ -149,21 +154,25 @@ def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl
     return pl.DataFrame(columns, schema=schema)
 
 
-def single_rollup_tuples(rows: pl.DataFrame) -> np.ndarray:
-    """Rollups of hours holding exactly one reading (``asset_key, ts, value`` rows): the
-    reading itself, n 1, std null, as binary COPY tuples."""
-    out = np.empty(rows.height, dtype=_SINGLE_ROLLUP_TUPLE)
-    values = rows.get_column("value").to_numpy()
-    ts = rows.get_column("ts").to_numpy()
-    out["nfields"] = 7
-    out["len_key"], out["asset_key"] = 4, rows.get_column("asset_key").to_numpy()
-    out["len_hour"], out["hour"] = 8, ts - ts % HOUR_US
-    out["len_n"], out["n"] = 4, 1
-    out["len_mean"], out["mean"] = 8, values
-    out["len_std"] = -1
-    out["len_min"], out["min"] = 8, values
-    out["len_max"], out["max"] = 8, values
-    return out
+def rollup_tuples(rollups: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``ROLLUP_SCHEMA`` rows as binary COPY tuples: (hours with a std, hours without)."""
+    parts = []
+    for layout, with_std in ((_ROLLUP_TUPLE, True), (_NULL_STD_ROLLUP_TUPLE, False)):
+        rows = rollups.filter(pl.col("std").is_not_null() == with_std)
+        out = np.empty(rows.height, dtype=layout)
+        out["nfields"] = 7
+        out["len_key"], out["asset_key"] = 4, rows.get_column("asset_key").to_numpy()
+        out["len_hour"], out["hour"] = 8, rows.get_column("hour").to_numpy()
+        out["len_n"], out["n"] = 4, rows.get_column("n").to_numpy()
+        out["len_mean"], out["mean"] = 8, rows.get_column("mean").to_numpy()
+        if with_std:
+            out["len_std"], out["std"] = 8, rows.get_column("std").to_numpy()
+        else:
+            out["len_std"] = -1
+        out["len_min"], out["min"] = 8, rows.get_column("min").to_numpy()
+        out["len_max"], out["max"] = 8, rows.get_column("max").to_numpy()
+        parts.append(out)
+    return parts[0], parts[1]
 
 
 @dataclass(frozen=True)
@@ -171,17 +180,14 @@ class _RollupPrep:
     """What an ingest's rollups need from the batch alone, prepared while its readings
     are being copied (``_prepare_rollups``)."""
 
-    readings: pl.DataFrame
     runs: pl.DataFrame  # touched_hour_runs of the batch
-    single_runs: pl.DataFrame  # the runs whose hours hold one reading each
-    single_tuples: np.ndarray  # the rollups of those hours, if none had readings before
+    rollups: pl.DataFrame  # of the batch's readings alone: exact for hours new to the store
+    tuples: tuple[np.ndarray, np.ndarray]  # those rollups for COPY
 
 
 def _prepare_rollups(readings: pl.DataFrame) -> _RollupPrep:
-    runs = touched_hour_runs(readings)
-    single_runs = runs.filter(pl.col("max_n") == 1)
-    single = readings if single_runs.height == runs.height else in_runs(readings, single_runs)
-    return _RollupPrep(readings, runs, single_runs, single_rollup_tuples(single))
+    rollups = compute_rollups(readings)
+    return _RollupPrep(touched_hour_runs(readings), rollups, rollup_tuples(rollups))
 
 
 # Rollup preparation is NumPy and Polars work that releases the GIL, so it runs on
@@ -235,8 +241,6 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
             cur.execute("RELEASE SAVEPOINT aihub_copy")
 
     def _start_rollups(self, conn: sa.Connection, readings: pl.DataFrame) -> Future[_RollupPrep]:
-        # Rollups are recomputed in SQL from the table itself where hours already held
-        # readings, so no stored reading needs to travel to this process.
         return _PREPARE.submit(_prepare_rollups, readings)
 
     def _finish_rollups(self, conn: sa.Connection, started: Future[_RollupPrep]) -> None:
@@ -244,29 +248,24 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         if prep.runs.is_empty():
             return
         with _translated(), _raw(conn).cursor() as cur:
+            # Hours new to the store have the batch's rollups: they go in by COPY. Runs that
+            # held readings before are recomputed in SQL from the table itself, so no stored
+            # reading travels to this process.
+            cur.execute(_RUNS_WITH_HISTORY, _run_arrays(prep.runs))
+            history = {int(i) - 1 for (i,) in cur.fetchall()}
+            if not history:
+                copy_tuples(cur, _COPY_ROLLUPS, *prep.tuples)
+                return
+            rerun = prep.runs.with_row_index("_i").filter(pl.col("_i").is_in(list(history)))
+            fresh = prep.rollups.rename({"hour": "ts"})
+            fresh = fresh.join(in_runs(fresh, rerun), on=["asset_key", "ts"], how="anti")
+            if not fresh.is_empty():
+                copy_tuples(cur, _COPY_ROLLUPS, *rollup_tuples(fresh.rename({"ts": "hour"})))
             # Large aggregates: keep them in memory and skip JIT compilation (it costs more
             # than it saves on a statement that runs once).
             cur.execute("SET LOCAL jit = off")
             cur.execute("SET LOCAL work_mem = '256MB'")
-            # New hours with one reading each have the batch's readings as rollups: they go
-            # in by COPY. Hours that held readings before are recomputed in SQL.
-            history: set[int] = set()
-            if not prep.single_runs.is_empty():
-                cur.execute(_RUNS_WITH_HISTORY, _run_arrays(prep.single_runs))
-                history = {int(i) - 1 for (i,) in cur.fetchall()}
-            project = prep.single_runs.with_row_index("_i").filter(
-                ~pl.col("_i").is_in(list(history))
-            )
-            if not project.is_empty():
-                tuples = prep.single_tuples
-                if history:
-                    tuples = single_rollup_tuples(in_runs(prep.readings, project))
-                copy_tuples(cur, _COPY_ROLLUPS, tuples)
-            aggregate = prep.runs.join(
-                project.select("asset_key", "start"), on=["asset_key", "start"], how="anti"
-            )
-            if not aggregate.is_empty():
-                cur.execute(_RECOMPUTE_ROLLUPS, _run_arrays(aggregate))
+            cur.execute(_RECOMPUTE_ROLLUPS, _run_arrays(rerun))
 
     def _write_weather(self, conn: sa.Connection, tenant_id: str, rows: pl.DataFrame) -> None:
         data = rows.select(
