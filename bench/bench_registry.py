@@ -251,13 +251,11 @@ client. {args.versions:,} versions seeded in {seed_s:.1f} s. Latencies were meas
 |---|---|---|---|
 {table}
 
-The machine (2 cores) is shared with other engineers running test suites and benchmarks
-while this ran (load average 3-7 during the day), so the numbers are noisy: under that
-load single rounds are slower (the "rounds" ranges; earlier single-round runs under load
-average ~6 measured up to 2.5 ms GET p50, 35 ms list p99, 34 ms promote p99 and 8 ms
-predict p50), while quieter rounds meet every target. The floor row shows what the same
-server needs for a request that does no work at all; the best round is the closest to a
-quiet machine, not a guarantee under contention.
+The machine has 2 cores shared by the server, the client and anything else running, so
+read the load average above: on a quiet machine (load < 1) rounds agree closely, while an
+earlier run under load average ~5 (others' test suites) measured up to 2.5 ms GET p50,
+35 ms list p99, 34 ms promote p99 and 8 ms predict p50 in single rounds. The floor row
+shows what the same server needs for a request that does no work at all.
 """
     print(body)
     if not args.no_write:
