@@ -123,6 +123,29 @@ def test_one_batch_mixing_new_hours_extended_hours_and_several_assets(
     assert m1[H0 + 4 * HOUR_US] == 40.0 and len(m1) == 9
 
 
+def test_a_fault_computing_rollups_fails_the_ingest_and_keeps_nothing(
+    store: TimeSeriesStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault no test can cause for real (memory running out while rollups are computed,
+    on PostgreSQL on a worker thread) is raised by the ingest, and the batch is rolled back."""
+    from aihub.stores.timeseries import postgres, sqlite
+
+    store.ingest_readings("t1", frame([("m1", H0, 1.0)]))
+    before = rollups(store, "m1").rows()
+
+    def out_of_memory(*args: object) -> None:
+        raise MemoryError("out of memory computing rollups")
+
+    module = postgres if store.backend_name == "postgresql" else sqlite
+    monkeypatch.setattr(module, "compute_rollups", out_of_memory)
+    batch = [("m1", H0 + 10 * MIN, 5.0), ("m1", H0 + 20 * MIN, 6.0), ("m2", H0, 2.0)]
+    with pytest.raises(MemoryError):
+        store.ingest_readings("t1", frame(batch))
+    assert store.load_readings(key(store, "m1"), 0, 2**62).rows() == [(H0, 1.0)]
+    assert rollups(store, "m1").rows() == before
+    assert store.get_assets("t1", ["m2"]) == []
+
+
 def test_random_batches_match_compute_rollups(store: TimeSeriesStore) -> None:
     rng = np.random.default_rng(5)
     all_rows: dict[int, float] = {}

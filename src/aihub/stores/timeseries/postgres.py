@@ -22,8 +22,9 @@ fast path's "no collision" assumption cannot race another writer.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -190,9 +191,20 @@ def _prepare_rollups(readings: pl.DataFrame) -> _RollupPrep:
     return _RollupPrep(touched_hour_runs(readings), rollups, rollup_tuples(rollups))
 
 
-# Rollup preparation is NumPy and Polars work that releases the GIL, so it runs on
-# another core while PostgreSQL takes the readings.
-_PREPARE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aihub-rollups")
+def _prepare_in_background(readings: pl.DataFrame) -> Future[_RollupPrep]:
+    """``_prepare_rollups`` on a thread of its own: NumPy and Polars release the GIL, so it
+    runs on another core while PostgreSQL takes the readings. A thread per ingest (not a
+    pool) keeps this safe in processes forked after an earlier ingest."""
+    future: Future[_RollupPrep] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_prepare_rollups(readings))
+        except BaseException as exc:  # handed to the ingest, which raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="aihub-rollups", daemon=True).start()
+    return future
 
 
 @contextmanager
@@ -241,7 +253,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
             cur.execute("RELEASE SAVEPOINT aihub_copy")
 
     def _start_rollups(self, conn: sa.Connection, readings: pl.DataFrame) -> Future[_RollupPrep]:
-        return _PREPARE.submit(_prepare_rollups, readings)
+        return _prepare_in_background(readings)
 
     def _finish_rollups(self, conn: sa.Connection, started: Future[_RollupPrep]) -> None:
         prep = started.result()
