@@ -6,11 +6,11 @@ What differs from SQLite is the bulk path, and only that:
   NumPy (no Python object per value). A batch of new data is copied into ``readings``
   directly; if it collides with stored readings (a correction) the copy is rolled back to
   a savepoint and the rows are copied into a temporary table and upserted from there;
-- rollups are recomputed **in SQL** from the stored readings of the touched hours, so the
-  process never reads prior readings back (the same semantics as ``compute_rollups``:
-  sample std, null below two readings, exactly 0 when min == max). Hours new to the store
-  take the batch's own rollups instead (``compute_rollups``, the one definition), prepared
-  on a worker thread while PostgreSQL takes the readings and then copied;
+- rollups of hours new to the store are the batch's own (``compute_rollups``, the one
+  definition), computed on a second thread while PostgreSQL takes the readings and then
+  copied. Runs of hours that held readings before are recomputed **in SQL** from the table
+  itself, so the process never reads stored readings back (same semantics: sample std,
+  null below two readings, exactly 0 when min == max);
 - reads run as ``COPY (query) TO STDOUT``: binary for numeric columns (read by NumPy),
   CSV otherwise (parsed by Polars; PostgreSQL prints floats in shortest round-trip form):
   one buffer, no Python tuple per row, values back bit for bit.
