@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # How long a verified (or refused) API key is trusted from memory: revocation and new
     # keys take effect within this many seconds.
     api_key_cache_ttl: float = Field(default=10.0, ge=0, validation_alias="AIHUB_API_KEY_CACHE_TTL")
+    # Replicas sharing a cache (Redis) poll the database's change feed this often (seconds;
+    # 0 turns it off) for writes whose own invalidation never reached the cache.
+    change_follow_interval: float = Field(default=1.0, ge=0,
+                                          validation_alias="AIHUB_CHANGE_FOLLOW_INTERVAL")
     # A "running" export older than this is reported failed even if its writer can't be
     # checked (another host).
     export_stale_after_s: int = Field(default=6 * 3600, ge=60,

@@ -204,12 +204,17 @@ def test_tenant_stats_and_isolation(store: TimeSeriesStore) -> None:
 
 def test_change_feed(store: TimeSeriesStore) -> None:
     seq = store.change_seq()
-    store.ingest_readings("t1", frame([("m1", H0, 1.0)]))
-    assert store.change_seq() > seq
-    assert store.changed_since(seq) == [("t1", "m1")]
+    result = store.ingest_readings("t1", frame([("m1", H0, 1.0)]))
+    assert store.change_seq() == result.seq > seq
+    assert store.changed_since(seq) == [("t1", "m1", result.seq)]
     now = store.change_seq()
-    store.upsert_asset("t1", "m1", AssetChanges(timezone="Europe/Berlin"))
-    assert store.changed_since(now) == [("t1", "m1")]
+    asset = store.upsert_asset("t1", "m1", AssetChanges(timezone="Europe/Berlin"))
+    assert store.changed_since(now) == [("t1", "m1", asset.data_seq)]
+    assert asset.data_seq == store.change_seq() > now
+    obs = {c: [None] for c in WEATHER_SCHEMA} | {"location_id": ["nowhere"], "ts": [H0]}
+    weather = store.ingest_weather("t1", pl.DataFrame(obs, schema=WEATHER_SCHEMA))
+    assert weather.seq == store.change_seq() > asset.data_seq
+    assert store.changed_since(asset.data_seq) == []  # no asset at that location
 
 
 def test_unreachable_database_is_backend_unavailable(

@@ -142,3 +142,57 @@ def test_ingest_during_a_partition_is_not_hidden_after_it(
     # Redis answers again and still holds the old entry: it must not be served.
     assert get(client)["features"]["lag_1h"] == 2.0
     assert client.get("/ready").json()["status"] == "ready"
+
+
+def _replica(tmp: Path, pg_url: str, redis_url: str, name: str, follow: float) -> TestClient:
+    settings = Settings(AIHUB_DATA_DIR=tmp / name, DATABASE_URL=pg_url, REDIS_URL=redis_url,
+                        EXPORT_STORAGE_PATH=str(tmp / name / "exports"),
+                        AIHUB_CHANGE_FOLLOW_INTERVAL=follow)
+    svc = build_services(settings)
+    svc.online._client.connection_pool.connection_kwargs["socket_timeout"] = 0.3  # type: ignore[attr-defined]
+    return TestClient(create_app(services=svc))
+
+
+def test_a_write_never_heard_by_redis_is_dropped_by_the_other_replicas(
+    tmp_path: Path, pg_url: str, own_redis: OwnRedis, proxy: CuttableProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Replica A is cut off from Redis (B is not), ingests, and exits before it can replay
+    its invalidation: B finds the write in the change feed, sees it was never heard, and
+    drops the stale entry. A write whose invalidation landed costs B nothing."""
+    monkeypatch.setattr(redis_store, "BACKOFF_SECONDS", 0.2)
+    b = _replica(tmp_path, pg_url, own_redis.url, "b", follow=0)  # followed by hand here
+    a = _replica(tmp_path, pg_url, f"redis://127.0.0.1:{proxy.port}/0", "a", follow=0)
+    with b:
+        features = b.app.state.services.features
+        assert features.follow_changes() == 0  # sets where following starts
+        ingest(b, readings("m1", range(0, 30), lambda h: 1.0))
+        assert features.follow_changes() == 0  # B's own invalidation landed: heard
+        assert get(b)["features"]["lag_1h"] == 1.0  # cached in Redis
+        with a:
+            proxy.partition()
+            ingest(a, readings("m1", [29], lambda h: 2.0))  # invalidation deferred...
+        # ... and lost with A. Redis still serves the entry from before A's write:
+        assert get(b)["features"]["lag_1h"] == 1.0
+        assert features.follow_changes() == 1
+        assert get(b)["features"]["lag_1h"] == 2.0
+        assert features.follow_changes() == 0
+
+
+def test_replicas_follow_the_change_feed_in_the_background(
+    tmp_path: Path, pg_url: str, own_redis: OwnRedis, proxy: CuttableProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redis_store, "BACKOFF_SECONDS", 0.2)
+    b = _replica(tmp_path, pg_url, own_redis.url, "b", follow=0.1)
+    a = _replica(tmp_path, pg_url, f"redis://127.0.0.1:{proxy.port}/0", "a", follow=0.1)
+    with b:
+        ingest(b, readings("m1", range(0, 30), lambda h: 1.0))
+        assert get(b)["features"]["lag_1h"] == 1.0
+        with a:
+            proxy.partition()
+            ingest(a, readings("m1", [29], lambda h: 3.0))
+        deadline = time.monotonic() + 5
+        while get(b)["features"]["lag_1h"] != 3.0:
+            assert time.monotonic() < deadline, "the stale entry was never dropped"
+            time.sleep(0.05)

@@ -15,6 +15,7 @@ from aihub.api.limits import BodyLimitMiddleware
 from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
 from aihub.config import Settings
 from aihub.metrics import MetricsMiddleware
+from aihub.services.change_follower import ChangeFollower
 from aihub.services.container import Services, build_services
 
 log = logging.getLogger("aihub.api")
@@ -31,9 +32,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if not app.state.services.key_cache.enabled():
             log.warning("no API keys configured: the API is open to anyone who can reach it "
                         "(create one with 'aihub keys create')")
+        follower = None
+        svc = app.state.services
+        if svc.online.shared and svc.settings.change_follow_interval > 0:
+            follower = ChangeFollower(svc.features, svc.settings.change_follow_interval)
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             if owned:
                 app.state.services.close()
 

@@ -78,6 +78,7 @@ class FeatureService:
         self.cache_ttl = cache_ttl
         self.max_lookback_hours = max_lookback_hours
         self._seen_seq: int | None = None
+        self._followed_seq: int | None = None
         self._seq_lock = threading.Lock()
 
     # -- feature sets ---------------------------------------------------------------------
@@ -273,6 +274,26 @@ class FeatureService:
         )
         return out
 
+    def follow_changes(self) -> int:
+        """Shared caches: drop the entries of writes whose own invalidation never reached
+        the cache (their process was cut off from Redis, then exited or died), found
+        through the store's change feed. Writes whose invalidation landed are marked heard
+        in the cache and cost nothing. The first call only sets where following starts.
+        Returns how many entries it dropped; ``ChangeFollower`` calls it periodically."""
+        if not self.online.shared:
+            return 0
+        seq = self.store.change_seq()
+        with self._seq_lock:
+            start, self._followed_seq = self._followed_seq, seq
+        if start is None or seq == start:
+            return 0
+        changed = self.store.changed_since(start)
+        heard = self.online.heard({s for _, _, s in changed})
+        keys = [cache_key(t, a) for t, a, s in changed if s not in heard]
+        if keys:
+            self.online.invalidate(keys)
+        return len(keys)
+
     def _sync_foreign_ingests(self) -> None:
         """An in-process cache cannot hear ingests made by other processes (a CLI import
         into the same SQLite file): follow the store's change counter instead."""
@@ -284,5 +305,5 @@ class FeatureService:
         with self._seq_lock:
             if self._seen_seq is not None and seq != self._seen_seq:
                 changed = self.store.changed_since(self._seen_seq)
-                self.online.invalidate([cache_key(t, a) for t, a in changed])
+                self.online.invalidate([cache_key(t, a) for t, a, _ in changed])
             self._seen_seq = seq

@@ -119,7 +119,9 @@ class IngestService:
         result = self.store.ingest_readings(tenant_id, batch, progress=progress)
         record_ingest("readings", result.accepted)
         # After the commit: a reader that filled the cache before it is invalidated now.
-        self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])
+        self.online.invalidate(
+            [cache_key(tenant_id, a) for a in result.asset_ids], seq=result.seq or None
+        )
         return result
 
     def ingest_weather(
@@ -130,5 +132,7 @@ class IngestService:
         result = self.store.ingest_weather(tenant_id, batch)
         record_ingest("weather", result.accepted)
         # Weather features of every asset at these locations may have changed.
-        self.online.invalidate([cache_key(tenant_id, a) for a in result.asset_ids])
+        self.online.invalidate(
+            [cache_key(tenant_id, a) for a in result.asset_ids], seq=result.seq or None
+        )
         return result

@@ -65,7 +65,7 @@ def put_asset(
             clear=frozenset(explicit_nulls),
         ),
     )
-    services.online.invalidate([cache_key(tenant_id, asset_id)])
+    services.online.invalidate([cache_key(tenant_id, asset_id)], seq=asset.data_seq or None)
     return asset_public(asset)
 
 

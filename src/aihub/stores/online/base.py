@@ -11,7 +11,7 @@ computed before an ingest back into the cache after that ingest invalidated it:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 
 def cache_key(tenant_id: str, asset_id: str) -> str:
@@ -38,8 +38,14 @@ class OnlineStore(ABC):
         the entry expires ``ttl`` seconds after its first field was stored."""
 
     @abstractmethod
-    def invalidate(self, keys: Sequence[str]) -> None:
-        """Drop the entries and advance their generations."""
+    def invalidate(self, keys: Sequence[str], *, seq: int | None = None) -> None:
+        """Drop the entries and advance their generations. ``seq``: the change-feed number
+        of the write that made them stale; a shared cache records it as heard."""
+
+    def heard(self, seqs: Collection[int]) -> set[int]:
+        """The writes among ``seqs`` whose invalidations reached this (shared) cache; the
+        others' entries may be stale (``FeatureService.follow_changes``)."""
+        return set()
 
     @abstractmethod
     def ping(self) -> None:

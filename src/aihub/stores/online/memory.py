@@ -53,7 +53,7 @@ class MemoryOnlineStore(OnlineStore):
                     self._entries[key] = entry
                 entry[1][field] = value
 
-    def invalidate(self, keys: Sequence[str]) -> None:
+    def invalidate(self, keys: Sequence[str], *, seq: int | None = None) -> None:
         with self._lock:
             for key in keys:
                 self._entries.pop(key, None)

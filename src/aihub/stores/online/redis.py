@@ -12,6 +12,9 @@ Redis is a cache, never the source of truth: when it cannot be reached the store
 "miss" and skips writes (features are computed from the database, slower but correct),
 logs one warning, and tries again after a short back-off. Invalidations that failed are
 kept and replayed when Redis answers again; ``ping`` reports the outage to ``/ready``.
+Each invalidation after a write also marks the write's change-feed number as heard
+(``aihub:heard:{seq}``, expiring): other replicas follow the database's change feed and
+invalidate for writes never heard, e.g. by a process cut off from Redis that then exited.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -36,6 +39,9 @@ T = TypeVar("T")
 # not one per request.
 BACKOFF_SECONDS = 2.0
 _MAX_PENDING = 100_000
+# How long a write stays marked as heard (its invalidation reached Redis). Replicas that
+# follow the change feed skip heard writes; one that lags longer re-invalidates, harmlessly.
+HEARD_TTL_SECONDS = 600
 
 # KEYS: entry key and generation key, pairwise. ARGV: field, ttl, then value and token of
 # each pair. A field is written only if the generation is unchanged since the reader's
@@ -103,6 +109,7 @@ class RedisOnlineStore(OnlineStore):
         self._down_until = 0.0
         self._down_reason: str | None = None
         self._pending: set[str] = set()
+        self._pending_seqs: set[int] = set()
         self._lock = threading.Lock()
 
     # -- interface --------------------------------------------------------------------------
@@ -143,15 +150,32 @@ class RedisOnlineStore(OnlineStore):
             args += [value, str(generation)]
         self._guarded(lambda: self._put(keys=keys, args=args), None)
 
-    def invalidate(self, keys: Sequence[str]) -> None:
-        if not keys:
+    def invalidate(self, keys: Sequence[str], *, seq: int | None = None) -> None:
+        if not keys and seq is None:
             return
         with self._lock:
             self._pending.update(keys)
-            if len(self._pending) > _MAX_PENDING:  # beyond this the TTL has to do
+            if seq is not None:
+                self._pending_seqs.add(seq)
+            if len(self._pending) > _MAX_PENDING:
+                # Beyond this the other replicas (change feed) and the TTL have to do: the
+                # writes behind the dropped keys must not be marked as heard.
                 self._pending = set(sorted(self._pending)[-_MAX_PENDING:])
+                self._pending_seqs.clear()
         if time.monotonic() < self._down_until or not self._flush_pending():
-            log.warning("redis: %d invalidation(s) deferred until Redis is reachable", len(keys))
+            log.warning("redis: %d invalidation(s) deferred until Redis is reachable (serving "
+                        "replicas also find the write in the change feed)", len(keys))
+
+    def heard(self, seqs: Collection[int]) -> set[int]:
+        ordered = sorted(seqs)
+        if not ordered:
+            return set()
+
+        def run() -> set[int]:
+            marks = self._client.mget([self._heard_key(s) for s in ordered])
+            return {s for s, mark in zip(ordered, marks, strict=True) if mark}  # type: ignore[arg-type]
+
+        return self._guarded(run, set())
 
     def ping(self) -> None:
         try:
@@ -174,20 +198,27 @@ class RedisOnlineStore(OnlineStore):
         """Delete the pending entries and advance their generations; False if Redis failed."""
         with self._lock:
             todo = sorted(self._pending)
-        if not todo:
+            seqs = sorted(self._pending_seqs)
+        if not todo and not seqs:
             return True
         try:
             pipe = self._client.pipeline(transaction=True)
             for key in todo:
                 pipe.delete(self.prefix + key)
                 pipe.incr(self.prefix + _gen_key(key))
+            for seq in seqs:  # in the same transaction as the invalidations they stand for
+                pipe.set(self._heard_key(seq), 1, ex=HEARD_TTL_SECONDS)
             pipe.execute()
         except redis.RedisError as exc:
             self._mark_down(exc)
             return False
         with self._lock:
             self._pending.difference_update(todo)
+            self._pending_seqs.difference_update(seqs)
         return True
+
+    def _heard_key(self, seq: int) -> str:
+        return f"{self.prefix}aihub:heard:{seq}"
 
     def _guarded(self, op: Callable[[], T], fallback: T) -> T:
         if self._down_reason is not None:

@@ -68,6 +68,7 @@ class IngestResult:
     asset_ids: list[str]
     first_ts: int | None
     last_ts: int | None
+    seq: int = 0  # the change feed's number for this write (0: nothing was written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +151,9 @@ class TimeSeriesStore(ABC):
         """A counter that grows with every committed ingest, from any process."""
 
     @abstractmethod
-    def changed_since(self, seq: int) -> list[tuple[str, str]]:
-        """``(tenant_id, asset_id)`` of assets ingested after ``seq``."""
+    def changed_since(self, seq: int) -> list[tuple[str, str, int]]:
+        """``(tenant_id, asset_id, data_seq)`` of assets changed after ``seq``, with the
+        number of the last write that changed each."""
 
     @abstractmethod
     def ping(self) -> None:

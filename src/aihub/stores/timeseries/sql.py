@@ -280,6 +280,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             asset_ids=asset_ids,
             first_ts=int(ts.min()),  # type: ignore[arg-type]
             last_ts=int(ts.max()),  # type: ignore[arg-type]
+            seq=seq,
         )
 
     def ingest_weather(self, tenant_id: str, observations: pl.DataFrame) -> IngestResult:
@@ -302,6 +303,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             asset_ids=affected,
             first_ts=int(ts.min()),  # type: ignore[arg-type]
             last_ts=int(ts.max()),  # type: ignore[arg-type]
+            seq=seq,
         )
 
     def _bump_seq(self, conn: sa.Connection, now: datetime) -> int:
@@ -443,12 +445,14 @@ class SqlTimeSeriesStore(TimeSeriesStore):
                 conn.execute(sa.select(ingest_seq.c.seq).where(ingest_seq.c.id == 1)).scalar_one()
             )
 
-    def changed_since(self, seq: int) -> list[tuple[str, str]]:
+    def changed_since(self, seq: int) -> list[tuple[str, str, int]]:
         with self._connect() as conn:
             rows = conn.execute(
-                sa.select(assets.c.tenant_id, assets.c.asset_id).where(assets.c.data_seq > seq)
+                sa.select(assets.c.tenant_id, assets.c.asset_id, assets.c.data_seq).where(
+                    assets.c.data_seq > seq
+                )
             )
-            return [(r.tenant_id, r.asset_id) for r in rows]
+            return [(r.tenant_id, r.asset_id, int(r.data_seq)) for r in rows]
 
     def ping(self) -> None:
         with self._connect() as conn:
