@@ -279,19 +279,20 @@ class FeatureService:
         the cache (their process was cut off from Redis, then exited or died), found
         through the store's change feed. Writes whose invalidation landed are marked heard
         in the cache and cost nothing. The first call only sets where following starts.
-        Returns how many entries it dropped; ``ChangeFollower`` calls it periodically."""
+        Returns how many entries it dropped; one ``ChangeFollower`` thread calls it."""
         if not self.online.shared:
             return 0
         seq = self.store.change_seq()
-        with self._seq_lock:
-            start, self._followed_seq = self._followed_seq, seq
-        if start is None or seq == start:
-            return 0
-        changed = self.store.changed_since(start)
-        heard = self.online.heard({s for _, _, s in changed})
-        keys = [cache_key(t, a) for t, a, s in changed if s not in heard]
-        if keys:
-            self.online.invalidate(keys)
+        start = self._followed_seq
+        keys: list[str] = []
+        if start is not None and seq != start:
+            changed = self.store.changed_since(start)
+            heard = self.online.heard({s for _, _, s in changed})
+            keys = [cache_key(t, a) for t, a, s in changed if s not in heard]
+            if keys:
+                self.online.invalidate(keys)
+        # Advanced only once done: a store error leaves the range to the next call.
+        self._followed_seq = seq
         return len(keys)
 
     def _sync_foreign_ingests(self) -> None:
