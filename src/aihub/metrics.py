@@ -65,6 +65,10 @@ EXPORT_DURATION = Histogram(
 )
 EXPORT_ROWS = Counter("aihub_export_rows", "Rows written by feature exports")
 MODEL_CACHE_LOOKUPS = Counter("aihub_model_cache_lookups", "Loaded-model cache lookups", ["result"])
+STALE_DROPS = Counter(
+    "aihub_online_cache_stale_drops",
+    "Shared-cache entries dropped by the change-feed follower (writes never heard)",
+)
 
 
 def record_cache_lookups(cached: Sequence[object | None]) -> None:
@@ -73,6 +77,10 @@ def record_cache_lookups(cached: Sequence[object | None]) -> None:
         CACHE_LOOKUPS.labels("hit").inc(hits)
     if len(cached) - hits:
         CACHE_LOOKUPS.labels("miss").inc(len(cached) - hits)
+
+
+def record_stale_drops(entries: int) -> None:
+    STALE_DROPS.inc(entries)
 
 
 def record_ingest(kind: str, rows: int) -> None:

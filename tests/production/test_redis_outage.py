@@ -153,6 +153,13 @@ def _replica(tmp: Path, pg_url: str, redis_url: str, name: str, follow: float) -
     return TestClient(create_app(services=svc))
 
 
+def stale_drops(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("aihub_online_cache_stale_drops_total "):
+            return float(line.split()[1])
+    raise AssertionError("aihub_online_cache_stale_drops_total missing from /metrics")
+
+
 def test_a_write_never_heard_by_redis_is_dropped_by_the_other_replicas(
     tmp_path: Path, pg_url: str, own_redis: OwnRedis, proxy: CuttableProxy,
     monkeypatch: pytest.MonkeyPatch,
@@ -174,9 +181,11 @@ def test_a_write_never_heard_by_redis_is_dropped_by_the_other_replicas(
             ingest(a, readings("m1", [29], lambda h: 2.0))  # invalidation deferred...
         # ... and lost with A. Redis still serves the entry from before A's write:
         assert get(b)["features"]["lag_1h"] == 1.0
+        drops = stale_drops(b)
         assert features.follow_changes() == 1
         assert get(b)["features"]["lag_1h"] == 2.0
         assert features.follow_changes() == 0
+        assert stale_drops(b) == drops + 1  # on /metrics
 
 
 def test_replicas_follow_the_change_feed_in_the_background(

@@ -17,7 +17,7 @@ import polars as pl
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
-from aihub.metrics import record_cache_lookups
+from aihub.metrics import record_cache_lookups, record_stale_drops
 from aihub.names import check_name
 from aihub.stores.metadata.features import FeatureMetadataStore
 from aihub.stores.online.base import OnlineStore, cache_key
@@ -291,6 +291,7 @@ class FeatureService:
             keys = [cache_key(t, a) for t, a, s in changed if s not in heard]
             if keys:
                 self.online.invalidate(keys)
+                record_stale_drops(len(keys))
         # Advanced only once done: a store error leaves the range to the next call.
         self._followed_seq = seq
         return len(keys)
