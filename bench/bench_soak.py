@@ -209,8 +209,8 @@ def main() -> None:
              "`aihub serve` processes (1 worker each) on loopback ports; the load picks a "
              "replica at random per request: online get 50%, ingest (16 fifteen-minute "
              "readings of one asset, some correcting earlier ones) 10%, registry read 20%, "
-             "predict (1-24 rows, LightGBM) 20%. The machine is shared with other "
-             "engineers' test runs: latencies are noisy.", ""]
+             "predict (1-24 rows, LightGBM) 20%. Server, clients and backends share the "
+             "2 cores: read latencies with the load average above.", ""]
     for config in configs:
         lines += [*soak(config, args.seconds, args.threads), ""]
     lines += ["Reproduce: `.venv/bin/python bench/bench_soak.py --seconds 180` (needs "
