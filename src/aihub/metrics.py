@@ -67,7 +67,7 @@ EXPORT_ROWS = Counter("aihub_export_rows", "Rows written by feature exports")
 MODEL_CACHE_LOOKUPS = Counter("aihub_model_cache_lookups", "Loaded-model cache lookups", ["result"])
 STALE_DROPS = Counter(
     "aihub_online_cache_stale_drops",
-    "Shared-cache entries dropped by the change-feed follower (writes never heard)",
+    "Online cache entries dropped for writes the cache never heard of (change feed)",
 )
 
 

@@ -68,16 +68,14 @@ def test_invalidate_advances_generation_and_drops_only_that_key(online: OnlineSt
     assert online.get_many([K1, K2], "f") == [None, b"2"]
 
 
-def test_invalidation_after_a_write_marks_it_heard_in_a_shared_cache(
-    online: OnlineStore,
-) -> None:
-    """Replicas following the change feed skip writes whose invalidation landed."""
+def test_invalidation_after_a_write_marks_it_heard(online: OnlineStore) -> None:
+    """Following the change feed skips writes whose invalidation landed."""
     put(online, K1, b"1")
     online.invalidate([K1], seq=41)
     online.invalidate([K2])  # no write number: nothing is marked
     online.invalidate([], seq=43)  # a write that touched no cached asset
     assert online.get_many([K1], "f") == [None]
-    assert online.heard({40, 41, 42, 43}) == ({41, 43} if online.shared else set())
+    assert online.heard({40, 41, 42, 43}) == {41, 43}
     assert online.heard(set()) == set()
 
 

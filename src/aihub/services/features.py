@@ -77,7 +77,6 @@ class FeatureService:
         self.online = online
         self.cache_ttl = cache_ttl
         self.max_lookback_hours = max_lookback_hours
-        self._seen_seq: int | None = None
         self._followed_seq: int | None = None
         self._seq_lock = threading.Lock()
 
@@ -192,7 +191,8 @@ class FeatureService:
         """The cached responses for ``asset_ids`` (``None`` where missing): no store reads
         but the change counter, so it is cheap enough for the event loop."""
         self.check_lookback(req.lookback_hours)
-        self._sync_foreign_ingests()
+        if not self.online.shared:  # a shared cache is followed by a background thread
+            self.follow_changes()
         hour = self._hour_for(req)
         field = f"{req.feature_set}|{req.lookback_hours}|{to_us(hour)}"
         keys = [cache_key(req.tenant_id, a) for a in asset_ids]
@@ -275,37 +275,26 @@ class FeatureService:
         return out
 
     def follow_changes(self) -> int:
-        """Shared caches: drop the entries of writes whose own invalidation never reached
-        the cache (their process was cut off from Redis, then exited or died), found
-        through the store's change feed. Writes whose invalidation landed are marked heard
-        in the cache and cost nothing. The first call only sets where following starts.
-        Returns how many entries it dropped; one ``ChangeFollower`` thread calls it."""
-        if not self.online.shared:
+        """Drop the cache entries of writes this cache never heard of, found through the
+        store's change feed (every write, from any process, advances it). An in-process
+        cache hears only its own process's writes, so this runs before every lookup (a CLI
+        import into the same SQLite file); a shared cache (Redis) hears every write whose
+        invalidation reached it, and a ``ChangeFollower`` thread runs this for the rest (a
+        writer cut off from Redis that exited or died). The first call only sets where
+        following starts. Returns how many entries it dropped."""
+        seq = self.store.change_seq()
+        if seq == self._followed_seq:  # the hot path: nothing was written
             return 0
-        seq = self.store.change_seq()
-        start = self._followed_seq
         keys: list[str] = []
-        if start is not None and seq != start:
-            changed = self.store.changed_since(start)
-            heard = self.online.heard({s for _, _, s in changed})
-            keys = [cache_key(t, a) for t, a, s in changed if s not in heard]
-            if keys:
-                self.online.invalidate(keys)
-                record_stale_drops(len(keys))
-        # Advanced only once done: a store error leaves the range to the next call.
-        self._followed_seq = seq
-        return len(keys)
-
-    def _sync_foreign_ingests(self) -> None:
-        """An in-process cache cannot hear ingests made by other processes (a CLI import
-        into the same SQLite file): follow the store's change counter instead."""
-        if self.online.shared:
-            return
-        seq = self.store.change_seq()
-        if seq == self._seen_seq:
-            return
         with self._seq_lock:
-            if self._seen_seq is not None and seq != self._seen_seq:
-                changed = self.store.changed_since(self._seen_seq)
-                self.online.invalidate([cache_key(t, a) for t, a, _ in changed])
-            self._seen_seq = seq
+            start = self._followed_seq
+            if start is not None and seq > start:
+                changed = self.store.changed_since(start)
+                heard = self.online.heard({s for _, _, s in changed})
+                keys = [cache_key(t, a) for t, a, s in changed if s not in heard]
+                if keys:
+                    self.online.invalidate(keys)
+                    record_stale_drops(len(keys))
+            # Advanced only once done: a store error leaves the range to the next call.
+            self._followed_seq = seq if start is None else max(seq, start)
+        return len(keys)

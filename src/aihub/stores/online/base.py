@@ -40,12 +40,12 @@ class OnlineStore(ABC):
     @abstractmethod
     def invalidate(self, keys: Sequence[str], *, seq: int | None = None) -> None:
         """Drop the entries and advance their generations. ``seq``: the change-feed number
-        of the write that made them stale; a shared cache records it as heard."""
+        of the write that made them stale, recorded as heard."""
 
+    @abstractmethod
     def heard(self, seqs: Collection[int]) -> set[int]:
-        """The writes among ``seqs`` whose invalidations reached this (shared) cache; the
-        others' entries may be stale (``FeatureService.follow_changes``)."""
-        return set()
+        """The writes among ``seqs`` whose invalidations reached this cache; entries the
+        others changed may be stale (``FeatureService.follow_changes``)."""
 
     @abstractmethod
     def ping(self) -> None:

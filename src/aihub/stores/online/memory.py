@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from aihub.stores.online.base import OnlineStore
 
 _MAX_ENTRIES = 100_000
+_MAX_HEARD = 10_000
 
 
 class MemoryOnlineStore(OnlineStore):
@@ -18,6 +19,7 @@ class MemoryOnlineStore(OnlineStore):
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, dict[str, bytes]]] = {}
         self._generations: dict[str, int] = {}
+        self._heard: dict[int, None] = {}  # this process's writes, oldest first
         self._lock = threading.Lock()
         self._now = time.monotonic
 
@@ -58,6 +60,14 @@ class MemoryOnlineStore(OnlineStore):
             for key in keys:
                 self._entries.pop(key, None)
                 self._generations[key] = self._generations.get(key, 0) + 1
+            if seq is not None:
+                self._heard[seq] = None
+                if len(self._heard) > _MAX_HEARD:  # forgotten writes are dropped again: safe
+                    del self._heard[next(iter(self._heard))]
+
+    def heard(self, seqs: Collection[int]) -> set[int]:
+        with self._lock:
+            return {s for s in seqs if s in self._heard}
 
     def ping(self) -> None:
         return None
