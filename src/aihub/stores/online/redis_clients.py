@@ -182,6 +182,10 @@ class Cluster(Connection):
                 client = self._client
         return client
 
+    def ping(self) -> None:
+        """Every master answers (a client's own PING may pick any one node)."""
+        self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+
     def groups(self, keys: Sequence[str]) -> list[list[int]]:
         by_slot: dict[int, list[int]] = {}
         for i, key in enumerate(keys):
