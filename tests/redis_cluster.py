@@ -73,6 +73,23 @@ class RedisClusterServers:
                     return next(n for n in self.nodes if n.port == port)
         raise AssertionError(f"no node serves the slot of {key!r}")
 
+    def move_slot_of(self, key: str, to: ClusterNode) -> None:
+        """Reshard: move ``key``'s slot, with its keys, to master ``to`` (as
+        ``redis-cli --cluster reshard`` does); clients holding the old map get MOVED."""
+        source = self.node_of(key)
+        assert source is not to
+        with source.client() as src, to.client() as dst:
+            slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+            src_id, dst_id = src.execute_command("CLUSTER", "MYID"), dst.execute_command(
+                "CLUSTER", "MYID")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+            for node in [to, source, *(n for n in self.nodes if n not in (to, source))]:
+                with node.client() as c:
+                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
     @contextmanager
     def frozen(self, node: ClusterNode) -> Iterator[None]:
         """``node`` stops answering (SIGSTOP: connections hang, as in a partition or a

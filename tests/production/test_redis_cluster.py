@@ -83,6 +83,37 @@ def test_layout_on_the_cluster(redis_cluster: RedisClusterServers, cluster_prefi
         store.close()
 
 
+def test_reads_and_writes_follow_a_slot_moved_to_another_master(
+    redis_cluster: RedisClusterServers, cluster_prefix: str,
+) -> None:
+    """Resharding while aihub runs: its slot map is stale, the masters answer MOVED, and
+    every operation still reaches the asset's keys at their new home."""
+    store = RedisOnlineStore(None, cluster_nodes=redis_cluster.addresses, prefix=cluster_prefix)
+    keys = [cache_key("reshard", f"m{i}") for i in range(30)]
+    try:
+        store.put_many([(k, k.encode(), 0) for k in keys], "f", ttl=60)
+        assert store.get_many(keys, "f") == [k.encode() for k in keys]
+        for key, alone in [(keys[0], False), (keys[1], True)]:
+            home = redis_cluster.node_of(cluster_prefix + key)
+            redis_cluster.move_slot_of(cluster_prefix + key,
+                                       next(n for n in redis_cluster.nodes if n is not home))
+            assert redis_cluster.node_of(cluster_prefix + key) is not home
+            if alone:  # one command on its own
+                assert store.get_many([key], "f") == [key.encode()]
+            else:  # within a pipeline to each master
+                assert store.get_many(keys, "f") == [k.encode() for k in keys]
+        token = store.generations(keys[:2])
+        store.invalidate(keys[:2], seq=31)
+        assert store.get_many(keys[:3], "f") == [None, None, keys[2].encode()]
+        store.put_many([(k, b"stale", t) for k, t in zip(keys[:2], token, strict=True)], "f",
+                       ttl=60)
+        assert store.get_many(keys[:2], "f") == [None, None]
+        assert store.heard({31}) == {31}
+        assert store.ping() is None
+    finally:
+        store.close()
+
+
 def test_scripts_lost_by_the_servers_are_loaded_again(
     redis_cluster: RedisClusterServers, cluster_prefix: str,
 ) -> None:

@@ -8,9 +8,10 @@ how a batch of commands travels:
 - ``Cluster`` (``REDIS_CLUSTER_NODES=host:port,...`` or
   ``REDIS_URL=redis+cluster://[user:password@]host:port[,host:port...]``, ``rediss+cluster``
   for TLS): keys group by hash slot, one command per slot, and a batch becomes one
-  ``redis.cluster.RedisCluster`` pipeline that the client splits into one pipeline per
-  master. The cluster client is built on first use, so a cluster that is down when aihub
-  starts is an outage like any other (features computed from the store), not a crash.
+  pipeline per master, sent over the connections of ``redis.cluster.RedisCluster`` (which
+  keeps the slot map and follows redirections). The cluster client is built on first use,
+  so a cluster that is down when aihub starts is an outage like any other (features
+  computed from the store), not a crash.
 
 Both run a batch of one command directly and several as one pipeline, and reload the
 store's Lua scripts once if a server lost them (a restart, a failover, a new node).
@@ -29,7 +30,14 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    TryAgainError,
+)
 from redis.retry import Retry
 
 # Everything a call to either client can raise for an unreachable or unusable Redis.
@@ -156,6 +164,7 @@ class Cluster(Connection):
         }
         self._client: RedisCluster | None = None
         self._lock = threading.Lock()
+        self._refresh = False
 
     @classmethod
     def from_url(cls, url: str, *, extra_nodes: Sequence[tuple[str, int]] = (),
@@ -182,6 +191,53 @@ class Cluster(Connection):
                 client = self._client
         return client
 
+    def _run(self, commands: Sequence[Command]) -> list[Any]:
+        """One plain pipeline per master, straight to the node that serves each command's
+        slot (about 3x faster than the cluster client's own pipeline for 100 reads). A
+        reply that says the slot moved (resharding, failover) sends that command again
+        through the cluster client, which follows the redirection and refreshes its map."""
+        client = self.client
+        nodes = client.nodes_manager
+        if self._refresh:  # a node failed last time: read the slot map again first
+            nodes.initialize()
+            self._refresh = False
+        if len(commands) == 1:  # the hot path: one asset's entry
+            command = commands[0]
+            node = nodes.get_node_from_slot(key_slot(_first_key(command).encode()))
+            try:
+                return [client.get_redis_connection(node).execute_command(*command)]
+            except _REDIRECTED:
+                return [client.execute_command(*command)]
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._refresh = True
+                raise
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for i, command in enumerate(commands):
+            node = nodes.get_node_from_slot(key_slot(_first_key(command).encode()))
+            by_node.setdefault(node.name, (node, []))[1].append(i)
+        replies: list[Any] = [None] * len(commands)
+        try:
+            for node, indices in by_node.values():
+                pipe = client.get_redis_connection(node).pipeline(transaction=False)
+                for i in indices:
+                    pipe.execute_command(*commands[i])
+                for i, reply in zip(indices, pipe.execute(raise_on_error=False), strict=True):
+                    replies[i] = reply
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._refresh = True
+            raise
+        moved = [i for i, reply in enumerate(replies) if isinstance(reply, _REDIRECTED)]
+        if moved:
+            pipe = client.pipeline()
+            for i in moved:
+                pipe.execute_command(*commands[i])
+            for i, reply in zip(moved, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
     def ping(self) -> None:
         """Every master answers (a client's own PING may pick any one node)."""
         self.client.ping(target_nodes=RedisCluster.PRIMARIES)
@@ -197,6 +253,15 @@ class Cluster(Connection):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+# Replies meaning "this slot is (being) served elsewhere": the cluster client follows them.
+_REDIRECTED = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+def _first_key(command: Command) -> str:
+    """The key that routes ``command`` (all of a command's keys share its slot)."""
+    return str(command[3] if command[0] == "EVALSHA" else command[1])
 
 
 def connect(
