@@ -246,14 +246,13 @@ class RedisOnlineStore(OnlineStore):
         commands: list[Command] = []
         for key in todo:
             commands += [("INCR", self.prefix + gen_key(key)), ("DEL", self.prefix + key)]
+        # A marker must never stand for an invalidation that failed: on one server both go
+        # in one transaction; on a cluster (markers on other masters) the markers follow
+        # once every invalidation has landed.
+        marks: list[Command] = [("SET", self._heard_key(s), 1, "EX", HEARD_TTL_SECONDS)
+                                for s in seqs]
         try:
-            if commands:
-                self._conn.run(commands)
-            # Only once every invalidation has landed: a marker must never stand for an
-            # invalidation that failed (on a cluster the markers live on other masters).
-            if seqs:
-                self._conn.run([("SET", self._heard_key(s), 1, "EX", HEARD_TTL_SECONDS)
-                                for s in seqs])
+            self._conn.run_then(commands, marks)
         except ERRORS as exc:
             self._mark_down(exc)
             return False

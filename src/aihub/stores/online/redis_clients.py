@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,7 +65,7 @@ def parse_nodes(text: str, what: str = "REDIS_CLUSTER_NODES") -> list[tuple[str,
     return nodes
 
 
-class Connection:
+class Connection(ABC):
     """A client plus the two things the store needs to know: key groups and batches."""
 
     cluster = False
@@ -73,8 +74,9 @@ class Connection:
         self.scripts: dict[str, str] = {}  # sha1 -> body, reloaded on NOSCRIPT
 
     @property
+    @abstractmethod
     def client(self) -> Any:
-        raise NotImplementedError
+        """The redis-py client (``redis.Redis`` or ``redis.cluster.RedisCluster``)."""
 
     def script(self, body: str) -> str:
         """Register a Lua script; returns the sha1 to call it with ``EVALSHA``."""
@@ -95,6 +97,13 @@ class Connection:
                 self.client.script_load(body)
             return self._run(commands)
 
+    def run_then(self, first: Sequence[Command], then: Sequence[Command]) -> None:
+        """Run ``first``, and ``then`` only once every command of ``first`` succeeded."""
+        if first:
+            self.run(first)
+        if then:
+            self.run(then)
+
     def _run(self, commands: Sequence[Command]) -> list[Any]:
         client = self.client
         if len(commands) == 1:
@@ -107,8 +116,9 @@ class Connection:
     def ping(self) -> None:
         self.client.ping()
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release connections."""
 
 
 class Standalone(Connection):
@@ -126,6 +136,14 @@ class Standalone(Connection):
     @property
     def client(self) -> redis.Redis:
         return self._client
+
+    def run_then(self, first: Sequence[Command], then: Sequence[Command]) -> None:
+        """One round trip: a MULTI/EXEC transaction runs all of it, or nothing if the
+        connection fails before EXEC (no scripts here, so no NOSCRIPT to recover from)."""
+        pipe = self._client.pipeline(transaction=True)
+        for command in [*first, *then]:
+            pipe.execute_command(*command)
+        pipe.execute()
 
     def close(self) -> None:
         self.pool.disconnect()
