@@ -39,7 +39,7 @@ def _tool(name: str) -> str:
 
 
 @dataclass
-class ClusterNode:
+class NodeProcess:
     port: int
     proc: subprocess.Popen[bytes]
 
@@ -53,7 +53,7 @@ class ClusterNode:
 
 @dataclass
 class RedisClusterServers:
-    nodes: list[ClusterNode] = field(default_factory=list)
+    nodes: list[NodeProcess] = field(default_factory=list)
 
     @property
     def addresses(self) -> str:
@@ -63,7 +63,7 @@ class RedisClusterServers:
     def client(self) -> RedisCluster:
         return RedisCluster(host="127.0.0.1", port=self.nodes[0].port, socket_timeout=5)
 
-    def node_of(self, key: str) -> ClusterNode:
+    def node_of(self, key: str) -> NodeProcess:
         """The master serving ``key``'s slot."""
         with self.nodes[0].client() as c:
             slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
@@ -73,7 +73,7 @@ class RedisClusterServers:
                     return next(n for n in self.nodes if n.port == port)
         raise AssertionError(f"no node serves the slot of {key!r}")
 
-    def move_slot_of(self, key: str, to: ClusterNode) -> None:
+    def move_slot_of(self, key: str, to: NodeProcess) -> None:
         """Reshard: move ``key``'s slot, with its keys, to master ``to`` (as
         ``redis-cli --cluster reshard`` does); clients holding the old map get MOVED."""
         source = self.node_of(key)
@@ -91,7 +91,7 @@ class RedisClusterServers:
                     c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     @contextmanager
-    def frozen(self, node: ClusterNode) -> Iterator[None]:
+    def frozen(self, node: NodeProcess) -> Iterator[None]:
         """``node`` stops answering (SIGSTOP: connections hang, as in a partition or a
         stalled host) and resumes afterwards with its data. Keep it short: the cluster
         marks a node failed after cluster-node-timeout (15 s)."""
@@ -144,7 +144,7 @@ def start_cluster(work: Path) -> RedisClusterServers:
                 stdout=log, stderr=subprocess.STDOUT,
             )
             log.close()
-            node = ClusterNode(port, proc)
+            node = NodeProcess(port, proc)
             servers.nodes.append(node)
         for node in servers.nodes:
             _wait(f"node {node.address} did not start (see {work})",
