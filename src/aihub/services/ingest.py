@@ -3,6 +3,8 @@ drop the online features of every touched asset."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 from aihub.metrics import record_ingest
@@ -25,10 +27,12 @@ class IngestService:
         *,
         progress: Progress | None = None,
         max_rows: int | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> IngestResult:
-        """``max_rows`` overrides the API's batch limit (the CLI imports whole files)."""
+        """``max_rows`` overrides the API's batch limit (the CLI imports whole files);
+        ``labels`` name the fields in messages (the CLI: the file's columns)."""
         check_name(tenant_id, "tenant_id")
-        batch = validate_readings(readings, max_rows=max_rows or self.max_rows)
+        batch = validate_readings(readings, max_rows=max_rows or self.max_rows, labels=labels)
         result = self.store.ingest_readings(tenant_id, batch, progress=progress)
         record_ingest("readings", result.accepted)
         # After the commit: a reader that filled the cache before it is invalidated now.
@@ -38,10 +42,17 @@ class IngestService:
         return result
 
     def ingest_weather(
-        self, tenant_id: str, observations: pl.DataFrame, *, max_rows: int | None = None
+        self,
+        tenant_id: str,
+        observations: pl.DataFrame,
+        *,
+        max_rows: int | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> IngestResult:
         check_name(tenant_id, "tenant_id")
-        batch = validate_weather(observations, max_rows=max_rows or self.max_rows)
+        batch = validate_weather(
+            observations, max_rows=max_rows or self.max_rows, labels=labels
+        )
         result = self.store.ingest_weather(tenant_id, batch)
         record_ingest("weather", result.accepted)
         # Weather features of every asset at these locations may have changed.
