@@ -270,9 +270,23 @@ def _describe(checked: _Checked, limit: int | None) -> list[RowProblem]:
     return out
 
 
+def _has_duplicates(frame: pl.DataFrame, key: str) -> bool:
+    """Whether two rows share ``(key, ts)``, in little memory: a batch sorted by id and
+    time (the usual case: each id's rows together, times increasing) has none; else the
+    times are compared within each id (a hash of the pair would cost ~190 B per row)."""
+    ids, ts = pl.col(key), pl.col("ts")
+    same = (ids == ids.shift()).fill_null(False)
+    ordered = frame.select(
+        (same & (ts <= ts.shift())).any().not_() & ((~same).sum() == ids.n_unique())
+    ).item()
+    if ordered:
+        return False
+    return bool(frame.select(ts.is_duplicated().over(key).any()).item())
+
+
 def _dedupe(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     """A later row for the same ``(key, ts)`` replaces an earlier one."""
-    if frame.height < 2 or not frame.select(pl.struct(key, "ts").is_duplicated().any()).item():
+    if frame.height < 2 or not _has_duplicates(frame, key):
         return frame
     return frame.unique(subset=[key, "ts"], keep="last", maintain_order=True)
 
