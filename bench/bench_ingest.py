@@ -112,7 +112,18 @@ def cli_round(work: Path, name: str, parquet: Path) -> float:
     return float(found.group(1))
 
 
-def memory_round(port: int, pid: int, body: bytes, ctype: str, rows: int) -> float:
+def memory_round(
+    port: int, pid: int, body: bytes, ctype: str, rows: int, steady: bytes | None
+) -> float:
+    """Peak RSS growth per reading while ``body`` is ingested. With ``steady`` (an Arrow
+    body for another tenant) ingested first, the database connection's page cache (64 MiB,
+    filled by any large write) is already full: the growth is then what a request costs
+    on a server that has been running."""
+    if steady is not None:
+        client = RawClient(port)
+        status, answer = client.post("/ai/features/ingest?tenant_id=steady", steady, ARROW)
+        assert status == 200, answer
+        client.close()
     time.sleep(0.5)  # let the allocator settle after the warm-up
     with PeakRss(pid) as rss:
         send_all(port, [body], ctype)
@@ -125,6 +136,7 @@ def main() -> None:
     ap.add_argument("--hours", type=int, default=8760)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-write", action="store_true", help="don't update RESULTS.md")
+    ap.add_argument("--only", choices=["rate", "memory"], help="measure one part only")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="aihub-bench-ingest-"))
@@ -143,7 +155,8 @@ def main() -> None:
           f"{len(abodies)} Arrow bodies ({len(abodies[0]) / 1e6:.2f} MB each)", flush=True)
 
     results: dict[str, list[float]] = {k: [] for k in ("cli", "json", "arrow", "arrow1")}
-    for r in range(args.rounds):  # interleaved, so load changes hit every kind alike
+    # Interleaved round by round, so load changes hit every kind alike.
+    for r in range(args.rounds if args.only != "memory" else 0):
         results["cli"].append(cli_round(work, f"cli{r}", parquet))
         results["json"].append(
             serve_round(work, f"json{r}", lambda port, _pid: send_all(port, jbodies, JSON)))
@@ -152,13 +165,18 @@ def main() -> None:
         results["arrow1"].append(serve_round(
             work, f"arrow1-{r}", lambda port, _pid: send_all(port, [whole_arrow], ARROW)))
         print({k: f"{n / v[-1]:,.0f}/s" for k, v in results.items()}, flush=True)
-    mem: dict[str, list[float]] = {"json": [], "arrow": []}
-    for r in range(args.rounds):
-        mem["json"].append(serve_round(
-            work, f"memj{r}", lambda port, pid: memory_round(port, pid, whole_json, JSON, n)))
-        mem["arrow"].append(serve_round(
-            work, f"mema{r}", lambda port, pid: memory_round(port, pid, whole_arrow, ARROW, n)))
+    mem: dict[str, list[float]] = {k: [] for k in ("json", "arrow", "json-cold", "arrow-cold")}
+    for r in range(args.rounds if args.only != "rate" else 0):
+        for kind, body, ctype in (("json", whole_json, JSON), ("arrow", whole_arrow, ARROW)):
+            for cold in (False, True):
+                steady = None if cold else whole_arrow
+                mem[kind + ("-cold" if cold else "")].append(serve_round(
+                    work, f"mem-{kind}-{cold}-{r}",
+                    lambda port, pid, b=body, c=ctype, s=steady: memory_round(  # type: ignore[misc]
+                        port, pid, b, c, n, s)))
         print({k: f"{v[-1]:.0f} B/reading" for k, v in mem.items()}, flush=True)
+    if args.only:
+        return
     load_end = os.getloadavg()
 
     def rate(kind: str) -> tuple[float, str]:

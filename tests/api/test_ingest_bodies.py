@@ -344,3 +344,16 @@ def test_openapi_documents_every_body_and_the_tenant_query(client: TestClient) -
             assert content[media]["schema"]["format"] == "binary"
         params = {p["name"]: p for p in op["parameters"]}
         assert params["tenant_id"]["in"] == "query" and not params["tenant_id"]["required"]
+
+
+def test_a_polars_ipc_stream_with_string_views(client: TestClient, services: Services) -> None:
+    import polars as pl
+
+    frame = pl.DataFrame({"asset_id": ["pv", "pv"], "ts": [T0, T0 + timedelta(hours=1)],
+                          "value": [1.0, 2]})
+    sink = io.BytesIO()
+    frame.write_ipc_stream(sink)
+    assert "string_view" in str(pa.ipc.open_stream(sink.getvalue()).schema)
+    r = post(client, sink.getvalue(), ARROW)
+    assert r.status_code == 200, r.text
+    assert stored(services, "pv") == [(us(T0), 1.0), (us(T0) + 3_600_000_000, 2.0)]
