@@ -121,9 +121,19 @@ def parse_iso_times(text: pl.Series) -> tuple[pl.Series, list[tuple[int, str]]]:
     return out, problems
 
 
+def _strings(name: str, values: list[object]) -> pl.Series | None:
+    """``values`` as a String series if every one is a string or None (Polars checks the
+    types as it builds the column), else None."""
+    try:
+        return pl.Series(name, values, dtype=pl.String, strict=True)
+    except TypeError:
+        return None
+
+
 def _names(name: str, values: list[object]) -> tuple[pl.Series, list[tuple[int, str]]]:
-    if set(map(type, values)) <= {str, _NONE}:
-        return pl.Series(name, values, dtype=pl.String), []
+    strings = _strings(name, values)
+    if strings is not None:
+        return strings, []
     problems = [
         (i, f"must be a string, not {_json_type(v)}")
         for i, v in enumerate(values)
@@ -134,15 +144,16 @@ def _names(name: str, values: list[object]) -> tuple[pl.Series, list[tuple[int, 
 
 
 def _times(name: str, values: list[object]) -> tuple[pl.Series, list[tuple[int, str]]]:
-    problems: list[tuple[int, str]] = []
-    if not set(map(type, values)) <= {str, _NONE}:
-        problems = [
-            (i, f"must be an ISO 8601 string with a zone, not {_json_type(v)}")
-            for i, v in enumerate(values)
-            if v is not None and type(v) is not str
-        ]
-        values = [v if type(v) is str else None for v in values]
-    out, bad = parse_iso_times(pl.Series(name, values, dtype=pl.String))
+    strings = _strings(name, values)
+    if strings is not None:
+        return parse_iso_times(strings)
+    problems = [
+        (i, f"must be an ISO 8601 string with a zone, not {_json_type(v)}")
+        for i, v in enumerate(values)
+        if v is not None and type(v) is not str
+    ]
+    clean = [v if type(v) is str else None for v in values]
+    out, bad = parse_iso_times(pl.Series(name, clean, dtype=pl.String))
     return out, sorted(problems + bad)
 
 
