@@ -1,16 +1,22 @@
 """Reading readings and weather from CSV or Parquet files with column mapping.
 
-Timestamps must carry a zone; a file of naive local times needs ``--timezone``. Every
-problem names the file row (0-based, header excluded) and the column.
+Timestamps must carry a zone; a file of naive local times needs ``--timezone``. This module
+only reads: cells it cannot read (a word where a number belongs, a naive or non-existent
+local time) become problems of their row, and every rule of a valid row is checked by
+``aihub.services.validation``, as for HTTP and streams. Messages name the file row (0-based,
+header excluded) and the file's column.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from aihub.errors import InvalidInput
+from aihub.services.columns import NO_ZONE, parse_iso_times
+from aihub.services.validation import RowProblem, with_problems
 from aihub.stores.timeseries.base import WEATHER_FIELDS
 from aihub.timeutil import is_valid_timezone
 
@@ -31,14 +37,16 @@ def read_table(path: Path, fmt: str | None) -> pl.DataFrame:
     raise InvalidInput(f"{path}: unknown format '{kind}'; use --format csv or parquet")
 
 
-def _bad_row(frame: pl.DataFrame, mask: pl.Series, column: str, why: str) -> None:
-    rows = frame.with_row_index("_row").filter(mask)
-    if not rows.is_empty():
-        row = int(rows["_row"][0])
-        raise InvalidInput(
-            f"row {row}, column '{column}': {why} ({rows.height} such row(s); nothing stored)",
-            details={"row": row, "field": column},
-        )
+@dataclass(frozen=True, slots=True)
+class FileBatch:
+    """A file's rows as the store's columns (with the rows that could not be read carrying
+    their problem), and how each field is named in messages (the file's column)."""
+
+    frame: pl.DataFrame
+    labels: dict[str, str]
+
+
+Problems = list[tuple[int, str]]
 
 
 def _require(frame: pl.DataFrame, column: str, option: str) -> None:
@@ -48,88 +56,76 @@ def _require(frame: pl.DataFrame, column: str, option: str) -> None:
         )
 
 
-def _localize(frame: pl.DataFrame, naive: pl.Series, column: str, timezone: str) -> pl.Series:
-    """Naive local times in ``timezone``; a time the DST switch skips or repeats is an error
-    naming its row, never a guess."""
+def _localize(naive: pl.Series, timezone: str) -> tuple[pl.Series, Problems]:
+    """Naive local times in ``timezone`` as UTC datetimes; a time the DST switch skips or
+    repeats is a problem of its row, never a guess."""
     local = naive.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-    _bad_row(
-        frame,
-        naive.is_not_null() & local.is_null(),
-        column,
-        f"local time does not exist or is ambiguous in {timezone}",
-    )
-    return local
+    gone = (naive.is_not_null() & local.is_null()).arg_true().to_list()
+    why = f"local time does not exist or is ambiguous in {timezone}"
+    return local.dt.convert_time_zone("UTC"), [(i, why) for i in gone]
 
 
-def parse_timestamps(frame: pl.DataFrame, column: str, timezone: str | None) -> pl.Series:
-    """Epoch microseconds (UTC) of ``column``; naive values need ``timezone``."""
+def parse_timestamps(
+    frame: pl.DataFrame, column: str, timezone: str | None
+) -> tuple[pl.Series, Problems]:
+    """Epoch microseconds (UTC) of ``column`` and the rows that could not be read; naive
+    values need ``timezone``."""
     if timezone is not None and not is_valid_timezone(timezone):
         raise InvalidInput(f"--timezone: '{timezone}' is not an IANA timezone name")
     col = frame.get_column(column)
     if isinstance(col.dtype, pl.Datetime):
+        problems: Problems = []
         if col.dtype.time_zone is None:
             if timezone is None:
                 raise InvalidInput(
                     f"column '{column}' holds naive timestamps; state their zone with --timezone"
                 )
-            col = _localize(frame, col, column, timezone)
-        out = col.dt.convert_time_zone("UTC").dt.cast_time_unit("us").dt.epoch("us")
-    elif col.dtype == pl.String:
-        text = col.str.strip_chars()
-        _bad_row(frame, text.is_null() | (text == ""), column, "missing timestamp")
-        has_zone = text.str.contains(_ZONE_SUFFIX)
-        if timezone is None:
-            _bad_row(
-                frame, ~has_zone, column, "timestamp has no timezone; add one or pass --timezone"
-            )
-        # Parse zoned and naive values apart: the format is inferred per group, so a file
-        # mixing both (allowed with --timezone) keeps each row's meaning.
-        aware = _to_datetime(pl.select(pl.when(has_zone).then(text)).to_series(), "UTC")
-        parsed = aware
-        if timezone is not None:
-            naive = _to_datetime(pl.select(pl.when(~has_zone).then(text)).to_series(), None)
-            local = _localize(frame, naive, column, timezone)
-            parsed = pl.select(
-                pl.when(has_zone).then(aware).otherwise(local.dt.convert_time_zone("UTC"))
-            ).to_series()
-        _bad_row(frame, parsed.is_null(), column, "not a valid timestamp")
-        out = parsed.dt.epoch("us")
-    else:
+            col, problems = _localize(col, timezone)
+        return col.dt.cast_time_unit("us").dt.epoch("us").alias("ts"), problems
+    if col.dtype != pl.String:
         raise InvalidInput(f"column '{column}' has type {col.dtype}; expected timestamps")
-    return out.alias("ts")
+    text = col.str.strip_chars()
+    text = pl.select(pl.when(text != "").then(text)).to_series()
+    # Zoned values as everywhere else (the HTTP parser's); naive ones with --timezone.
+    out, problems = parse_iso_times(text)
+    if timezone is None:
+        return out.alias("ts"), [
+            (i, f"{why}, or pass --timezone" if why == NO_ZONE else why) for i, why in problems
+        ]
+    # Naive: what ISO parsing found so, and anything else without a zone suffix (a naive
+    # format of the file's own, e.g. "2024/01/31 06:00", with an inferred format).
+    zoned = text.str.contains(_ZONE_SUFFIX).fill_null(False)
+    naive_rows = [i for i, why in problems if why == NO_ZONE or not zoned[i]]
+    problems = [(i, why) for i, why in problems if why != NO_ZONE and zoned[i]]
+    if naive_rows:
+        naive = _to_datetime(text.gather(naive_rows))
+        local, bad = _localize(naive, timezone)
+        problems += [(naive_rows[i], why) for i, why in bad]
+        unparsed = (naive.is_null() & local.is_null()).arg_true().to_list()
+        problems += [(naive_rows[i], "not a valid timestamp") for i in unparsed]
+        out = out.scatter(naive_rows, local.dt.epoch("us"))
+    return out.alias("ts"), sorted(problems)
 
 
-def _to_datetime(text: pl.Series, time_zone: str | None) -> pl.Series:
-    """``text`` parsed with an inferred format (nulls where it does not parse)."""
-    if text.null_count() == text.len():
-        return pl.Series(text.name, [None] * text.len(), dtype=pl.Datetime("us", time_zone))
+def _to_datetime(text: pl.Series) -> pl.Series:
+    """Naive ``text`` parsed with an inferred format (nulls where it does not parse)."""
     try:
-        return text.str.to_datetime(time_zone=time_zone, strict=False, time_unit="us")
-    except pl.exceptions.ComputeError:  # no format fits the first value: it is the bad row
-        return pl.Series(text.name, [None] * text.len(), dtype=pl.Datetime("us", time_zone))
+        return text.str.to_datetime(strict=False, time_unit="us")
+    except pl.exceptions.ComputeError:  # no format fits the first value
+        return pl.Series(text.name, [None] * text.len(), dtype=pl.Datetime("us"))
 
 
-def _values(frame: pl.DataFrame, column: str, *, required: bool) -> pl.Series:
-    """``column`` as floats; NaN and infinities (and, if ``required``, empty cells) are
-    reported here, by file row and file column, not later under the internal field name."""
+def _values(frame: pl.DataFrame, column: str) -> tuple[pl.Series, Problems]:
+    """``column`` as floats and the cells that are not numbers; missing and non-finite
+    values are left to the rules (``aihub.services.validation``)."""
     col = frame.get_column(column)
     if col.dtype == pl.String:
         parsed = col.str.strip_chars().cast(pl.Float64, strict=False)
-        _bad_row(frame, parsed.is_null() & col.is_not_null(), column, "not a number")
-    else:
-        try:
-            parsed = col.cast(pl.Float64)
-        except pl.exceptions.PolarsError as exc:
-            raise InvalidInput(f"column '{column}': not numeric ({col.dtype})") from exc
-    if required:
-        _bad_row(frame, parsed.is_null(), column, "missing value")
-    _bad_row(
-        frame,
-        (parsed.is_nan() | parsed.is_infinite()).fill_null(False),
-        column,
-        "not a finite number",
-    )
-    return parsed
+        bad = (parsed.is_null() & col.is_not_null() & (col.str.strip_chars() != "")).arg_true()
+        return parsed, [(i, "not a number") for i in bad.to_list()]
+    if col.dtype == pl.Boolean or not (col.dtype.is_numeric() or col.dtype == pl.Null):
+        raise InvalidInput(f"column '{column}': not numeric ({col.dtype})")
+    return col.cast(pl.Float64), []
 
 
 def _ids(frame: pl.DataFrame, column: str, constant: str | None, what: str) -> pl.Series:
@@ -138,6 +134,19 @@ def _ids(frame: pl.DataFrame, column: str, constant: str | None, what: str) -> p
         return pl.Series(f"{what}_id", [constant] * frame.height, dtype=pl.String)
     _require(frame, column, f"--{what}-col (or give --{what}-id for a one-{what} file)")
     return frame.get_column(column).cast(pl.String)
+
+
+def _batch(
+    series: dict[str, tuple[pl.Series, Problems]], labels: dict[str, str]
+) -> FileBatch:
+    frame = pl.DataFrame([s.alias(name) for name, (s, _) in series.items()])
+    found = sorted(
+        (row, order, name, why)
+        for order, (name, (_, problems)) in enumerate(series.items())
+        for row, why in problems
+    )
+    problems = [RowProblem(row, name, why) for row, _, name, why in found]
+    return FileBatch(with_problems(frame, problems), labels)
 
 
 def readings_from_file(
@@ -149,16 +158,21 @@ def readings_from_file(
     value_col: str,
     asset_id: str | None,
     timezone: str | None,
-) -> pl.DataFrame:
+) -> FileBatch:
     frame = read_table(path, fmt)
     _require(frame, ts_col, "--ts-col")
     _require(frame, value_col, "--value-col")
-    return pl.DataFrame(
+    return _batch(
         {
-            "asset_id": _ids(frame, asset_col, asset_id, "asset"),
+            "asset_id": (_ids(frame, asset_col, asset_id, "asset"), []),
             "ts": parse_timestamps(frame, ts_col, timezone),
-            "value": _values(frame, value_col, required=True),
-        }
+            "value": _values(frame, value_col),
+        },
+        {
+            "asset_id": "--asset-id" if asset_id is not None else f"column '{asset_col}'",
+            "ts": f"column '{ts_col}'",
+            "value": f"column '{value_col}'",
+        },
     )
 
 
@@ -170,18 +184,20 @@ def weather_from_file(
     ts_col: str,
     location_id: str | None,
     timezone: str | None,
-) -> pl.DataFrame:
+) -> FileBatch:
     frame = read_table(path, fmt)
     _require(frame, ts_col, "--ts-col")
-    locations = _ids(frame, location_col, location_id, "location")
     present = [f for f in WEATHER_FIELDS if f in frame.columns]
     if not present:
         raise InvalidInput(f"no weather columns found; expected some of {list(WEATHER_FIELDS)}")
-    data = {"location_id": locations, "ts": parse_timestamps(frame, ts_col, timezone)}
-    for f in WEATHER_FIELDS:
-        data[f] = (
-            _values(frame, f, required=False)
-            if f in present
-            else pl.Series(f, [None] * frame.height, dtype=pl.Float64)
-        )
-    return pl.DataFrame(data)
+    series = {
+        "location_id": (_ids(frame, location_col, location_id, "location"), []),
+        "ts": parse_timestamps(frame, ts_col, timezone),
+        **{f: _values(frame, f) for f in present},
+    }
+    labels = {
+        "location_id": "--location-id" if location_id is not None else f"column '{location_col}'",
+        "ts": f"column '{ts_col}'",
+        **{f: f"column '{f}'" for f in present},
+    }
+    return _batch(series, labels)  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ def ingest_readings(
     """Import meter readings. The whole file is validated first and stored in one
     transaction: a bad row is reported (row and column) and nothing is stored."""
     started = time.perf_counter()
-    frame = readings_from_file(
+    batch = readings_from_file(
         file,
         fmt=fmt,
         asset_col=asset_col,
@@ -58,9 +58,13 @@ def ingest_readings(
         timezone=timezone,
     )
     with services() as svc, progress_bar() as bar:
-        task = bar.add_task("ingest readings", total=frame.height)
+        task = bar.add_task("ingest readings", total=batch.frame.height)
         result = svc.ingest.ingest_readings(
-            tenant, frame, progress=lambda n: bar.advance(task, n), max_rows=frame.height + 1
+            tenant,
+            batch.frame,
+            progress=lambda n: bar.advance(task, n),
+            max_rows=batch.frame.height + 1,
+            labels=batch.labels,
         )
     first = iso(from_us(result.first_ts)) if result.first_ts is not None else "-"
     last = iso(from_us(result.last_ts)) if result.last_ts is not None else "-"
@@ -88,7 +92,7 @@ def ingest_weather(
 ) -> None:
     """Import weather observations or forecasts (temperature, humidity, wind_speed,
     solar_irradiance, cloud_cover columns; any subset)."""
-    frame = weather_from_file(
+    batch = weather_from_file(
         file,
         fmt=fmt,
         location_col=location_col,
@@ -97,7 +101,9 @@ def ingest_weather(
         timezone=timezone,
     )
     with services() as svc:
-        result = svc.ingest.ingest_weather(tenant, frame, max_rows=frame.height + 1)
+        result = svc.ingest.ingest_weather(
+            tenant, batch.frame, max_rows=batch.frame.height + 1, labels=batch.labels
+        )
     console.print(
         f"[green]accepted[/green] {result.accepted} weather rows for tenant [bold]{tenant}[/bold]"
     )

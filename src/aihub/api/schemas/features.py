@@ -19,7 +19,17 @@ class ReadingIn(BaseModel):
     value: FiniteFloat
 
 
-class ReadingsIngest(BaseModel):
+class ReadingsHead(BaseModel):
+    """The top-level fields of a readings batch, without the rows (which the route parses
+    into columns: ``aihub.services.columns``)."""
+
+    model_config = _STRICT
+    tenant_id: TenantName
+
+
+class ReadingsIngest(ReadingsHead):
+    """A readings batch as JSON (the schema shown in the API docs)."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -34,7 +44,6 @@ class ReadingsIngest(BaseModel):
             ]
         },
     )
-    tenant_id: TenantName
     readings: list[ReadingIn] = Field(min_length=1)
 
 
@@ -57,7 +66,16 @@ class WeatherIn(BaseModel):
     cloud_cover: FiniteFloat | None = None
 
 
-class WeatherIngest(BaseModel):
+class WeatherHead(BaseModel):
+    """The top-level fields of a weather batch, without the observations."""
+
+    model_config = _STRICT
+    tenant_id: TenantName
+
+
+class WeatherIngest(WeatherHead):
+    """A weather batch as JSON (the schema shown in the API docs)."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -76,7 +94,6 @@ class WeatherIngest(BaseModel):
             ]
         },
     )
-    tenant_id: TenantName
     observations: list[WeatherIn] = Field(min_length=1)
 
 

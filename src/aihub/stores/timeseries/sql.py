@@ -78,9 +78,49 @@ def _asset(row: Any) -> Asset:
     )
 
 
+_HOUR_BITS = 22  # hour numbers since 1970 below 2**22 (year 2448): (asset, hour) in one int
+
+
 def touched_hour_runs(readings: pl.DataFrame) -> pl.DataFrame:
     """Maximal runs of consecutive touched hours per asset, as ``asset_key, start, end``
-    (``[start, end)`` in epoch us) with ``max_n``, the most readings any hour of it holds."""
+    (``[start, end)`` in epoch us) with ``max_n``, the most readings any hour of it holds.
+
+    Each reading's ``(asset, hour)`` is packed into one integer, so the touched hours are
+    the run lengths of the sorted integers: ~25 bytes per reading, where grouping by the
+    pair costs ~140 (hourly data has as many groups as readings)."""
+    hb = pl.col("ts") // HOUR_US
+    bounds = readings.select(hb.min().alias("lo"), hb.max().alias("hi"),
+                             pl.col("asset_key").min().alias("k"))
+    lo, hi, k = bounds.row(0) if readings.height else (0, 0, 0)
+    if lo < 0 or hi >= 1 << _HOUR_BITS or k < 0:
+        return _touched_hour_runs_grouped(readings)
+    codes = readings.select(pl.col("asset_key") * (1 << _HOUR_BITS) + hb).to_series()
+    if not codes.is_sorted():
+        codes = codes.sort()
+    hours = codes.rle().struct.unnest()  # one row per touched (asset, hour): len, value
+    return (
+        hours.select(
+            asset_key=pl.col("value") // (1 << _HOUR_BITS),
+            hb=pl.col("value") % (1 << _HOUR_BITS),
+            n=pl.col("len"),
+        )
+        .with_columns(
+            run=((pl.col("hb").diff() != 1) | (pl.col("asset_key").diff() != 0))
+            .fill_null(True)
+            .cum_sum()
+        )
+        .group_by("run", maintain_order=True)
+        .agg(
+            asset_key=pl.col("asset_key").first(),
+            start=pl.col("hb").first() * HOUR_US,
+            end=(pl.col("hb").last() + 1) * HOUR_US,
+            max_n=pl.col("n").max(),
+        )
+        .drop("run")
+    )
+
+
+def _touched_hour_runs_grouped(readings: pl.DataFrame) -> pl.DataFrame:
     return (
         readings.group_by("asset_key", (pl.col("ts") // HOUR_US).alias("hb"))
         .agg(n=pl.len())
