@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from aihub import __version__
+from aihub.api.auth import require_role
 from aihub.api.deps import ServicesDep
 from aihub.errors import AihubError
 
@@ -17,7 +18,8 @@ async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False,
+            dependencies=[require_role("read")])
 def metrics() -> Response:
     from aihub.metrics import render
 
@@ -25,7 +27,7 @@ def metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
-@router.get("/ready", summary="Every backend reachable")
+@router.get("/ready", summary="Every backend reachable", dependencies=[require_role("read")])
 def ready(services: ServicesDep) -> JSONResponse:
     checks: dict[str, dict[str, str]] = {}
     backends = [
