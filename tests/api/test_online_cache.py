@@ -1,12 +1,14 @@
-"""The online cache never serves features older than the data: an ingest (in this process,
-or a CLI import in another process into the same SQLite file) is seen by the next read;
-a fill racing an ingest never writes stale features back; entries expire after the TTL."""
+"""The online cache never serves features older than the data: an ingest in this process is
+seen by the next read, a CLI import in another process into the same SQLite file within the
+change-follow interval (a background thread, never the request); a fill racing an ingest
+never writes stale features back; entries expire after the TTL."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,7 +147,32 @@ def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
     fix = _csv(tmp_path / "fix.csv", readings("m1", [29], lambda h: 9.0))
     done = _cli(env, "ingest", "readings", str(fix), "--tenant", T)
     assert done.returncode == 0, done.stderr
-    assert get(http)["features"]["lag_1h"] == 9.0
+    # The server's follower thread (every AIHUB_CHANGE_FOLLOW_INTERVAL, 0.5 s) finds the
+    # write in the change feed and drops the entry; lookups never query for it.
+    interval = services.settings.change_follow_interval
+    deadline = time.monotonic() + interval + 10  # generous on a loaded machine
+    while (seen := get(http)["features"]["lag_1h"]) != 9.0:
+        assert seen == 1.0
+        assert time.monotonic() < deadline, "the CLI's write was never seen by the server"
+        time.sleep(0.05)
+
+
+@pytest.mark.embedded_only
+def test_a_lookup_never_reads_the_change_feed(client: TestClient, services: Services,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hot lookups stay in memory: the change feed is the follower thread's business."""
+    ingest(client, T, readings("m1", range(0, 30)))
+    get(client)
+    calls: list[int] = []
+    change_seq = services.timeseries.change_seq
+    monkeypatch.setattr(services.timeseries, "change_seq",
+                        lambda: (calls.append(1), change_seq())[1])
+    for _ in range(50):
+        get(client)
+        client.post("/ai/features/get-batch", json={"tenant_id": T, "asset_ids": ["m1"],
+                                                    "as_of": iso(at(30))})
+    # At most the follower's own rounds (every 0.5 s), never one per request (100 here).
+    assert len(calls) < 50
 
 
 def test_ttl_zero_disables_the_cache(tmp_path: Path) -> None:
