@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import pytest
 from fastapi.testclient import TestClient
 
+from aihub.config import Settings
 from aihub.errors import BackendUnavailable
 from aihub.services.container import Services
 from aihub.stores.artifacts.base import ArtifactStore, ListedObject, StoredObject
@@ -179,6 +180,43 @@ def test_a_delete_whose_artifact_removal_fails_stands_and_the_sweep_removes_it_l
     # The version that still points at its object keeps it.
     assert client.get(f"/ai/models/{kept_id}/artifact").content == lightgbm_text()
     assert sweep(now=utcnow() + timedelta(hours=2)).removed == []
+
+
+@pytest.mark.embedded_only  # ages objects by their file times
+def test_the_server_sweeps_old_orphans_in_the_background(settings: Settings) -> None:
+    import os
+    import time
+    import uuid
+
+    from aihub.api.app import create_app
+    from aihub.services.container import build_services
+
+    svc = build_services(settings.model_copy(update={"artifact_sweep_interval": 0.1}))
+    root = settings.artifacts_dir
+
+    def orphan(version: str, age_s: float) -> Path:
+        path = root / "tenant-123" / "forecast_lgb" / version / uuid.uuid4().hex
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"tree\nleft behind")
+        then = time.time() - age_s
+        os.utime(path, (then, then))
+        return path
+
+    old, recent = orphan("v0.1.0", 2 * 3600), orphan("v0.2.0", 0)
+    try:
+        with TestClient(create_app(services=svc)) as c:
+            r = c.post("/ai/models/register", json=register_body("v1.0.0"))
+            model_id = r.json()["model_id"]
+            assert c.put(f"/ai/models/{model_id}/artifact",
+                         content=lightgbm_text()).status_code == 200
+            deadline = time.monotonic() + 30
+            while old.exists():
+                assert time.monotonic() < deadline, "the background sweep never ran"
+                time.sleep(0.05)
+            assert recent.exists()
+            assert c.get(f"/ai/models/{model_id}/artifact").content == lightgbm_text()
+    finally:
+        svc.close()
 
 
 @pytest.mark.embedded_only  # inspects the local artifact directory
