@@ -254,6 +254,19 @@ def test_hot_path_verifies_a_key_from_memory(client: TestClient, services: Servi
     assert calls["any"] <= 1
 
 
+def test_a_flood_of_random_keys_stays_bounded(services: Services, keys: Keys) -> None:
+    from aihub.auth.cache import _REFUSED_MAX
+
+    cache = KeyCache(services.api_keys, ttl=600)
+    real = cache.verify(keys.a_read)
+    assert real is not None
+    for i in range(_REFUSED_MAX + 2_000):
+        assert cache.verify(f"aihub_flood_{i}") is None
+    assert len(cache._refused) <= _REFUSED_MAX
+    assert cache.cached(keys.a_read) == (True, real)  # the real key is still in memory
+    assert cache.cached(f"aihub_flood_{_REFUSED_MAX + 1_999}") == (True, None)
+
+
 def test_keys_are_stored_hashed(services: Services) -> None:
     _, plain = services.api_keys.create(["tenant-a"], "read")
     import sqlalchemy as sa

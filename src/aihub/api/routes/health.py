@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
@@ -9,6 +11,8 @@ from aihub import __version__
 from aihub.api.auth import require_role
 from aihub.api.deps import ServicesDep
 from aihub.errors import AihubError
+
+log = logging.getLogger("aihub.api")
 
 router = APIRouter(tags=["health"])
 
@@ -41,8 +45,9 @@ def ready(services: ServicesDep) -> JSONResponse:
             backend.ping()
             checks[name] = {"status": "ok", "backend": getattr(backend, "backend_name", name)}
             continue
-        except AihubError as exc:
-            checks[name] = {"status": "unavailable", "detail": exc.message}
+        except AihubError as exc:  # the backend's own words go to the log only
+            log.info("readiness: %s: %s", name, exc.message)
+            checks[name] = {"status": "unavailable", "detail": exc.public_message}
         except Exception as exc:  # a backend's own error type: report, don't crash
             checks[name] = {"status": "unavailable", "detail": type(exc).__name__}
         # A non-critical backend (Redis) down degrades serving but does not stop it: the
