@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,7 +131,8 @@ def _cli(settings_env: dict[str, str], *args: str) -> subprocess.CompletedProces
 
 @pytest.mark.embedded_only  # the shared-SQLite-file case; production: tests/production
 def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
-    http: httpx.Client, services: Services, tmp_path: Path, computes: list[int]
+    http: httpx.Client, live_server: Any, services: Services, tmp_path: Path,
+    computes: list[int],
 ) -> None:
     env = {"AIHUB_DATA_DIR": str(services.settings.data_dir),
            "EXPORT_STORAGE_PATH": services.settings.export_storage_path}
@@ -148,13 +148,11 @@ def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
     done = _cli(env, "ingest", "readings", str(fix), "--tenant", T)
     assert done.returncode == 0, done.stderr
     # The server's follower thread (every AIHUB_CHANGE_FOLLOW_INTERVAL, 0.5 s) finds the
-    # write in the change feed and drops the entry; lookups never query for it.
-    interval = services.settings.change_follow_interval
-    deadline = time.monotonic() + interval + 10  # generous on a loaded machine
-    while (seen := get(http)["features"]["lag_1h"]) != 9.0:
-        assert seen == 1.0
-        assert time.monotonic() < deadline, "the CLI's write was never seen by the server"
-        time.sleep(0.05)
+    # write in the change feed and drops the entry; lookups never query for it. Two more
+    # rounds: at least one began after the CLI's commit.
+    follower = live_server.server.config.app.state.background["aihub-change-follower"]
+    assert follower.wait_for_rounds(follower.rounds + 2, timeout=30), "the follower stalled"
+    assert get(http)["features"]["lag_1h"] == 9.0
 
 
 @pytest.mark.embedded_only

@@ -17,6 +17,7 @@ from aihub.api.routes import assets, exports, features, health, ingest, model_ar
 from aihub.config import Settings
 from aihub.metrics import MetricsMiddleware
 from aihub.services.artifact_sweeper import ArtifactSweeper
+from aihub.services.background import PeriodicTask
 from aihub.services.change_follower import ChangeFollower
 from aihub.services.container import Services, build_services
 
@@ -39,12 +40,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             log.warning("could not check for API keys at startup: %s", exc)
         # Background work, never on a request's path: the change feed (writes made by
         # other processes) and the sweep of orphaned artifact objects.
-        workers: list[ChangeFollower | ArtifactSweeper] = []
+        workers: list[PeriodicTask] = []
         if svc.settings.change_follow_interval > 0:
             workers.append(ChangeFollower(svc.features, svc.settings.change_follow_interval))
         if svc.settings.artifact_sweep_interval > 0:
             workers.append(ArtifactSweeper(svc.model_artifacts,
                                            svc.settings.artifact_sweep_interval))
+        app.state.background = {worker.name: worker for worker in workers}
         for worker in workers:
             await run_in_threadpool(worker.start)
         try:
