@@ -3,10 +3,14 @@ timed one request at a time while some backend is stalled, cut or exhausted.
 
 A blocked loop holds every request for as long as the blocking call lasts (a pool timeout,
 a connect timeout: a second or more in these tests), so the bounds below can't be met by a
-server whose loop waits on the database, yet leave room for a loaded machine."""
+server whose loop waits on the database, yet leave room for a loaded machine. The servers
+run in the test's own process, so the garbage collector is held off while probing: a full
+collection of a long test session's heap stops every thread, the loop's included, for as
+long as a blocked loop would."""
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,14 +31,19 @@ class Probe:
 def probe(url: str, hot_body: dict[str, Any], *, samples: int = 20,
           headers: dict[str, str] | None = None) -> Probe:
     out = Probe()
-    with httpx.Client(base_url=url, timeout=30, headers=headers or {}) as http:
-        for _ in range(samples):
-            t = time.perf_counter()
-            assert http.get("/health").status_code == 200
-            out.health.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            out.hot_status.append(http.post("/ai/features/get", json=hot_body).status_code)
-            out.hot.append(time.perf_counter() - t)
+    gc.collect()
+    gc.disable()
+    try:
+        with httpx.Client(base_url=url, timeout=30, headers=headers or {}) as http:
+            for _ in range(samples):
+                t = time.perf_counter()
+                assert http.get("/health").status_code == 200
+                out.health.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                out.hot_status.append(http.post("/ai/features/get", json=hot_body).status_code)
+                out.hot.append(time.perf_counter() - t)
+    finally:
+        gc.enable()
     return out
 
 

@@ -129,8 +129,12 @@ class AuthMiddleware:
             return
         services = scope["app"].state.services
         cache: KeyCache = services.key_cache
+        enabled = cache.enabled_now()
+        if enabled is False:  # no keys configured (known from memory): open
+            await self.app(scope, receive, send)
+            return
         try:
-            principal = await _authenticate(cache, scope)
+            principal = await _authenticate(cache, scope, enabled)
         except Exception as exc:
             error = exc if isinstance(exc, AihubError) else translate_backend_error(
                 exc, services.engine.dialect.name)
@@ -151,10 +155,10 @@ class AuthMiddleware:
             reset_current(token)
 
 
-async def _authenticate(cache: KeyCache, scope: Scope) -> Principal | None:
+async def _authenticate(cache: KeyCache, scope: Scope, enabled: bool | None
+                        ) -> Principal | None:
     """The calling key's principal; None when no keys are configured. Database work (the
-    first sight of a key, the periodic "are there keys?" look) runs in a worker thread."""
-    enabled = cache.enabled_now()
+    first sight of a key, the first "are there keys?" look) runs in a worker thread."""
     if enabled is None:
         enabled = await run_in_threadpool(cache.check_enabled)
     if not enabled:
