@@ -26,7 +26,7 @@ from tests.factories import at, iso, readings
 from tests.registry.models import lightgbm_text, register_body
 from tests.responsiveness import assert_responsive, probe
 
-POOL_TIMEOUT = 1.0
+POOL_TIMEOUT = 3.0  # a loop blocked on the pool would stall for this long
 HOT = {"tenant_id": "t", "asset_id": "m1", "feature_set": "forecast_basic", "as_of": iso(at(30))}
 
 

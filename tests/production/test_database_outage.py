@@ -69,7 +69,7 @@ def test_a_database_cut_stalls_nothing_that_does_not_need_it(
     extra = {"REDIS_URL": REDIS_TEST_URL, "AIHUB_REDIS_PREFIX": redis_prefix} \
         if cache == "redis" else {}
     svc = build_services(Settings(AIHUB_DATA_DIR=tmp_path, DATABASE_URL=url,
-                                  AIHUB_DB_POOL_TIMEOUT=2, **extra))  # type: ignore[arg-type]
+                                  AIHUB_DB_POOL_TIMEOUT=3, **extra))  # type: ignore[arg-type]
     body = {"tenant_id": "t", "asset_id": "m1", "feature_set": "forecast_basic",
             "as_of": iso(at(30))}
     try:
