@@ -54,10 +54,18 @@ class Settings(BaseSettings):
     # How long a verified (or refused) API key is trusted from memory: revocation and new
     # keys take effect within this many seconds.
     api_key_cache_ttl: float = Field(default=10.0, ge=0, validation_alias="AIHUB_API_KEY_CACHE_TTL")
-    # Replicas sharing a cache (Redis) poll the database's change feed this often (seconds;
-    # 0 turns it off) for writes whose own invalidation never reached the cache.
-    change_follow_interval: float = Field(default=1.0, ge=0,
+    # Every API process looks at the database's change feed this often (seconds; 0 turns
+    # it off) in a background thread, for writes its online cache never heard of: another
+    # process's (a CLI import, another replica) or, with Redis, ones whose invalidation was
+    # lost. A write made elsewhere is served stale for at most about this long.
+    change_follow_interval: float = Field(default=0.5, ge=0,
                                           validation_alias="AIHUB_CHANGE_FOLLOW_INTERVAL")
+    # Seconds between sweeps of orphaned artifact objects (unreferenced by any version and
+    # older than an hour) in each API process; 0 turns it off (``aihub models sweep``).
+    artifact_sweep_interval: float = Field(default=3600.0, ge=0,
+                                           validation_alias="AIHUB_ARTIFACT_SWEEP_INTERVAL")
+    # Seconds a request waits for a free database connection before it is a 503.
+    db_pool_timeout: float = Field(default=10.0, gt=0, validation_alias="AIHUB_DB_POOL_TIMEOUT")
     # A "running" export older than this is reported failed even if its writer can't be
     # checked (another host).
     export_stale_after_s: int = Field(default=6 * 3600, ge=60,

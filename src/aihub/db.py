@@ -31,13 +31,15 @@ def create_db_engine(settings: Settings) -> sa.Engine:
             connect_args={"check_same_thread": False, "timeout": 60},
             pool_size=8,
             max_overflow=8,
+            pool_timeout=settings.db_pool_timeout,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "handle_error", _unavailable, retval=True)
         return engine
     engine = sa.create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10,
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+        pool_timeout=settings.db_pool_timeout,
         connect_args={"connect_timeout": 5},  # a silent server fails a request, not hangs it
     )
     event.listen(engine, "handle_error", _unavailable, retval=True)

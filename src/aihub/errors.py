@@ -5,12 +5,16 @@
     ├── PayloadTooLarge             413  a body or batch beyond a configured limit
     ├── NotFound                    404  unknown tenant, asset, feature set, model, export
     ├── Conflict                    409  duplicate version, disallowed stage transition
+    │   ├── DigestMismatch          409  bytes that no longer hash to their recorded sha256
+    │   └── ModelLoadRefused        409  an artifact that policy or its content won't load
     ├── Unauthorized                401  no or unknown API key
     ├── Forbidden                   403  key lacks the role for this operation
-    └── BackendUnavailable          503  a database, cache or object store is unreachable
+    ├── BackendUnavailable          503  a database, cache or object store is unreachable
+    └── MissingDependency           503  an optional library a backend or format needs
 
 Routes never build error responses themselves: the API maps this tree to JSON in one place
-(``aihub.api.errors``); the CLI prints ``message`` and exits non-zero.
+(``aihub.api.errors``), sending ``public_message`` (for a 5xx, the backend's own error text
+goes to the server log, never to the client); the CLI prints ``message`` and exits non-zero.
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ class AihubError(Exception):
         self.message = message
         self.details = details
 
+    @property
+    def public_message(self) -> str:
+        """What a client is told (``message`` unless it may carry a backend's error text)."""
+        return self.message
+
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "detail": self.message}
+        body: dict[str, Any] = {"error": self.code, "detail": self.public_message}
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -54,6 +63,19 @@ class Conflict(AihubError):
     code = "conflict"
 
 
+class DigestMismatch(Conflict):
+    """Bytes that no longer hash to the sha256 recorded for them (corrupted in storage or
+    in transit); they are neither loaded nor kept."""
+
+    code = "digest_mismatch"
+
+
+class ModelLoadRefused(Conflict):
+    """The artifact exists but policy or its content forbids loading it."""
+
+    code = "model_load_refused"
+
+
 class Unauthorized(AihubError):
     status_code = 401
     code = "unauthorized"
@@ -65,12 +87,20 @@ class Forbidden(AihubError):
 
 
 class BackendUnavailable(AihubError):
+    """``backend`` (``postgresql``, ``sqlite``, ``redis``, ``s3``, ...) can't be reached or
+    failed. ``reason`` (often the driver's own error text) is logged, not sent to clients."""
+
     status_code = 503
     code = "backend_unavailable"
 
-    def __init__(self, backend: str, message: str) -> None:
-        super().__init__(f"{backend} unavailable: {message}", details={"backend": backend})
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"{backend} unavailable: {reason}", details={"backend": backend})
         self.backend = backend
+        self.reason = reason
+
+    @property
+    def public_message(self) -> str:
+        return f"{self.backend} unavailable; try again later"
 
 
 class MissingDependency(AihubError):
@@ -78,10 +108,3 @@ class MissingDependency(AihubError):
 
     status_code = 503
     code = "missing_dependency"
-
-
-class DigestMismatch(Conflict):
-    """Bytes that no longer hash to the sha256 recorded for them (corrupted in storage or
-    in transit); they are neither loaded nor kept."""
-
-    code = "digest_mismatch"

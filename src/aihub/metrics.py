@@ -112,10 +112,15 @@ def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
+# Any other method a client sends is counted as "OTHER": labels stay bounded.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware (no per-request task or body copy): counts and times each
-    request under its route template (``/ai/models/{model_id}``), never the raw path, so
-    label cardinality stays bounded."""
+    request under its route template (``/ai/models/{model_id}``), never the raw path, and
+    its method (``OTHER`` for any but the standard ones), so label cardinality stays
+    bounded whatever clients send."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -139,6 +144,8 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
+            if method not in _METHODS:
+                method = "OTHER"
             counter, histogram = self._children(method, template, status[0])
             counter.inc()
             histogram.observe(time.perf_counter() - start)

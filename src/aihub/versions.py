@@ -86,6 +86,3 @@ def _build(build: str | None) -> bytes:
     other it only breaks ties, so the order is total and pagination is stable."""
     return b"" if build is None else b"\x00" + build.encode("ascii")
 
-
-def version_order(text: str) -> bytes:
-    return parse_version(text).order

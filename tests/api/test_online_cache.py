@@ -1,6 +1,7 @@
-"""The online cache never serves features older than the data: an ingest (in this process,
-or a CLI import in another process into the same SQLite file) is seen by the next read;
-a fill racing an ingest never writes stale features back; entries expire after the TTL."""
+"""The online cache never serves features older than the data: an ingest in this process is
+seen by the next read, a CLI import in another process into the same SQLite file within the
+change-follow interval (a background thread, never the request); a fill racing an ingest
+never writes stale features back; entries expire after the TTL."""
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def _cli(settings_env: dict[str, str], *args: str) -> subprocess.CompletedProces
 
 @pytest.mark.embedded_only  # the shared-SQLite-file case; production: tests/production
 def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
-    http: httpx.Client, services: Services, tmp_path: Path, computes: list[int]
+    http: httpx.Client, live_server: Any, services: Services, tmp_path: Path,
+    computes: list[int],
 ) -> None:
     env = {"AIHUB_DATA_DIR": str(services.settings.data_dir),
            "EXPORT_STORAGE_PATH": services.settings.export_storage_path}
@@ -145,7 +147,30 @@ def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
     fix = _csv(tmp_path / "fix.csv", readings("m1", [29], lambda h: 9.0))
     done = _cli(env, "ingest", "readings", str(fix), "--tenant", T)
     assert done.returncode == 0, done.stderr
+    # The server's follower thread (every AIHUB_CHANGE_FOLLOW_INTERVAL, 0.5 s) finds the
+    # write in the change feed and drops the entry; lookups never query for it. Two more
+    # rounds: at least one began after the CLI's commit.
+    follower = live_server.server.config.app.state.background["aihub-change-follower"]
+    assert follower.wait_for_rounds(follower.rounds + 2, timeout=30), "the follower stalled"
     assert get(http)["features"]["lag_1h"] == 9.0
+
+
+@pytest.mark.embedded_only
+def test_a_lookup_never_reads_the_change_feed(client: TestClient, services: Services,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hot lookups stay in memory: the change feed is the follower thread's business."""
+    ingest(client, T, readings("m1", range(0, 30)))
+    get(client)
+    calls: list[int] = []
+    change_seq = services.timeseries.change_seq
+    monkeypatch.setattr(services.timeseries, "change_seq",
+                        lambda: (calls.append(1), change_seq())[1])
+    for _ in range(50):
+        get(client)
+        client.post("/ai/features/get-batch", json={"tenant_id": T, "asset_ids": ["m1"],
+                                                    "as_of": iso(at(30))})
+    # At most the follower's own rounds (every 0.5 s), never one per request (100 here).
+    assert len(calls) < 50
 
 
 def test_ttl_zero_disables_the_cache(tmp_path: Path) -> None:

@@ -87,6 +87,19 @@ def test_unmatched_paths_share_one_label(client: TestClient) -> None:
     assert 'route="unmatched"' in text
 
 
+def test_unknown_methods_share_one_label(client: TestClient) -> None:
+    before = sample(client, "aihub_http_requests_total", method="OTHER")
+    for method in ("FOO", "BREW", "PROPFIND", "X" * 40):
+        assert client.request(method, "/ai/models/").status_code in (404, 405)
+    text = client.get("/metrics").text
+    assert sample(client, "aihub_http_requests_total", method="OTHER") == before + 4
+    for method in ("FOO", "BREW", "PROPFIND", "X" * 40):
+        assert f'method="{method}"' not in text
+    assert client.request("DELETE", "/no/such/path").status_code == 404
+    assert sample(client, "aihub_http_requests_total", method="DELETE",
+                  route="unmatched") >= 1
+
+
 def test_export_to_s3_records_the_s3_path(s3_client: TestClient, moto_server: str,
                                           s3_bucket: str, tmp_path: Path) -> None:
     r = s3_client.post("/ai/features/ingest", json={"tenant_id": T,

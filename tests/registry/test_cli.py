@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from tests.registry.models import lightgbm_text
 @pytest.fixture
 def aihub(tmp_path: Path):  # type: ignore[no-untyped-def]
     env = {"AIHUB_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200",
-           "PATH": "/usr/bin:/bin"}
+           "PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-c", "from aihub.cli import main; main()", *args],
@@ -58,3 +61,37 @@ def test_bad_input_exits_2_with_message(aihub) -> None:  # type: ignore[no-untyp
     assert "Traceback" not in bad.stderr
     missing = aihub("models", "show", "t1:m:v9.0.0", ok=False)
     assert "not found" in missing.stderr
+
+
+def test_models_sweep_removes_old_orphans_only(aihub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = tmp_path / "model.txt"
+    model.write_bytes(lightgbm_text())
+    aihub("models", "register", "-t", "t1", "-n", "m", "-v", "v1.0.0", "--artifact", str(model))
+    root = tmp_path / "data" / "artifacts"
+    [kept] = [p for p in root.rglob("*") if p.is_file() and ".tmp" not in p.parts]
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(kept, (two_hours_ago, two_hours_ago))  # old, but a version points at it
+
+    def orphan(version: str, mtime: float) -> Path:
+        path = root / "t1" / "m" / version / uuid.uuid4().hex
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"tree\nleft behind")
+        os.utime(path, (mtime, mtime))
+        return path
+
+    old, recent = orphan("v0.9.0", two_hours_ago), orphan("v0.9.1", time.time())
+    part = root / ".tmp" / "tmpkilled.part"  # what a killed upload leaves
+    part.write_bytes(b"tree\nhalf")
+    os.utime(part, (two_hours_ago, two_hours_ago))
+
+    dry = aihub("models", "sweep", "--dry-run").stdout
+    assert "would remove 1 orphaned object" in dry and str(old.relative_to(root)) in dry
+    assert old.exists() and part.exists()
+    out = aihub("models", "sweep").stdout
+    assert "removed 1 orphaned object(s) and 1 unfinished upload(s)" in out, out
+    assert not old.exists() and not part.exists()
+    assert kept.exists() and recent.exists()
+    dest = tmp_path / "out.txt"
+    assert "sha256 ok" in aihub("models", "download", "t1:m:v1.0.0", str(dest)).stdout
+    assert "removed 1 orphaned" in aihub("models", "sweep", "--min-age-hours", "0").stdout
+    assert not recent.exists() and kept.exists()

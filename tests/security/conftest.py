@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from aihub.services.container import Services
@@ -47,6 +49,25 @@ def seed_tenant(client: TestClient, tenant: str, headers: dict[str, str]) -> dic
     return {"export_id": export_id, "model_id": model_id}
 
 
+def served_routes(app: Any) -> list[tuple[str, str, Any]]:
+    """``(method, path, route)`` for every route ``app`` serves (``route`` is None for one
+    that is not a FastAPI route), however FastAPI lays out included routers (from 0.165
+    ``app.routes`` holds the routers, resolved lazily; before, the routes themselves)."""
+    try:
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+    except ImportError:  # older FastAPI: the routes are all in app.routes
+        contexts: list[Any] = list(app.routes)
+    else:
+        contexts = list(iter_route_contexts(app.routes))
+    out = []
+    for ctx in contexts:
+        route = getattr(ctx, "original_route", ctx)
+        api = ctx if isinstance(route, APIRoute) else None
+        for method in sorted(getattr(ctx, "methods", None) or ["*"]):
+            out.append((method, str(ctx.path), api))
+    return out
+
+
 @pytest.fixture
 def keys(services: Services) -> Keys:
     make = services.api_keys.create
@@ -65,4 +86,4 @@ def two_tenants(client: TestClient, keys: Keys) -> dict[str, dict[str, str]]:
     return {t: seed_tenant(client, t, bearer(keys.admin)) for t in ("tenant-a", "tenant-b")}
 
 
-__all__ = ["FEATURES", "Keys", "bearer", "seed_tenant"]
+__all__ = ["FEATURES", "Keys", "bearer", "seed_tenant", "served_routes"]

@@ -7,10 +7,11 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from aihub.api.auth import required_role
+from aihub.api.auth import declared_roles
+from aihub.auth.cache import KeyCache
 from aihub.services.container import Services
 from tests.factories import readings
-from tests.security.conftest import Keys, bearer
+from tests.security.conftest import Keys, bearer, served_routes
 
 INGEST = {"tenant_id": "tenant-a", "readings": readings("m1", range(3))}
 
@@ -71,26 +72,154 @@ def test_forced_delete_needs_admin(client: TestClient, keys: Keys,
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize(("method", "path", "role"), [
-    ("GET", "/ai/models/", "read"), ("POST", "/ai/features/get", "read"),
-    ("POST", "/ai/features/get-batch", "read"), ("POST", "/ai/features/export", "read"),
-    ("POST", "/ai/models/t:m:v1/predict", "read"), ("POST", "/ai/features/ingest", "write"),
-    ("POST", "/ai/models/register", "write"), ("PUT", "/ai/models/t:m:v1/promote", "write"),
-    ("DELETE", "/ai/models/t:m:v1", "write"), ("POST", "/ai/features/get/../ingest", "write"),
-])
-def test_required_role(method: str, path: str, role: str) -> None:
-    assert required_role(method, path) == role
+# Every spelling of force: those pydantic reads as true, false and neither, and repeated
+# parameters in both orders (the route reads the last one).
+FORCE_SPELLINGS = ["true", "t", "y", "yes", "on", "1", "True", "TRUE", "T", "Y", "YES", "On",
+                   "%74rue", "%74", "tr%75e", "force=false&force=t", "force=t&force=false",
+                   "force=0&force=yes", "force=on&force=off", "false", "0", "off", "2", "",
+                   "truee"]
+MUST_BE_TRUE = {"true", "t", "y", "yes", "on", "1", "True", "TRUE", "%74rue",
+                "force=false&force=t"}
+
+
+def _query(spelling: str) -> str:
+    return spelling if spelling.startswith("force=") else f"force={spelling}"
+
+
+def _parsed_force(query: str) -> bool | None:
+    """What the route reads: the last ``force`` (as Starlette decodes it), as pydantic
+    parses a bool; None where that is no bool (a 422)."""
+    from pydantic import TypeAdapter, ValidationError
+    from starlette.datastructures import QueryParams
+
+    try:
+        return TypeAdapter(bool).validate_python(QueryParams(query)["force"])
+    except ValidationError:
+        return None
+
+
+def test_no_spelling_of_force_lets_a_write_key_delete_production(
+        client: TestClient, services: Services, keys: Keys,
+        two_tenants: dict[str, dict[str, str]]) -> None:
+    model_id = two_tenants["tenant-a"]["model_id"]
+    key = services.registry.get(model_id).artifact_key
+    assert key is not None
+    artifact = client.get(f"/ai/models/{model_id}/artifact", headers=bearer(keys.a_read)).content
+    assert {s for s in FORCE_SPELLINGS if _parsed_force(_query(s))} >= MUST_BE_TRUE
+    for spelling in FORCE_SPELLINGS:
+        query = _query(spelling)
+        r = client.delete(f"/ai/models/{model_id}?{query}", headers=bearer(keys.a_write))
+        forced = _parsed_force(query)
+        expected = {True: 403, False: 409, None: 422}[forced]
+        assert r.status_code == expected, (query, forced, r.status_code, r.text)
+        # The version and its artifact survive every one of them.
+        assert services.registry.get(model_id).stage == "production", query
+        assert services.artifact_store.exists(key), query
+    got = client.get(f"/ai/models/{model_id}/artifact", headers=bearer(keys.a_read))
+    assert got.status_code == 200 and got.content == artifact
+    # An admin key's forced delete does delete it, artifact and all.
+    r = client.delete(f"/ai/models/{model_id}?force=%74rue", headers=bearer(keys.a_admin))
+    assert r.status_code == 200 and r.json()["artifact_removed"] is True, r.text
+    assert client.get(f"/ai/models/{model_id}", headers=bearer(keys.admin)).status_code == 404
+    assert not services.artifact_store.exists(key)
+
+
+# The role each route declares; the guard below fails for a route missing here.
+ROLES = {
+    ("POST", "/ai/features/get"): "read",
+    ("POST", "/ai/features/get-batch"): "read",
+    ("GET", "/ai/features/sets"): "read",
+    ("POST", "/ai/features/sets"): "write",
+    ("GET", "/ai/features/catalog"): "read",
+    ("POST", "/ai/features/ingest"): "write",
+    ("POST", "/ai/features/weather"): "write",
+    ("POST", "/ai/features/export"): "read",  # a copy of the tenant's own data
+    ("GET", "/ai/features/exports"): "read",
+    ("GET", "/ai/features/exports/{export_id}"): "read",
+    ("PUT", "/ai/assets/{asset_id}"): "write",
+    ("GET", "/ai/assets/{asset_id}"): "read",
+    ("GET", "/ai/assets"): "read",
+    ("GET", "/ai/features/status"): "read",
+    ("POST", "/ai/models/register"): "write",
+    ("GET", "/ai/models/"): "read",
+    ("GET", "/ai/models/{model_id}"): "read",
+    ("PUT", "/ai/models/{model_id}/promote"): "write",
+    ("DELETE", "/ai/models/{model_id}"): "write|admin",  # admin when force is true
+    ("GET", "/ai/models/{model_id}/history"): "read",
+    ("PUT", "/ai/models/{model_id}/artifact"): "write",
+    ("GET", "/ai/models/{model_id}/artifact"): "read",
+    ("POST", "/ai/models/{model_id}/predict"): "read",
+    ("GET", "/metrics"): "read",
+    ("GET", "/ready"): "read",
+}
+# Served without a key (/health) or by FastAPI itself (docs): no role.
+NO_ROLE = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+
+
+def _api_routes(app: object) -> list[tuple[str, str, list[str]]]:
+    out = []
+    for method, path, route in served_routes(app):
+        if path in NO_ROLE:
+            continue
+        assert route is not None, f"{method} {path}: not a FastAPI route, so it has no role"
+        out.append((method, path, declared_roles(route)))
+    return out
+
+
+def test_every_route_declares_exactly_one_role(client: TestClient) -> None:
+    """A new route fails here until it lists ``require_role(...)`` (and is added above)."""
+    routes = _api_routes(client.app)
+    missing = [(m, p) for m, p, roles in routes if len(roles) != 1]
+    assert not missing, f"routes without exactly one role declaration: {missing}"
+    assert {(m, p): roles[0] for m, p, roles in routes} == ROLES
+
+
+def test_every_route_refuses_a_key_below_its_role(client: TestClient, keys: Keys) -> None:
+    """The declarations act: each write route refuses a read key (403) before it reads or
+    changes anything, and the delete refuses a forced delete to a write key."""
+    ids = {"{model_id}": "tenant-a:m:v1.0.0", "{asset_id}": "m1", "{export_id}": "x"}
+    for (method, template), role in ROLES.items():
+        path = template
+        for name, value in ids.items():
+            path = path.replace(name, value)
+        if role == "write":
+            r = client.request(method, path + "?tenant_id=tenant-a", headers=bearer(keys.a_read))
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
+        elif role == "write|admin":
+            r = client.request(method, path + "?force=1", headers=bearer(keys.a_write))
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
+            r = client.request(method, path, headers=bearer(keys.a_read))
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
 
 
 def test_revocation_takes_effect_within_the_cache_ttl(client: TestClient, services: Services,
                                                       keys: Keys) -> None:
-    services.key_cache.ttl = 0.3
+    now = [1000.0]
+    services.key_cache = KeyCache(services.api_keys, ttl=10, clock=lambda: now[0])
     key, plain = services.api_keys.create(["tenant-a"], "read")
-    services.key_cache.clear()
     assert client.get("/ai/models/", headers=bearer(plain)).status_code == 200
     services.api_keys.revoke(key.key_id)
-    time.sleep(0.35)
+    now[0] += 9.9  # trusted from memory for the TTL ...
+    assert client.get("/ai/models/", headers=bearer(plain)).status_code == 200
+    now[0] += 0.2  # ... and not a moment longer
     assert client.get("/ai/models/", headers=bearer(plain)).status_code == 401
+
+
+def test_the_first_key_closes_an_open_service_within_the_ttl(client: TestClient,
+                                                            services: Services) -> None:
+    """Whether keys exist is looked up again off the request path (in the background once
+    the verdict is older than the TTL); until that look lands, the old verdict holds."""
+    now = [1000.0]
+    services.key_cache = KeyCache(services.api_keys, ttl=10, clock=lambda: now[0])
+    assert client.get("/ai/models/").status_code == 200
+    services.api_keys.create(["tenant-a"], "read")
+    now[0] += 5
+    assert client.get("/ai/models/").status_code == 200  # within the TTL: still open
+    now[0] += 6
+    deadline = time.monotonic() + 10
+    while client.get("/ai/models/").status_code != 401:
+        assert time.monotonic() < deadline, "the new key never closed the service"
+        time.sleep(0.02)
 
 
 def test_revoking_every_key_does_not_open_the_service(client: TestClient,
@@ -123,6 +252,19 @@ def test_hot_path_verifies_a_key_from_memory(client: TestClient, services: Servi
                           headers=bearer("aihub_x_guess")).status_code == 401
     assert calls["find"] == 2  # one per distinct key, then memory
     assert calls["any"] <= 1
+
+
+def test_a_flood_of_random_keys_stays_bounded(services: Services, keys: Keys) -> None:
+    from aihub.auth.cache import _REFUSED_MAX
+
+    cache = KeyCache(services.api_keys, ttl=600)
+    real = cache.verify(keys.a_read)
+    assert real is not None
+    for i in range(_REFUSED_MAX + 2_000):
+        assert cache.verify(f"aihub_flood_{i}") is None
+    assert len(cache._refused) <= _REFUSED_MAX
+    assert cache.cached(keys.a_read) == (True, real)  # the real key is still in memory
+    assert cache.cached(f"aihub_flood_{_REFUSED_MAX + 1_999}") == (True, None)
 
 
 def test_keys_are_stored_hashed(services: Services) -> None:

@@ -108,6 +108,35 @@ def test_s3_down_register_and_upload_are_503_and_leave_nothing(
         assert r.status_code == 200 and r.content == model
 
 
+def test_s3_down_during_a_delete_answers_200_and_the_sweep_removes_the_object_later(
+    s3_client: TestClient, s3_relay: CuttableProxy, moto_server: str, s3_bucket: str
+) -> None:
+    from datetime import timedelta
+
+    from aihub.timeutil import utcnow
+
+    r = s3_client.post("/ai/models/register", **_multipart("v1.0.0", lightgbm_text()))
+    assert r.status_code == 201, r.text
+    model_id = r.json()["model_id"]
+    s3 = boto3.client("s3", endpoint_url=moto_server, aws_access_key_id="testing",
+                      aws_secret_access_key="testing", region_name="us-east-1")
+    [obj] = s3.list_objects_v2(Bucket=s3_bucket)["Contents"]
+
+    s3_relay.partition()
+    r = s3_client.delete(f"/ai/models/{model_id}")
+    assert r.status_code == 200, r.text  # the row is gone: the delete stands
+    assert r.json()["artifact_removed"] is False
+    assert s3_client.get(f"/ai/models/{model_id}").status_code == 404
+    s3_relay.heal()
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]] == [obj["Key"]]
+
+    services = s3_client.app.state.services  # type: ignore[attr-defined]
+    assert services.model_artifacts.sweep().removed == []  # younger than an hour
+    report = services.model_artifacts.sweep(now=utcnow() + timedelta(hours=2))
+    assert report.removed == [obj["Key"]]
+    assert not s3.list_objects_v2(Bucket=s3_bucket).get("Contents")
+
+
 def test_s3_cut_mid_multipart_upload_leaves_no_object_and_no_row(
     prod_settings: Settings, s3_relay: CuttableProxy, moto_server: str, s3_bucket: str
 ) -> None:

@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from aihub import __version__
-from aihub.api.auth import AuthMiddleware
+from aihub.api.auth import AuthMiddleware, require_role
 from aihub.api.errors import ERROR_RESPONSES, install_error_handlers
 from aihub.api.limits import BodyLimitMiddleware
 from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
 from aihub.config import Settings
 from aihub.metrics import MetricsMiddleware
+from aihub.services.artifact_sweeper import ArtifactSweeper
+from aihub.services.background import PeriodicTask
 from aihub.services.change_follower import ChangeFollower
 from aihub.services.container import Services, build_services
 
@@ -28,22 +31,31 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or build_services(settings or Settings())
-        if not app.state.services.key_cache.enabled():
-            log.warning("no API keys configured: the API is open to anyone who can reach it "
-                        "(create one with 'aihub keys create')")
-        follower = None
-        svc = app.state.services
-        if svc.online.shared and svc.settings.change_follow_interval > 0:
-            follower = ChangeFollower(svc.features, svc.settings.change_follow_interval)
-            follower.start()
+        app.state.services = svc = services or build_services(settings or Settings())
+        try:
+            if not await run_in_threadpool(svc.key_cache.check_enabled):
+                log.warning("no API keys configured: the API is open to anyone who can reach "
+                            "it (create one with 'aihub keys create')")
+        except Exception as exc:  # the first request looks again
+            log.warning("could not check for API keys at startup: %s", exc)
+        # Background work, never on a request's path: the change feed (writes made by
+        # other processes) and the sweep of orphaned artifact objects.
+        workers: list[PeriodicTask] = []
+        if svc.settings.change_follow_interval > 0:
+            workers.append(ChangeFollower(svc.features, svc.settings.change_follow_interval))
+        if svc.settings.artifact_sweep_interval > 0:
+            workers.append(ArtifactSweeper(svc.model_artifacts,
+                                           svc.settings.artifact_sweep_interval))
+        app.state.background = {worker.name: worker for worker in workers}
+        for worker in workers:
+            await run_in_threadpool(worker.start)
         try:
             yield
         finally:
-            if follower is not None:
-                follower.stop()
+            for worker in workers:
+                await run_in_threadpool(worker.stop)
             if owned:
-                app.state.services.close()
+                svc.close()
 
     app = FastAPI(
         title="aihub",
@@ -61,7 +73,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(AuthMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
-    # Routes match in order: the online feature routes, the hottest, come first.
-    for module in (features, ingest, exports, assets, models, model_artifacts, health):
+    # Routes match in order: the online feature routes, the hottest, come first. Every
+    # route declares its role (``aihub.api.auth``); ingest's routes all write, so their
+    # router declares it once here.
+    app.include_router(features.router)
+    app.include_router(ingest.router, dependencies=[require_role("write")])
+    for module in (exports, assets, models, model_artifacts, health):
         app.include_router(module.router)
     return app

@@ -65,10 +65,30 @@ def validation_details(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def error_response(exc: AihubError) -> JSONResponse:
-    """The response for a service error (also used by the ASGI middlewares)."""
+    """The response for a service error (also used by the ASGI middlewares). A 5xx's full
+    text (a driver's error message, say) is logged; the client gets ``public_message``."""
     if exc.status_code >= 500:
         log.warning("%s: %s", type(exc).__name__, exc.message)
     return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+def translate_backend_error(exc: BaseException, database: str) -> AihubError | None:
+    """A database error that reached the edge untranslated, as the 503 naming ``database``
+    (the engine's dialect: ``postgresql``, ``sqlite``); None for anything else. Stores
+    translate connection failures themselves (``aihub.db``); a pool timeout happens before
+    any connection exists, so it is mapped here."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return BackendUnavailable(database, "no free database connection within the pool "
+                                            f"timeout ({exc})")
+    if isinstance(exc, sa_exc.OperationalError | psycopg.OperationalError):
+        return BackendUnavailable(database, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _database_name(request: Request) -> str:
+    services = getattr(request.app.state, "services", None)
+    engine = getattr(services, "engine", None)
+    return engine.dialect.name if engine is not None else "database"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -107,10 +127,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(sa_exc.OperationalError)
     @app.exception_handler(psycopg.OperationalError)
-    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # Stores translate connection failures themselves; this catches any path that
-        # does not, so an unreachable database is a 503 naming it, never a 500.
-        return error_response(BackendUnavailable("database", type(exc).__name__))
+        # does not (and pool timeouts), so a database out of reach is a 503 naming it.
+        error = translate_backend_error(exc, _database_name(request))
+        assert error is not None
+        return error_response(error)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,24 +1,40 @@
-"""Key verification with a short-TTL in-memory cache: the hot path never queries the DB.
+"""Key verification with short-TTL in-memory verdicts: the hot path never queries the DB.
 
 After the first request with a key, its verdict (principal, or unknown/revoked) is kept for
-``ttl`` seconds; so are negative verdicts (bounded), so a flood of random keys can't turn
-into a flood of queries. **Revocation and new keys take effect within ``ttl`` seconds**
-(``AIHUB_API_KEY_CACHE_TTL``, default 10) on every replica. Whether any key exists is
-cached the same way; once keys exist they always do (revoked keys are kept), so that
-verdict is never revisited.
+``ttl`` seconds in a ``cachetools.TTLCache``; negative verdicts sit in a second, bounded one
+(``_REFUSED_MAX``), so a flood of random keys can neither turn into a flood of queries nor
+grow memory, nor push out the keys that are real. **Revocation and new keys take effect
+within ``ttl`` seconds** (``AIHUB_API_KEY_CACHE_TTL``, default 10) on every replica.
+
+Whether any key exists is known from memory too. Once keys exist they always do (revoked
+keys are kept), so that verdict is never revisited; while none exist, a look older than
+``ttl`` is repeated in a background thread and the last verdict holds until it lands (also
+when the database can't be reached then). Only the very first look is made on a request's
+path, and the middleware makes it in a worker thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import threading
 import time
 from collections.abc import Callable
+
+from cachetools import TTLCache
 
 from aihub.auth.keys import ApiKeyStore
 from aihub.auth.scope import Principal
 
-_NEGATIVE_MAX = 10_000
+log = logging.getLogger("aihub.auth")
+
+_KNOWN_MAX = 100_000
+_REFUSED_MAX = 10_000
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class KeyCache:
@@ -27,53 +43,75 @@ class KeyCache:
         self.store = store
         self.ttl = ttl
         self.clock = clock
-        self._verdicts: dict[str, tuple[Principal | None, float]] = {}
-        self._negatives = 0
-        self._enabled = False
-        self._enabled_checked = float("-inf")
+        self._lock = threading.Lock()
+        self._known: TTLCache[str, Principal] = TTLCache(_KNOWN_MAX, ttl, timer=clock)
+        self._refused: TTLCache[str, bool] = TTLCache(_REFUSED_MAX, ttl, timer=clock)
+        self._enabled: bool | None = None
+        self._enabled_at = float("-inf")
+        self._refreshing = False
 
-    def enabled(self) -> bool:
-        """Whether keys are configured (any key row exists)."""
+    # -- are keys configured? ---------------------------------------------------------------
+    def enabled_now(self) -> bool | None:
+        """Whether keys are configured, from memory; None when a look at the store is due
+        that must happen before answering (the first one, or every time with ``ttl`` 0)."""
         if self._enabled:
             return True
-        now = self.clock()
-        if now - self._enabled_checked >= self.ttl:
-            self._enabled = self.store.any()
-            self._enabled_checked = now
-        return self._enabled
+        if self._enabled is None or self.ttl <= 0:
+            return None
+        if self.clock() - self._enabled_at >= self.ttl and not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, name="aihub-key-check", daemon=True).start()
+        return False
 
+    def check_enabled(self) -> bool:
+        """Look at the store now (may raise the database's errors)."""
+        found = self.store.any()
+        with self._lock:
+            self._enabled = bool(found or self._enabled)
+            self._enabled_at = self.clock()
+            return self._enabled
+
+    def _refresh(self) -> None:
+        try:
+            self.check_enabled()
+        except Exception as exc:  # keep the last verdict; look again after ttl
+            log.warning("could not check whether API keys exist: %s", exc)
+            with self._lock:
+                self._enabled_at = self.clock()
+        finally:
+            self._refreshing = False
+
+    # -- verdicts ---------------------------------------------------------------------------
     def cached(self, key: str) -> tuple[bool, Principal | None]:
         """(hit, principal) from memory only."""
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        hit = self._verdicts.get(digest)
-        if hit is not None and hit[1] > self.clock():
-            return True, hit[0]
-        return False, None
+        digest = _digest(key)
+        with self._lock:
+            principal = self._known.get(digest)
+            if principal is not None:
+                return True, principal
+            return digest in self._refused, None
 
     def verify(self, key: str) -> Principal | None:
         """The key's principal, or None if unknown or revoked (may query the store)."""
         hit, principal = self.cached(key)
         if hit:
             return principal
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = _digest(key)
         found = self.store.find(digest)
         ok = found is not None and found.revoked_at is None
         # The lookup was by hash; compare again in constant time all the same.
         ok = ok and found is not None and hmac.compare_digest(digest, found.key_hash)
         principal = found.principal() if ok and found is not None else None
-        if principal is None:
-            self._negatives += 1
-            if self._negatives > _NEGATIVE_MAX:
-                self._drop_negatives()
-        self._verdicts[digest] = (principal, self.clock() + self.ttl)
+        with self._lock:
+            if principal is None:
+                self._refused[digest] = True
+            else:
+                self._known[digest] = principal
         return principal
 
     def clear(self) -> None:
-        self._verdicts.clear()
-        self._negatives = 0
-        self._enabled = False
-        self._enabled_checked = float("-inf")
-
-    def _drop_negatives(self) -> None:
-        self._verdicts = {k: v for k, v in self._verdicts.items() if v[0] is not None}
-        self._negatives = 0
+        with self._lock:
+            self._known.clear()
+            self._refused.clear()
+            self._enabled = None
+            self._enabled_at = float("-inf")

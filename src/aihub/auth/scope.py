@@ -8,8 +8,6 @@ other tenants can't be probed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -52,20 +50,6 @@ def set_current(principal: Principal | None) -> object:
 
 def reset_current(token: object) -> None:
     _current.reset(token)  # type: ignore[arg-type]
-
-
-@contextmanager
-def acting_as(principal: Principal | None) -> Iterator[None]:
-    token = _current.set(principal)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-
-
-def in_scope(tenant_id: str) -> bool:
-    p = _current.get()
-    return p is None or p.covers(tenant_id)
 
 
 def check_tenant(tenant_id: str, not_found: str | None = None) -> str:

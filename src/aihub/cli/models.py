@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from aihub.cli.app import app, console, services
+from aihub.cli.app import app, console, err_console, services
 from aihub.errors import DigestMismatch, InvalidInput
 from aihub.services.registry import RegisterRequest
 from aihub.stores.metadata.models import ModelVersion, VersionFilter
@@ -174,8 +175,36 @@ def delete(model_id: ModelId,
            ) -> None:
     """Delete a version and its artifact."""
     with services() as svc:
-        v = svc.model_artifacts.delete(model_id, force=force)
+        deleted = svc.model_artifacts.delete(model_id, force=force)
+    v = deleted.version
     console.print(f"deleted {v.model_id}")
+    if v.artifact_key is not None and not deleted.artifact_removed:
+        err_console.print(f"[yellow]warning:[/yellow] its artifact {v.artifact_key} could not "
+                          "be removed now; 'aihub models sweep' removes it later")
+
+
+@models_app.command("sweep")
+def sweep(
+    min_age_hours: Annotated[float, typer.Option(
+        "--min-age-hours", min=0, help="Only objects (and unfinished uploads) older than this"
+    )] = 1.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List, remove nothing")] = False,
+) -> None:
+    """Remove artifact objects no version points at (a failed removal, a killed upload)."""
+    with services() as svc:
+        report = svc.model_artifacts.sweep(min_age=timedelta(hours=min_age_hours),
+                                           dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for key in report.removed:
+        console.print(f"{verb} {key}")
+    console.print(f"{verb} {len(report.removed)} orphaned object(s)"
+                  + ("" if dry_run else f" and {report.partial_uploads} unfinished upload(s)")
+                  + f"; kept {report.referenced} in use and {report.recent} younger than "
+                  f"{min_age_hours:g} h")
+    if report.failed:
+        err_console.print(f"[red]error:[/red] could not remove {len(report.failed)} "
+                          f"object(s): {', '.join(report.failed[:10])}")
+        raise typer.Exit(1)
 
 
 @models_app.command("history")

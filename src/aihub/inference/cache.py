@@ -58,14 +58,6 @@ class ModelCache(Generic[V]):
             self._items.move_to_end(digest)
             return value
 
-    def peek(self, digest: str) -> V | None:
-        """The cached value, or ``None``; never loads (for callers that must not block)."""
-        value = self._peek(digest)
-        if value is not None:
-            self.stats.hits += 1
-            model_cache_hit()
-        return value
-
     def get(self, digest: str, load: Callable[[], V]) -> V:
         """The cached value for ``digest``, or ``load()`` it (once, even when many
         requests miss together) and keep it."""

@@ -7,9 +7,11 @@ refused here, before the library sees the bytes.
 
 from __future__ import annotations
 
+import logging
 
-class ModelLoadRefused(ValueError):
-    """Raised by these checks; the loaders turn it into their 409 ``ModelLoadRefused``."""
+from aihub.errors import ModelLoadRefused
+
+log = logging.getLogger("aihub.inference")
 
 
 def check_lightgbm_text(text: str) -> None:
@@ -47,7 +49,8 @@ def check_onnx_self_contained(data: bytes) -> None:
     try:
         model = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf's own errors
-        raise ModelLoadRefused(f"not a valid ONNX model: {exc}"[:300]) from exc
+        log.info("ONNX model refused: %s", exc)
+        raise ModelLoadRefused("not a valid ONNX model (it does not parse)") from exc
     tensors = list(model.graph.initializer)
     for node in model.graph.node:
         tensors.extend(a.t for a in node.attribute if a.HasField("t"))

@@ -15,16 +15,20 @@ The caller checks the sha256 against the registry row before calling ``load_mode
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from aihub.errors import Conflict, MissingDependency
-from aihub.inference import guards
+from aihub.errors import MissingDependency, ModelLoadRefused
 from aihub.inference.formats import sniff_format
 from aihub.inference.guards import check_lightgbm_text, check_onnx_self_contained
+
+__all__ = ["TRUSTED_SKOPS_TYPES", "LoadedModel", "ModelLoadRefused", "load_model"]
+
+log = logging.getLogger("aihub.inference")
 
 TRUSTED_SKOPS_TYPES: tuple[str, ...] = (
     "sklearn.tree._tree.Tree",
@@ -36,12 +40,6 @@ TRUSTED_SKOPS_TYPES: tuple[str, ...] = (
     "numpy.dtype",
     "numpy.ndarray",
 )
-
-
-class ModelLoadRefused(Conflict):
-    """The artifact exists but policy or its content forbids loading it (409)."""
-
-    code = "model_load_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +67,10 @@ def load_model(data: bytes, *, allow_pickle: bool) -> LoadedModel:
     except ModelLoadRefused:
         raise
     except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
-        raise ModelLoadRefused(f"the {fmt} artifact could not be loaded: {exc}"[:500]) from exc
+        # The library's own words go to the log, not to the client.
+        log.info("%s artifact refused: %s: %s", fmt, type(exc).__name__, exc)
+        raise ModelLoadRefused(f"the {fmt} artifact could not be loaded (corrupt, or "
+                               "saved by an incompatible version)") from exc
 
 
 def _lightgbm(data: bytes) -> LoadedModel:
@@ -77,10 +78,15 @@ def _lightgbm(data: bytes) -> LoadedModel:
 
     try:
         text = data.decode("utf-8")
-        check_lightgbm_text(text)  # the C++ parser aborts the process on truncated files
+    except UnicodeDecodeError as exc:
+        raise ModelLoadRefused("not a valid LightGBM text model (not UTF-8 text)") from exc
+    check_lightgbm_text(text)  # the C++ parser aborts the process on truncated files
+    try:
         booster = lgb.Booster(model_str=text)
-    except (UnicodeDecodeError, lgb.basic.LightGBMError, guards.ModelLoadRefused) as exc:
-        raise ModelLoadRefused(f"not a valid LightGBM text model: {exc}"[:500]) from exc
+    except lgb.basic.LightGBMError as exc:
+        log.info("LightGBM model refused: %s", exc)
+        raise ModelLoadRefused("not a valid LightGBM text model (LightGBM can't parse "
+                               "it)") from exc
 
     def predict(x: np.ndarray) -> np.ndarray:
         out = booster.predict(x, num_threads=1)
@@ -114,14 +120,12 @@ def _onnx(data: bytes) -> LoadedModel:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
         raise MissingDependency("loading ONNX models needs the 'onnxruntime' package") from exc
-    try:
-        check_onnx_self_contained(data)  # never let a model make us read other files
-    except guards.ModelLoadRefused as exc:
-        raise ModelLoadRefused(str(exc)) from exc
+    check_onnx_self_contained(data)  # never let a model make us read other files
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelLoadRefused(f"not a valid ONNX model: {exc}"[:500]) from exc
+        log.info("ONNX model refused: %s", exc)
+        raise ModelLoadRefused("not a valid ONNX model (onnxruntime can't load it)") from exc
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ModelLoadRefused("ONNX models must take one input tensor (rows x features)")

@@ -187,13 +187,23 @@ class FeatureService:
         if not 1 <= lookback_hours <= self.max_lookback_hours:
             raise InvalidInput(f"lookback_hours: must be between 1 and {self.max_lookback_hours}")
 
-    def lookup(self, req: OnlineRequest, asset_ids: Sequence[str]) -> OnlineLookup:
-        """The cached responses for ``asset_ids`` (``None`` where missing): no store reads
-        but the change counter, so it is cheap enough for the event loop."""
+    def lookup(self, req: OnlineRequest, asset_ids: Sequence[str]) -> OnlineLookup | None:
+        """The cached responses for ``asset_ids`` (``None`` where missing), without a
+        database read, so an async route may call it on the event loop. Returns None when
+        the target hour itself needs the database (a tenant's own feature set without
+        ``as_of``): use ``get_online`` in a worker thread then. The change feed is followed
+        by a ``ChangeFollower`` thread, not here."""
         self.check_lookback(req.lookback_hours)
-        if not self.online.shared:  # a shared cache is followed by a background thread
-            self.follow_changes()
-        hour = self._hour_for(req)
+        if req.as_of is not None:
+            hour = floor_hour(req.as_of)
+        elif (fs := BUILTIN_SETS.get(req.feature_set)) is not None:
+            hour = self.target_hour(fs, None)
+        else:
+            return None
+        return self._lookup_at(req, asset_ids, hour)
+
+    def _lookup_at(self, req: OnlineRequest, asset_ids: Sequence[str], hour: datetime
+                   ) -> OnlineLookup:
         field = f"{req.feature_set}|{req.lookback_hours}|{to_us(hour)}"
         keys = [cache_key(req.tenant_id, a) for a in asset_ids]
         cached = self.online.get_many(keys, field)
@@ -219,8 +229,10 @@ class FeatureService:
     def get_online(
         self, req: OnlineRequest, asset_ids: Sequence[str]
     ) -> tuple[datetime, list[bytes]]:
-        """Serialized ``/get`` responses for ``asset_ids`` at one hour, cache first."""
-        lookup = self.lookup(req, asset_ids)
+        """Serialized ``/get`` responses for ``asset_ids`` at one hour, cache first (may
+        read the database: call it from a worker thread)."""
+        self.check_lookback(req.lookback_hours)
+        lookup = self._lookup_at(req, asset_ids, self._hour_for(req))
         return lookup.hour, self.fill(req, lookup)
 
     def _hour_for(self, req: OnlineRequest) -> datetime:
@@ -277,11 +289,13 @@ class FeatureService:
     def follow_changes(self) -> int:
         """Drop the cache entries of writes this cache never heard of, found through the
         store's change feed (every write, from any process, advances it). An in-process
-        cache hears only its own process's writes, so this runs before every lookup (a CLI
-        import into the same SQLite file); a shared cache (Redis) hears every write whose
-        invalidation reached it, and a ``ChangeFollower`` thread runs this for the rest (a
-        writer cut off from Redis that exited or died). The first call only sets where
-        following starts. Returns how many entries it dropped."""
+        cache hears only its own process's writes (not a CLI import into the same SQLite
+        file, nor another replica's ingest on PostgreSQL); a shared cache (Redis) hears
+        every write whose invalidation reached it (not that of a writer cut off from Redis
+        that exited or died). A ``ChangeFollower`` thread runs this every
+        ``AIHUB_CHANGE_FOLLOW_INTERVAL`` seconds in every API process, never a request.
+        The first call only sets where following starts. Returns how many entries it
+        dropped."""
         seq = self.store.change_seq()
         if seq == self._followed_seq:  # the hot path: nothing was written
             return 0

@@ -4,7 +4,13 @@ Order of operations is the safety argument: bytes go to a fresh object key first
 when the object is complete (and its digest matches what the client expected) does a
 transaction point the row at it. If that transaction fails, the object is deleted again;
 if the process dies in between, an unreferenced object remains, never a row pointing at
-nothing. Deletion runs the other way: the row goes first, then the object.
+nothing. Deletion runs the other way: the row goes first, then the object; if removing the
+object fails, the delete still stands (``artifact_removed`` false).
+
+Objects no row points at (a killed upload, a failed removal) are removed by ``sweep`` once
+they are older than an hour: ``aihub models sweep``, and ``aihub serve`` every
+``AIHUB_ARTIFACT_SWEEP_INTERVAL`` seconds. An upload attaches its object within moments of
+completing it, so an hour-old object no row names is an orphan.
 """
 
 from __future__ import annotations
@@ -12,15 +18,42 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
-from aihub.errors import AihubError, Conflict, InvalidInput, NotFound
+from aihub.errors import Conflict, InvalidInput, NotFound
 from aihub.inference.formats import SNIFF_BYTES, sniff_format
 from aihub.services.registry import ArtifactInfo, RegisterRequest, RegistryService
-from aihub.stores.artifacts.base import ArtifactStore, artifact_key, iter_chunks
+from aihub.stores.artifacts.base import (
+    ArtifactStore,
+    artifact_key,
+    is_artifact_key,
+    iter_chunks,
+)
 from aihub.stores.metadata.models import ModelVersion
+from aihub.timeutil import utcnow
 
 log = logging.getLogger("aihub.registry")
+
+SWEEP_MIN_AGE = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    version: ModelVersion
+    # False when the version had no artifact, or its object could not be removed now
+    # (the row is gone all the same; the object is swept later).
+    artifact_removed: bool
+
+
+@dataclass
+class SweepReport:
+    removed: list[str] = field(default_factory=list)  # orphaned objects removed
+    failed: list[str] = field(default_factory=list)  # orphans whose removal failed
+    referenced: int = 0  # old enough, but a version points at them: kept
+    recent: int = 0  # younger than the minimum age: kept
+    partial_uploads: int = 0  # uploads that never completed, removed
 
 
 class _Sniffer:
@@ -112,12 +145,44 @@ class ArtifactService:
             raise NotFound(f"{version.model_id} has no artifact")
         return b"".join(self.store.get(version.artifact_key))
 
-    def delete(self, model_id: str, *, force: bool) -> ModelVersion:
+    def delete(self, model_id: str, *, force: bool) -> Deleted:
         version = self.registry.delete_row(model_id, force=force)
-        if version.artifact_key is not None:
+        if version.artifact_key is None:
+            return Deleted(version, artifact_removed=False)
+        try:
+            self.store.delete(version.artifact_key)
+        except Exception as exc:  # committed: the version is gone whatever happens here
+            log.warning("artifact %s of deleted %s left for the sweep: %s",
+                        version.artifact_key, version.model_id, exc)
+            return Deleted(version, artifact_removed=False)
+        return Deleted(version, artifact_removed=True)
+
+    def sweep(self, *, min_age: timedelta = SWEEP_MIN_AGE, now: datetime | None = None,
+              dry_run: bool = False) -> SweepReport:
+        """Remove objects no version points at that are older than ``min_age``, and
+        uploads that never completed and have been idle that long."""
+        cutoff = (now or utcnow()) - min_age
+        report = SweepReport()
+        old: list[str] = []
+        for obj in self.store.list_objects():
+            if not is_artifact_key(obj.key):
+                continue  # not an upload of ours (a shared bucket): never touched
+            if obj.modified_at > cutoff:
+                report.recent += 1
+            else:
+                old.append(obj.key)
+        referenced = self.registry.referenced_artifacts(old) if old else set()
+        report.referenced = len(referenced)
+        for key in old:
+            if key in referenced:
+                continue
             try:
-                self.store.delete(version.artifact_key)
-            except AihubError:
-                log.warning("artifact of deleted %s left behind", version.model_id)
-                raise
-        return version
+                if not dry_run:
+                    self.store.delete(key)
+                report.removed.append(key)
+            except Exception as exc:
+                log.warning("sweep: could not remove %s: %s", key, exc)
+                report.failed.append(key)
+        if not dry_run:
+            report.partial_uploads = self.store.remove_partial_uploads(before=cutoff)
+        return report

@@ -34,9 +34,6 @@ class Prediction:
     timestamp: datetime | None = None
 
 
-HOT_ROWS = 64  # larger batches are predicted in a worker thread, off the event loop
-
-
 class PredictionService:
     def __init__(self, *, registry: RegistryService, artifacts: ArtifactService,
                  features: FeatureService, cache: ModelCache[LoadedModel],
@@ -68,19 +65,6 @@ class PredictionService:
             return load_model(data, allow_pickle=self.allow_pickle)
 
         return self.cache.get(digest, _load)
-
-    def predict_rows_hot(self, model_id: str, rows: Sequence[dict[str, Any]]
-                         ) -> Prediction | None:
-        """Predict only if the model is already loaded (one indexed metadata read, then
-        in-memory work): cheap enough for the event loop. ``None`` means "use
-        ``predict_rows`` in a worker thread" (cold model, or a large batch)."""
-        if len(rows) > HOT_ROWS:
-            return None
-        version = self.registry.get(model_id)
-        model = self.cache.peek(version.artifact_sha256) if version.artifact_sha256 else None
-        if model is None:
-            return None
-        return Prediction(version, _run(model, version, rows))
 
     def predict_rows(self, model_id: str, rows: Sequence[dict[str, Any]]) -> Prediction:
         version = self.registry.get(model_id)

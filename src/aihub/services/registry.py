@@ -112,6 +112,11 @@ class RegistryService:
         with self.engine.connect() as conn:
             return self.store.list(conn, flt, limit=limit, offset=offset)
 
+    def referenced_artifacts(self, keys: builtins.list[str]) -> set[str]:
+        """The artifact keys among ``keys`` that a version still points at."""
+        with self.engine.connect() as conn:
+            return self.store.referenced_keys(conn, keys)
+
     def history(self, model_id: str) -> tuple[ModelVersion, builtins.list[Transition]]:
         ref = parse_model_id(model_id)
         with self.engine.connect() as conn:

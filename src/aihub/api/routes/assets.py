@@ -7,6 +7,7 @@ from typing import Annotated
 import holidays
 from fastapi import APIRouter, Path, Query
 
+from aihub.api.auth import require_role
 from aihub.api.deps import ServicesDep
 from aihub.api.routes.exports import export_public
 from aihub.api.schemas.common import TenantName
@@ -36,7 +37,8 @@ def asset_public(a: Asset) -> AssetPublic:
     )
 
 
-@router.put("/assets/{asset_id}", response_model=AssetPublic, summary="Create or edit an asset")
+@router.put("/assets/{asset_id}", response_model=AssetPublic, summary="Create or edit an asset",
+            dependencies=[require_role("write")])
 def put_asset(
     asset_id: Annotated[str, Path()],
     tenant_id: TenantQuery,
@@ -69,7 +71,8 @@ def put_asset(
     return asset_public(asset)
 
 
-@router.get("/assets/{asset_id}", response_model=AssetPublic, summary="One asset")
+@router.get("/assets/{asset_id}", response_model=AssetPublic, summary="One asset",
+            dependencies=[require_role("read")])
 def get_asset(
     asset_id: Annotated[str, Path()], tenant_id: TenantQuery, services: ServicesDep
 ) -> AssetPublic:
@@ -80,7 +83,8 @@ def get_asset(
     return asset_public(found[0])
 
 
-@router.get("/assets", response_model=AssetPage, summary="A tenant's assets")
+@router.get("/assets", response_model=AssetPage, summary="A tenant's assets",
+            dependencies=[require_role("read")])
 def list_assets(
     tenant_id: TenantQuery,
     services: ServicesDep,
@@ -93,7 +97,8 @@ def list_assets(
     )
 
 
-@router.get("/features/status", response_model=StatusPublic, summary="Feature store status")
+@router.get("/features/status", response_model=StatusPublic, summary="Feature store status",
+            dependencies=[require_role("read")])
 def status(tenant_id: TenantQuery, services: ServicesDep) -> StatusPublic:
     """Assets, readings, first/last reading, last ingest, rollup freshness and last export:
     the monitoring questions, answered by the API."""

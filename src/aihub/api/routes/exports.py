@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from aihub.api.auth import require_role
 from aihub.api.deps import ExportServiceDep
 from aihub.api.schemas.common import Name
 from aihub.api.schemas.features import ExportCreate, ExportPage, ExportPublic
@@ -41,6 +42,8 @@ def export_public(r: ExportRecord) -> ExportPublic:
     response_model=ExportPublic,
     summary="Export features to Parquet",
     responses={202: {"model": ExportPublic, "description": "Accepted (wait=false): running"}},
+    # A copy of the tenant's own data: reading, not changing it.
+    dependencies=[require_role("read")],
 )
 def export(body: ExportCreate, exports: ExportServiceDep, response: Response) -> ExportPublic:
     """One row per asset per hour in ``[start_time, end_time)`` that has readings:
@@ -61,7 +64,8 @@ def export(body: ExportCreate, exports: ExportServiceDep, response: Response) ->
     return export_public(exports.submit(req))
 
 
-@router.get("/exports", response_model=ExportPage, summary="Export history, newest first")
+@router.get("/exports", response_model=ExportPage, summary="Export history, newest first",
+            dependencies=[require_role("read")])
 def list_exports(
     exports: ExportServiceDep,
     tenant_id: Annotated[Name | None, Query()] = None,
@@ -74,6 +78,7 @@ def list_exports(
     )
 
 
-@router.get("/exports/{export_id}", response_model=ExportPublic, summary="One export record")
+@router.get("/exports/{export_id}", response_model=ExportPublic, summary="One export record",
+            dependencies=[require_role("read")])
 def get_export(export_id: str, exports: ExportServiceDep) -> ExportPublic:
     return export_public(exports.get(export_id))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from aihub.api.auth import require_role
 from aihub.api.deps import FeatureServiceDep, ServicesDep
 from aihub.api.schemas.common import TenantName
 from aihub.api.schemas.features import (
@@ -36,7 +37,7 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 @router.post("/get", response_model=FeaturesPublic, summary="Features of one asset at hour H",
-             openapi_extra=_json_body(FeatureGet))
+             openapi_extra=_json_body(FeatureGet), dependencies=[require_role("read")])
 async def get_features(request: Request) -> Response:
     """Features describing what was knowable at ``H``: ``as_of`` floored to the hour, by
     default the current hour (forecast sets) or the last complete hour (anomaly sets).
@@ -48,36 +49,44 @@ async def get_features(request: Request) -> Response:
     # the cached lookup itself.
     features: FeatureService = request.app.state.services.features
     req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
-    lookup = features.lookup(req, [body.asset_id])
-    value = lookup.cached[0]
+    lookup = features.lookup(req, [body.asset_id])  # memory (or Redis) only
+    value = lookup.cached[0] if lookup is not None else None
     if value is None:
-        value = (await run_in_threadpool(features.fill, req, lookup))[0]
+        if lookup is None:
+            value = (await run_in_threadpool(features.get_online, req, [body.asset_id]))[1][0]
+        else:
+            value = (await run_in_threadpool(features.fill, req, lookup))[0]
     return Response(content=value, media_type=_JSON)
 
 
 @router.post(
-    "/get-batch", response_model=FeatureBatchPublic, summary="Features of many assets at one hour"
+    "/get-batch", response_model=FeatureBatchPublic, summary="Features of many assets at one hour",
+    dependencies=[require_role("read")],
 )
 async def get_features_batch(body: FeatureGetBatch, features: FeatureServiceDep) -> Response:
     """One ``/get`` response per asset, in the order asked, computed together on misses."""
     req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
-    lookup = features.lookup(req, body.asset_ids)
-    values = lookup.cached
-    if not lookup.complete:
-        values = await run_in_threadpool(features.fill, req, lookup)  # type: ignore[arg-type]
+    lookup = features.lookup(req, body.asset_ids)  # memory (or Redis) only
+    if lookup is None:
+        hour, values = await run_in_threadpool(features.get_online, req, body.asset_ids)
+    elif lookup.complete:
+        hour, values = lookup.hour, lookup.cached  # type: ignore[assignment]
+    else:
+        hour, values = lookup.hour, await run_in_threadpool(features.fill, req, lookup)
     head = (
         b'{"tenant_id":"'
         + body.tenant_id.encode()
         + b'","feature_set":"'
         + body.feature_set.encode()
         + b'","timestamp":"'
-        + iso(lookup.hour).encode()
+        + iso(hour).encode()
         + b'","results":['
     )
-    return Response(content=head + b",".join(values) + b"]}", media_type=_JSON)  # type: ignore[arg-type]
+    return Response(content=head + b",".join(values) + b"]}", media_type=_JSON)
 
 
-@router.get("/sets", response_model=FeatureSetsPublic, summary="List feature sets")
+@router.get("/sets", response_model=FeatureSetsPublic, summary="List feature sets",
+            dependencies=[require_role("read")])
 def list_sets(
     services: ServicesDep, tenant_id: Annotated[TenantName | None, Query()] = None
 ) -> FeatureSetsPublic:
@@ -96,7 +105,8 @@ def list_sets(
     )
 
 
-@router.post("/sets", status_code=201, summary="Define a feature set from catalog features")
+@router.post("/sets", status_code=201, summary="Define a feature set from catalog features",
+             dependencies=[require_role("write")])
 def create_set(body: FeatureSetCreate, services: ServicesDep) -> dict[str, object]:
     fs = services.features.create_set(
         body.tenant_id,
@@ -112,7 +122,8 @@ def create_set(body: FeatureSetCreate, services: ServicesDep) -> dict[str, objec
     )
 
 
-@router.get("/catalog", response_model=list[CatalogFeature], summary="Every feature available")
+@router.get("/catalog", response_model=list[CatalogFeature], summary="Every feature available",
+            dependencies=[require_role("read")])
 def catalog() -> list[CatalogFeature]:
     return [
         CatalogFeature(

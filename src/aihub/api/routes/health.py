@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from aihub import __version__
+from aihub.api.auth import require_role
 from aihub.api.deps import ServicesDep
 from aihub.errors import AihubError
+
+log = logging.getLogger("aihub.api")
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +22,8 @@ async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False,
+            dependencies=[require_role("read")])
 def metrics() -> Response:
     from aihub.metrics import render
 
@@ -25,7 +31,7 @@ def metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
-@router.get("/ready", summary="Every backend reachable")
+@router.get("/ready", summary="Every backend reachable", dependencies=[require_role("read")])
 def ready(services: ServicesDep) -> JSONResponse:
     checks: dict[str, dict[str, str]] = {}
     backends = [
@@ -39,8 +45,9 @@ def ready(services: ServicesDep) -> JSONResponse:
             backend.ping()
             checks[name] = {"status": "ok", "backend": getattr(backend, "backend_name", name)}
             continue
-        except AihubError as exc:
-            checks[name] = {"status": "unavailable", "detail": exc.message}
+        except AihubError as exc:  # the backend's own words go to the log only
+            log.info("readiness: %s: %s", name, exc.message)
+            checks[name] = {"status": "unavailable", "detail": exc.public_message}
         except Exception as exc:  # a backend's own error type: report, don't crash
             checks[name] = {"status": "unavailable", "detail": type(exc).__name__}
         # A non-critical backend (Redis) down degrades serving but does not stop it: the

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from aihub.api.auth import require_role
 from aihub.api.deps import ModelArtifactsDep, PredictionsDep
 from aihub.api.routes.models import json_response
 from aihub.api.schemas.models import ArtifactPublic, PredictionPublic, PredictRequest
@@ -20,7 +21,8 @@ router = APIRouter(prefix="/ai/models", tags=["models"])
             summary="Upload a version's artifact (raw body, streamed)",
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/octet-stream": {"schema": {"type": "string",
-                                                         "format": "binary"}}}}})
+                                                         "format": "binary"}}}}},
+            dependencies=[require_role("write")])
 async def upload_artifact(
     model_id: str,
     request: Request,
@@ -43,7 +45,8 @@ async def upload_artifact(
 
 @router.get("/{model_id}/artifact", summary="Download a version's artifact (streamed)",
             response_class=StreamingResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}})
+            responses={200: {"content": {"application/octet-stream": {}}}},
+            dependencies=[require_role("read")])
 def download_artifact(model_id: str, artifacts: ModelArtifactsDep) -> StreamingResponse:
     """The bytes as uploaded; ``X-Content-SHA256`` (and the ETag) carry the digest."""
     version, chunks = artifacts.open(model_id)
@@ -62,24 +65,21 @@ def download_artifact(model_id: str, artifacts: ModelArtifactsDep) -> StreamingR
 
 
 @router.post("/{model_id}/predict", response_model=PredictionPublic,
-             summary="Predict from rows or from online features")
-async def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep
-                  ) -> Response:
+             summary="Predict from rows or from online features",
+             dependencies=[require_role("read")])
+def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep) -> Response:
     """``rows`` of named features, or ``asset_ids`` + ``feature_set`` (+ ``as_of``) to use
     exactly the online features ``/ai/features/get-batch`` serves. Features are ordered
     by the model's ``feature_names``; a missing one is a 422 naming it."""
-    # A few rows on an already-loaded model run right here; loading a model, computing
-    # features or a big batch go to a worker thread so the event loop never stalls.
+    # A worker thread (plain ``def``): the registry read, a model load and the features
+    # all touch a backend, and none of them may stall the event loop.
     if body.rows is not None:
-        p = predictions.predict_rows_hot(model_id, body.rows)
-        if p is None:
-            p = await run_in_threadpool(predictions.predict_rows, model_id, body.rows)
+        p = predictions.predict_rows(model_id, body.rows)
     else:
         assert body.asset_ids is not None and body.feature_set is not None
-        p = await run_in_threadpool(
-            lambda: predictions.predict_assets(
-                model_id, asset_ids=body.asset_ids or [], feature_set=body.feature_set or "",
-                lookback_hours=body.lookback_hours, as_of=body.as_of))
+        p = predictions.predict_assets(
+            model_id, asset_ids=body.asset_ids, feature_set=body.feature_set,
+            lookback_hours=body.lookback_hours, as_of=body.as_of)
     return json_response(PredictionPublic(
         model_id=p.version.model_id, version=p.version.version, predictions=p.predictions,
         asset_ids=p.asset_ids, timestamp=p.timestamp))

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from aihub.api.auth import ForceDep, require_role
 from aihub.api.deps import ModelArtifactsDep, RegistryDep
 from aihub.api.schemas.common import Name
 from aihub.api.schemas.models import (
@@ -84,7 +85,8 @@ def _register_body(raw: bytes | str) -> ModelRegister:
 
 
 @router.post("/register", status_code=201, response_model=ModelRegistered,
-             summary="Register a model version", openapi_extra=_REGISTER_BODY)
+             summary="Register a model version", openapi_extra=_REGISTER_BODY,
+             dependencies=[require_role("write")])
 async def register(request: Request, registry: RegistryDep,
                    artifacts: ModelArtifactsDep) -> ModelRegistered:
     """JSON (the quick-start's body) registers metadata; upload the artifact after with
@@ -121,7 +123,8 @@ def _request(body: ModelRegister) -> RegisterRequest:
     )
 
 
-@router.get("/", response_model=ModelPage, summary="List model versions")
+@router.get("/", response_model=ModelPage, summary="List model versions",
+            dependencies=[require_role("read")])
 def list_models(
     registry: RegistryDep,
     tenant_id: Annotated[Name | None, Query()] = None,
@@ -137,15 +140,16 @@ def list_models(
                                    limit=limit, offset=offset))
 
 
-@router.get("/{model_id}", response_model=ModelPublic, summary="One model version")
-async def get_model(model_id: str, registry: RegistryDep) -> Response:
-    # One indexed read, run on the event loop: a worker-thread round trip would cost
-    # more than the query (the same choice as the online-feature cache lookup).
+@router.get("/{model_id}", response_model=ModelPublic, summary="One model version",
+            dependencies=[require_role("read")])
+def get_model(model_id: str, registry: RegistryDep) -> Response:
+    # A database read: a worker thread, so a slow or unreachable database never stalls
+    # the event loop (and with it /health and the cached online features).
     return json_response(model_public(registry.get(model_id)))
 
 
 @router.put("/{model_id}/promote", response_model=PromotionPublic,
-            summary="Move a version to another stage")
+            summary="Move a version to another stage", dependencies=[require_role("write")])
 def promote(model_id: str, body: ModelPromote, registry: RegistryDep) -> PromotionPublic:
     """Promoting to production archives the current production version in the same
     transaction (named in ``archived_model_id``) and needs an artifact. A disallowed
@@ -163,18 +167,22 @@ def promote(model_id: str, body: ModelPromote, registry: RegistryDep) -> Promoti
 
 
 @router.delete("/{model_id}", response_model=ModelDeleted, summary="Delete a version")
-def delete_model(model_id: str, artifacts: ModelArtifactsDep,
-                 force: Annotated[bool, Query()] = False) -> ModelDeleted:
-    """Archived and never-promoted versions go freely; others need ``force=true``.
-    The artifact is removed too."""
-    v = artifacts.delete(model_id, force=force)
+def delete_model(model_id: str, artifacts: ModelArtifactsDep, force: ForceDep) -> ModelDeleted:
+    """Archived and never-promoted versions go freely; others need ``force=true``, which
+    needs the ``admin`` role. The artifact is removed too; if that fails after the version
+    is gone, the answer is still 200 with ``artifact_removed: false`` and the orphaned
+    object is removed by the next sweep (``aihub models sweep``)."""
+    deleted = artifacts.delete(model_id, force=force)
+    v = deleted.version
     return ModelDeleted(model_id=v.model_id, deleted=True, stage=v.stage,
-                        artifact_removed=v.artifact_key is not None,
-                        message=f"Model {v.model_id} deleted")
+                        artifact_removed=deleted.artifact_removed,
+                        message=f"Model {v.model_id} deleted"
+                        + ("" if deleted.artifact_removed or v.artifact_key is None else
+                           "; its artifact could not be removed now and will be swept later"))
 
 
 @router.get("/{model_id}/history", response_model=HistoryPublic,
-            summary="Every stage transition of a version")
+            summary="Every stage transition of a version", dependencies=[require_role("read")])
 def history(model_id: str, registry: RegistryDep) -> HistoryPublic:
     v, transitions = registry.history(model_id)
     return HistoryPublic(

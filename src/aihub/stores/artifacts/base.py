@@ -1,9 +1,11 @@
 """The artifact store interface: streamed blobs under keys built from validated names.
 
-Every backend (local directory, S3/MinIO) implements the same five operations and passes
-the same contract suite (``tests/contract/test_artifact_store.py``). Objects are written
-whole or not at all: a failed ``put`` leaves nothing behind under its key, so the registry
-can upload first and point a metadata row at the object only once it exists.
+Every backend (local directory, S3/MinIO) implements the same operations and passes the
+same contract suite (``tests/contract/test_artifact_store.py``). Objects are written whole
+or not at all: a failed ``put`` leaves nothing behind under its key, so the registry can
+upload first and point a metadata row at the object only once it exists. What a killed
+process leaves (an object no row points at, an upload that never completed) is found by
+``list_objects`` and ``remove_partial_uploads`` and swept (``ArtifactService.sweep``).
 
 Keys are never taken from a request: ``artifact_key`` builds them from names that passed
 ``check_name`` and a version that passed ``parse_version``, and every backend re-checks
@@ -13,9 +15,11 @@ the key with ``check_key`` before touching storage.
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from aihub.errors import InvalidInput, PayloadTooLarge
@@ -31,6 +35,30 @@ class StoredObject:
 
     size: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """A stored object as ``list_objects`` sees it; ``modified_at`` (UTC) is when it was
+    completed."""
+
+    key: str
+    size: int
+    modified_at: datetime
+
+    def age(self, now: datetime) -> timedelta:
+        return now - self.modified_at
+
+
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_artifact_key(key: str) -> bool:
+    """Whether ``key`` has the shape ``artifact_key`` gives every upload (four valid names,
+    the last a uuid4 hex): the sweep touches nothing else that shares the bucket."""
+    parts = key.split("/")
+    return (len(parts) == 4 and all(is_valid_name(p) for p in parts)
+            and _UPLOAD_ID.match(parts[3]) is not None)
 
 
 def artifact_key(tenant_id: str, model_name: str, version: str, upload_id: str) -> str:
@@ -107,6 +135,16 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether an object is stored at ``key``."""
+
+    @abstractmethod
+    def list_objects(self) -> Iterator[ListedObject]:
+        """Every complete object in the store with its size and completion time (streamed;
+        in no particular order). Uploads that never completed are not objects."""
+
+    @abstractmethod
+    def remove_partial_uploads(self, *, before: datetime) -> int:
+        """Remove uploads that never completed (a killed process's temporary file or
+        multipart upload) and saw no byte since ``before``; returns how many."""
 
     @abstractmethod
     def ping(self) -> None:

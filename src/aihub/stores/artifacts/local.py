@@ -1,7 +1,9 @@
 """Artifacts as files under one directory (the embedded default).
 
-A ``put`` streams into a temporary file in the same directory tree, fsyncs it and renames
-it into place, so readers see either the whole object or none.
+A ``put`` streams into a temporary file in the same directory tree (``.tmp/*.part``),
+fsyncs it and renames it into place, so readers see either the whole object or none. A
+process killed mid-upload leaves its ``.part`` file; ``remove_partial_uploads`` removes
+those no byte was written to since a cutoff.
 """
 
 from __future__ import annotations
@@ -10,27 +12,33 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from aihub.errors import BackendUnavailable, NotFound
+from aihub.names import is_valid_name
 from aihub.stores.artifacts.base import (
     CHUNK_SIZE,
     ArtifactStore,
     HashingCounter,
+    ListedObject,
     StoredObject,
     check_key,
     iter_chunks,
 )
 
+BACKEND = "artifact store"
+
 
 class LocalArtifactStore(ArtifactStore):
     backend_name = "local directory"
+    _TMP = ".tmp"
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.root / ".tmp"
+        self._tmp = self.root / self._TMP
         self._tmp.mkdir(exist_ok=True)
 
     def _path(self, key: str) -> Path:
@@ -71,8 +79,12 @@ class LocalArtifactStore(ArtifactStore):
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise BackendUnavailable(BACKEND, f"removing '{key}': {exc}") from exc
         # Drop now-empty version/model directories; stop at the first non-empty one.
         parent = path.parent
         while parent != self.root:
@@ -85,9 +97,36 @@ class LocalArtifactStore(ArtifactStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def list_objects(self) -> Iterator[ListedObject]:
+        for folder, dirs, files in os.walk(self.root):
+            if Path(folder) == self.root:
+                dirs[:] = [d for d in dirs if d != self._TMP]
+            for name in files:
+                path = Path(folder) / name
+                key = path.relative_to(self.root).as_posix()
+                if not all(is_valid_name(p) for p in key.split("/")):
+                    continue  # not something this store wrote
+                try:
+                    st = path.stat()
+                except FileNotFoundError:  # deleted while we looked
+                    continue
+                yield ListedObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def remove_partial_uploads(self, *, before: datetime) -> int:
+        cutoff = before.timestamp()
+        removed = 0
+        for part in self._tmp.glob("*.part"):
+            try:
+                if part.stat().st_mtime < cutoff:  # an upload still writing stays fresh
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:  # completed or removed meanwhile
+                continue
+        return removed
+
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
-            raise BackendUnavailable("artifact store", f"{self.root} is not writable")
+            raise BackendUnavailable(BACKEND, f"{self.root} is not writable")
 
 
 def _read(handle: BinaryIO, chunk_size: int) -> Iterator[bytes]:

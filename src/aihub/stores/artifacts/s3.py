@@ -3,7 +3,8 @@
 Uploads are multipart, one part (``PART_SIZE``) in memory at a time whatever the artifact's
 size, with each part's sha256 sent so the server verifies what it stored; the object appears
 only when the upload completes, and any failure aborts it, so a failed ``put`` leaves nothing
-at its key. The bucket is created on first use when missing. boto's errors are translated
+at its key (a killed process leaves its multipart upload, which ``remove_partial_uploads``
+aborts once idle). The bucket is created on first use when missing. boto's errors are translated
 into the error tree: a missing object is ``NotFound``, an unreachable or failing endpoint
 ``BackendUnavailable("s3")`` (503).
 """
@@ -15,6 +16,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
@@ -26,6 +28,7 @@ from aihub.stores.artifacts.base import (
     CHUNK_SIZE,
     ArtifactStore,
     HashingCounter,
+    ListedObject,
     StoredObject,
     check_key,
     iter_chunks,
@@ -169,6 +172,33 @@ class S3ArtifactStore(ArtifactStore):
                     return False
                 raise
         return True
+
+    def list_objects(self) -> Iterator[ListedObject]:
+        self._ensure_bucket()
+        with _translated(self.bucket):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket):
+                for obj in page.get("Contents", []):
+                    yield ListedObject(str(obj["Key"]), int(obj["Size"]), obj["LastModified"])
+
+    def remove_partial_uploads(self, *, before: datetime) -> int:
+        self._ensure_bucket()
+        removed = 0
+        with _translated(self.bucket):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(
+                    Bucket=self.bucket):
+                for upload in page.get("Uploads", []):
+                    key, upload_id = str(upload["Key"]), str(upload["UploadId"])
+                    if upload["Initiated"] >= before:
+                        continue
+                    # A long upload still under way keeps adding parts: judge by the last.
+                    parts = self.client.list_parts(Bucket=self.bucket, Key=key,
+                                                   UploadId=upload_id).get("Parts", [])
+                    if any(p["LastModified"] >= before for p in parts):
+                        continue
+                    self._abort(key, upload_id)
+                    removed += 1
+        return removed
 
     def ping(self) -> None:
         self._bucket_ready = False

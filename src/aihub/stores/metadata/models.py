@@ -9,6 +9,7 @@ Rows never leave this module; callers get ``ModelVersion`` and ``Transition`` da
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -219,9 +220,14 @@ class ModelMetadataStore:
         conn.execute(model_transitions.delete().where(model_transitions.c.version_id == version_id))
         conn.execute(T.delete().where(T.c.id == version_id))
 
-    def digest_in_use(self, conn: sa.Connection, sha256: str) -> bool:
-        q = sa.select(sa.func.count()).select_from(T).where(T.c.artifact_sha256 == sha256)
-        return int(conn.execute(q).scalar_one()) > 0
+    def referenced_keys(self, conn: sa.Connection, keys: Sequence[str]) -> set[str]:
+        """The artifact keys among ``keys`` that some version's row points at."""
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            chunk = list(keys[i:i + 500])
+            rows = conn.execute(sa.select(T.c.artifact_key).where(T.c.artifact_key.in_(chunk)))
+            found.update(r[0] for r in rows)
+        return found
 
 
 def _version(row: Any) -> ModelVersion:
