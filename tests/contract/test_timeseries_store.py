@@ -13,7 +13,8 @@ import pytest
 from aihub.config import Settings
 from aihub.db import create_db_engine, upgrade
 from aihub.errors import BackendUnavailable
-from aihub.stores.timeseries.base import WEATHER_SCHEMA, AssetChanges, TimeSeriesStore
+from aihub.features.frames import WEATHER_SCHEMA
+from aihub.stores.timeseries.base import AssetChanges, TimeSeriesStore
 from aihub.stores.timeseries.sql import compute_rollups
 from aihub.timeutil import HOUR_US
 from tests.conftest import free_port

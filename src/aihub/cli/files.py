@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from aihub.errors import InvalidInput
-from aihub.stores.timeseries.base import WEATHER_FIELDS
+from aihub.features.frames import WEATHER_FIELDS
 from aihub.timeutil import is_valid_timezone
 
 _ZONE_SUFFIX = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"

@@ -6,17 +6,11 @@ from __future__ import annotations
 import polars as pl
 
 from aihub.errors import InvalidInput, PayloadTooLarge
+from aihub.features.frames import READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
 from aihub.metrics import record_ingest
 from aihub.names import check_name, is_valid_name
 from aihub.stores.online.base import OnlineStore, cache_key
-from aihub.stores.timeseries.base import (
-    READINGS_SCHEMA,
-    WEATHER_FIELDS,
-    WEATHER_SCHEMA,
-    IngestResult,
-    Progress,
-    TimeSeriesStore,
-)
+from aihub.stores.timeseries.base import IngestResult, Progress, TimeSeriesStore
 from aihub.timeutil import MAX_TS, MIN_TS, to_us
 
 _MIN_US, _MAX_US = to_us(MIN_TS), to_us(MAX_TS)

@@ -12,7 +12,7 @@ from aihub.api.schemas.features import (
     WeatherIngest,
     WeatherIngestPublic,
 )
-from aihub.stores.timeseries.base import READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
+from aihub.features.frames import READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
 from aihub.timeutil import from_us, to_us
 
 router = APIRouter(prefix="/ai/features", tags=["ingest"])

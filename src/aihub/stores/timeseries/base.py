@@ -13,23 +13,8 @@ from datetime import datetime
 
 import polars as pl
 
-READINGS_SCHEMA = {"asset_id": pl.String, "ts": pl.Int64, "value": pl.Float64}
-ROLLUP_SCHEMA = {
-    "asset_key": pl.Int64,
-    "hour": pl.Int64,
-    "n": pl.Int64,
-    "mean": pl.Float64,
-    "std": pl.Float64,
-    "min": pl.Float64,
-    "max": pl.Float64,
-}
-ROLLUP_VALUES = ("n", "mean", "std", "min", "max")
-WEATHER_FIELDS = ("temperature", "humidity", "wind_speed", "solar_irradiance", "cloud_cover")
-WEATHER_SCHEMA = {
-    "location_id": pl.String,
-    "ts": pl.Int64,
-    **{f: pl.Float64 for f in WEATHER_FIELDS},
-}
+from aihub.features.frames import ROLLUP_VALUES
+
 ASSET_KINDS = ("load", "generation")
 
 Progress = Callable[[int], None]

@@ -35,7 +35,7 @@ import psycopg
 import sqlalchemy as sa
 
 from aihub.errors import BackendUnavailable
-from aihub.stores.timeseries.base import WEATHER_FIELDS
+from aihub.features.frames import WEATHER_FIELDS
 from aihub.stores.timeseries.sql import (
     SqlTimeSeriesStore,
     compute_rollups,

@@ -15,12 +15,9 @@ import polars as pl
 import sqlalchemy as sa
 
 from aihub.db import write_transaction
+from aihub.features.frames import ROLLUP_SCHEMA, ROLLUP_VALUES, WEATHER_FIELDS, WEATHER_SCHEMA
 from aihub.stores.feature_tables import assets, ingest_seq
 from aihub.stores.timeseries.base import (
-    ROLLUP_SCHEMA,
-    ROLLUP_VALUES,
-    WEATHER_FIELDS,
-    WEATHER_SCHEMA,
     Asset,
     AssetChanges,
     IngestResult,

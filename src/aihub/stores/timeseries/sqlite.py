@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from aihub.stores.timeseries.base import WEATHER_FIELDS
+from aihub.features.frames import WEATHER_FIELDS
 from aihub.stores.timeseries.sql import (
     SqlTimeSeriesStore,
     compute_rollups,
