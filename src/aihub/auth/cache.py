@@ -15,14 +15,14 @@ import hmac
 import time
 from collections.abc import Callable
 
-from aihub.auth.keys import ApiKeyStore
+from aihub.auth.keys import ApiKeyService
 from aihub.auth.scope import Principal
 
 _NEGATIVE_MAX = 10_000
 
 
 class KeyCache:
-    def __init__(self, store: ApiKeyStore, *, ttl: float = 10.0,
+    def __init__(self, store: ApiKeyService, *, ttl: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.ttl = ttl

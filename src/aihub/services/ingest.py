@@ -1,10 +1,13 @@
-"""Ingest of readings and weather: validate the whole batch, store it atomically, then
-drop the online features of every touched asset."""
+"""Ingest of readings and weather: validate the whole batch, store it in one transaction
+this service opens, then, once it committed, drop the online features of every touched
+asset."""
 
 from __future__ import annotations
 
 import polars as pl
+import sqlalchemy as sa
 
+from aihub.db import write_transaction
 from aihub.errors import InvalidInput, PayloadTooLarge
 from aihub.features.frames import READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
 from aihub.metrics import record_ingest
@@ -94,7 +97,10 @@ def validate_weather(frame: pl.DataFrame, *, max_rows: int) -> pl.DataFrame:
 
 
 class IngestService:
-    def __init__(self, *, store: TimeSeriesStore, online: OnlineStore, max_rows: int) -> None:
+    def __init__(
+        self, *, engine: sa.Engine, store: TimeSeriesStore, online: OnlineStore, max_rows: int
+    ) -> None:
+        self.engine = engine
         self.store = store
         self.online = online
         self.max_rows = max_rows
@@ -110,7 +116,8 @@ class IngestService:
         """``max_rows`` overrides the API's batch limit (the CLI imports whole files)."""
         check_name(tenant_id, "tenant_id")
         batch = validate_readings(readings, max_rows=max_rows or self.max_rows)
-        result = self.store.ingest_readings(tenant_id, batch, progress=progress)
+        with write_transaction(self.engine) as conn:
+            result = self.store.ingest_readings(conn, tenant_id, batch, progress=progress)
         record_ingest("readings", result.accepted)
         # After the commit: a reader that filled the cache before it is invalidated now.
         self.online.invalidate(
@@ -123,7 +130,8 @@ class IngestService:
     ) -> IngestResult:
         check_name(tenant_id, "tenant_id")
         batch = validate_weather(observations, max_rows=max_rows or self.max_rows)
-        result = self.store.ingest_weather(tenant_id, batch)
+        with write_transaction(self.engine) as conn:
+            result = self.store.ingest_weather(conn, tenant_id, batch)
         record_ingest("weather", result.accepted)
         # Weather features of every asset at these locations may have changed.
         self.online.invalidate(
