@@ -32,7 +32,8 @@ class ChangeFeed:
         where following starts. Returns how many cache entries were dropped."""
         with self._lock:
             batch = self.store.changes_since(self._cursor)
-            if self._cursor is None:
+            if self._cursor is None:  # what committed before following started is seen
+                self._seen = {(c.tenant_id, c.asset_id): c.seq for c in batch.changes}
                 self._cursor = batch.cursor
                 return 0
             fresh = [c for c in batch.changes

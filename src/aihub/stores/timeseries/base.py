@@ -170,7 +170,8 @@ class TimeSeriesStore(ABC):
     @abstractmethod
     def changes_since(self, cursor: int | None) -> ChangeBatch:
         """Assets changed by writes (from any process) committed after ``cursor`` was
-        handed out; ``None`` returns no changes, only the cursor to start from.
+        handed out. ``None`` asks where to start: the cursor, with the changes committed
+        before it that later calls may still return (the caller counts them as seen).
 
         The guarantee: a write that commits after a call returned ``cursor`` is in the
         result of a later call given that cursor (or one it returned in turn); none is

@@ -65,10 +65,11 @@ _LOCK_IN_ORDER = (
 )
 _NEXT_SEQ = "SELECT nextval('aihub_change_seq'), pg_current_xact_id()::text::bigint"
 _HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# One statement, so the rows and the horizon come from the same snapshot.
 _CHANGES = f"""
 WITH h AS (SELECT {_HORIZON} AS horizon)
 SELECT h.horizon, a.tenant_id, a.asset_id, a.data_seq
-FROM h LEFT JOIN assets a ON a.data_xid >= %s
+FROM h LEFT JOIN assets a ON a.data_xid >= {{since}}
 """
 _LOCK_ROWS = "SELECT asset_key FROM assets WHERE asset_key = ANY(%s) ORDER BY asset_key FOR UPDATE"
 
@@ -122,11 +123,12 @@ def next_seq(cur: psycopg.Cursor[Any]) -> tuple[int, int]:
 
 
 def changes_since(cur: psycopg.Cursor[Any], cursor: int | None) -> ChangeBatch:
+    """From ``cursor``; with ``None``, the current horizon and the changes at or above it
+    that have already committed (the ones a read from that horizon would repeat)."""
     if cursor is None:
-        row = cur.execute(f"SELECT {_HORIZON}").fetchone()
-        assert row is not None
-        return ChangeBatch([], int(row[0]))
-    rows = cur.execute(_CHANGES, (cursor,)).fetchall()
+        rows = cur.execute(_CHANGES.format(since="h.horizon")).fetchall()
+    else:
+        rows = cur.execute(_CHANGES.format(since="%s"), (cursor,)).fetchall()
     horizon = int(rows[0][0])
     changes = [Change(t, a, int(s)) for _, t, a, s in rows if t is not None]
-    return ChangeBatch(changes, max(horizon, cursor))
+    return ChangeBatch(changes, horizon if cursor is None else max(horizon, cursor))
