@@ -242,11 +242,11 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         conn: sa.Connection,
         tenant_id: str,
         *,
-        assets: Sequence[str] = (),
-        locations: Sequence[str] = (),
+        asset_ids: Sequence[str] = (),
+        location_ids: Sequence[str] = (),
     ) -> None:
         with _translated(), _raw(conn).cursor() as cur:
-            pg_concurrency.take_locks(cur, tenant_id, assets, locations)
+            pg_concurrency.take_locks(cur, tenant_id, asset_ids, location_ids)
 
     def _lock_rows(self, conn: sa.Connection, keys: Sequence[int]) -> None:
         with _translated(), _raw(conn).cursor() as cur:

@@ -103,11 +103,11 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         conn: sa.Connection,
         tenant_id: str,
         *,
-        assets: Sequence[str] = (),
-        locations: Sequence[str] = (),
+        asset_ids: Sequence[str] = (),
+        location_ids: Sequence[str] = (),
     ) -> None:
-        """Hold the write locks of a tenant's ``assets`` and weather ``locations`` until
-        the transaction ends. Called first by every write."""
+        """Hold the write locks of a tenant's assets and weather locations until the
+        transaction ends. Called first by every write."""
 
     @abstractmethod
     def _lock_rows(self, conn: sa.Connection, keys: Sequence[int]) -> None:
@@ -162,7 +162,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         # The asset's lock covers its creation; the new location's lock orders this edit
         # with weather writes there (which change the data_seq of the assets they find).
         moved_to = [changes.location_id] if changes.location_id else []
-        self._lock(conn, tenant_id, assets=[asset_id], locations=moved_to)
+        self._lock(conn, tenant_id, asset_ids=[asset_id], location_ids=moved_to)
         row = conn.execute(
             sa.select(assets)
             .where(assets.c.tenant_id == tenant_id, assets.c.asset_id == asset_id)
@@ -220,7 +220,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         self._check_write(conn)
         now = utcnow()
         asset_ids = readings.get_column("asset_id").unique().sort().to_list()
-        self._lock(conn, tenant_id, assets=asset_ids)
+        self._lock(conn, tenant_id, asset_ids=asset_ids)
         keys = self._ensure_assets(conn, tenant_id, asset_ids, now)
         keyed = readings.select(
             pl.col("asset_id").replace_strict(keys, return_dtype=pl.Int64).alias("asset_key"),
@@ -252,7 +252,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             return IngestResult(accepted=0, asset_ids=[], first_ts=None, last_ts=None)
         self._check_write(conn)
         locations = observations.get_column("location_id").unique().sort().to_list()
-        self._lock(conn, tenant_id, locations=locations)
+        self._lock(conn, tenant_id, location_ids=locations)
         self._write_weather(conn, tenant_id, observations)
         # Weather features of every asset at these locations may have changed. An asset
         # edit moving one here holds this location's lock, so none is missed.

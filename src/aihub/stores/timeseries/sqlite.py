@@ -97,8 +97,8 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         conn: sa.Connection,
         tenant_id: str,
         *,
-        assets: Sequence[str] = (),
-        locations: Sequence[str] = (),
+        asset_ids: Sequence[str] = (),
+        location_ids: Sequence[str] = (),
     ) -> None:
         """Nothing to take: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
 
