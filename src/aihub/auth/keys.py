@@ -2,6 +2,9 @@
 
 A key is ``aihub_<key_id>_<secret>`` with a 256-bit random secret; ``key_id`` is public
 (listing, revocation). A stolen database yields no usable key.
+
+``ApiKeyStore`` reads and writes rows on the caller's connection; ``ApiKeyService`` (what
+the CLI, the server and the key cache use) opens and commits the transactions.
 """
 
 from __future__ import annotations
