@@ -52,7 +52,7 @@ from aihub.stores.timeseries.postgres import (
     reading_tuples,
     rollup_tuples,
 )
-from aihub.stores.timeseries.sql import compute_rollups
+from aihub.stores.timeseries.rollups import compute_rollups
 from aihub.timeutil import to_us
 
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -116,6 +116,14 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Revert migrations down to ``revision`` (tests of the migrations themselves)."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

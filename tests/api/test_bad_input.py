@@ -31,7 +31,8 @@ def snapshot(client: TestClient, services: Services) -> dict[str, Any]:
     files = sorted(p.name for p in export_dir.rglob("*")) if export_dir.exists() else []
     m1 = services.timeseries.get_assets(T, ["m1"])[0]
     return {"status": status, "assets": assets, "exports": exports["total"], "files": files,
-            "seq": services.timeseries.change_seq(),
+            "seq": [a.data_seq for a in services.timeseries.list_assets(T, limit=100,
+                                                                       offset=0)[0]],
             "readings": services.timeseries.load_readings(m1.key, 0, 2**62).rows(),
             "rollups": services.timeseries.load_rollups([m1.key], 0, 2**62).rows()}
 

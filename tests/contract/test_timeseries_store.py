@@ -11,10 +11,17 @@ import polars as pl
 import pytest
 
 from aihub.config import Settings
-from aihub.db import create_db_engine, upgrade
+from aihub.db import create_db_engine, upgrade, write_transaction
 from aihub.errors import BackendUnavailable
-from aihub.stores.timeseries.base import WEATHER_SCHEMA, AssetChanges, TimeSeriesStore
-from aihub.stores.timeseries.sql import compute_rollups
+from aihub.features.frames import WEATHER_SCHEMA
+from aihub.stores.timeseries.base import (
+    Asset,
+    AssetChanges,
+    ChangeBatch,
+    IngestResult,
+    TimeSeriesStore,
+)
+from aihub.stores.timeseries.rollups import compute_rollups
 from aihub.timeutil import HOUR_US
 from tests.conftest import free_port
 
@@ -36,6 +43,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeries
     ts_store = build_timeseries(settings, engine)
     yield ts_store
     ts_store.close()
+
+
+# Writes run in a transaction their caller opens (the services do; here the test).
+def ingest(store: TimeSeriesStore, tenant: str, readings: pl.DataFrame) -> IngestResult:
+    with write_transaction(store.engine) as conn:  # type: ignore[attr-defined]
+        return store.ingest_readings(conn, tenant, readings)
+
+
+def ingest_weather(store: TimeSeriesStore, tenant: str, obs: pl.DataFrame) -> IngestResult:
+    with write_transaction(store.engine) as conn:  # type: ignore[attr-defined]
+        return store.ingest_weather(conn, tenant, obs)
+
+
+def upsert(store: TimeSeriesStore, tenant: str, asset: str, changes: AssetChanges) -> Asset:
+    with write_transaction(store.engine) as conn:  # type: ignore[attr-defined]
+        return store.upsert_asset(conn, tenant, asset, changes)
 
 
 def frame(rows: list[tuple[str, int, float]]) -> pl.DataFrame:
@@ -73,7 +96,7 @@ def assert_rollups_equal(got: pl.DataFrame, want: pl.DataFrame) -> None:
 def test_ingest_creates_assets_and_exact_rollups(store: TimeSeriesStore) -> None:
     rows = [(H0, 1.0), (H0 + HOUR_US, 2.0), (H0 + HOUR_US + 15 * MIN, 4.0),
             (H0 + 2 * HOUR_US, 5.0), (H0 + 2 * HOUR_US + 30 * MIN, 5.0)]
-    result = store.ingest_readings("t1", frame([("m1", t, v) for t, v in rows]))
+    result = ingest(store, "t1", frame([("m1", t, v) for t, v in rows]))
     assert result.accepted == 5 and result.asset_ids == ["m1"]
     assert (result.first_ts, result.last_ts) == (H0, H0 + 2 * HOUR_US + 30 * MIN)
     got = rollups(store, "m1")
@@ -83,9 +106,9 @@ def test_ingest_creates_assets_and_exact_rollups(store: TimeSeriesStore) -> None
 
 
 def test_corrections_replace_and_recompute_the_hour(store: TimeSeriesStore) -> None:
-    store.ingest_readings("t1", frame([("m1", H0, 1.0), ("m1", H0 + 30 * MIN, 3.0)]))
+    ingest(store, "t1", frame([("m1", H0, 1.0), ("m1", H0 + 30 * MIN, 3.0)]))
     # One correction, one new reading in the same hour, one brand-new hour.
-    store.ingest_readings("t1", frame([("m1", H0, 10.0), ("m1", H0 + 45 * MIN, 2.0),
+    ingest(store, "t1", frame([("m1", H0, 10.0), ("m1", H0 + 45 * MIN, 2.0),
                                        ("m1", H0 + HOUR_US, 7.0)]))
     stored = store.load_readings(key(store, "m1"), 0, 2**62)
     assert stored.rows() == [(H0, 10.0), (H0 + 30 * MIN, 3.0), (H0 + 45 * MIN, 2.0),
@@ -94,8 +117,8 @@ def test_corrections_replace_and_recompute_the_hour(store: TimeSeriesStore) -> N
 
 
 def test_later_batch_adds_to_an_hour_that_had_one_reading(store: TimeSeriesStore) -> None:
-    store.ingest_readings("t1", frame([("m1", H0, 2.0)]))
-    store.ingest_readings("t1", frame([("m1", H0 + 15 * MIN, 4.0)]))  # one reading per hour
+    ingest(store, "t1", frame([("m1", H0, 2.0)]))
+    ingest(store, "t1", frame([("m1", H0 + 15 * MIN, 4.0)]))  # one reading per hour
     got = rollups(store, "m1")
     assert got.select("n", "mean", "min", "max").rows() == [(2, 3.0, 2.0, 4.0)]
     assert got.get_column("std")[0] == pytest.approx(np.std([2.0, 4.0], ddof=1))
@@ -107,7 +130,7 @@ def test_one_batch_mixing_new_hours_extended_hours_and_several_assets(
     """Hourly data in new hours (copied as rollups), an hour that already held a reading
     (recomputed), a correction and a multi-reading hour, all in one batch."""
     first = [("m1", H0 + h * HOUR_US, float(h)) for h in range(5)]
-    store.ingest_readings("t1", frame(first))
+    ingest(store, "t1", frame(first))
     second = [
         ("m1", H0 + 2 * HOUR_US + 30 * MIN, 20.0),  # extends an hour with one reading
         ("m1", H0 + 4 * HOUR_US, 40.0),  # corrects a reading
@@ -115,7 +138,7 @@ def test_one_batch_mixing_new_hours_extended_hours_and_several_assets(
         *[("m2", H0 + h * HOUR_US, 7.0 * h) for h in range(4)],  # a new asset
         ("m3", H0, 1.0), ("m3", H0 + 20 * MIN, 5.0),  # several readings in one hour
     ]
-    store.ingest_readings("t1", frame(second))
+    ingest(store, "t1", frame(second))
     for asset in ("m1", "m2", "m3"):
         stored = store.load_readings(key(store, asset), 0, 2**62)
         assert_rollups_equal(rollups(store, asset), expected(store, asset, stored.rows()))
@@ -130,7 +153,7 @@ def test_a_fault_computing_rollups_fails_the_ingest_and_keeps_nothing(
     on PostgreSQL on a worker thread) is raised by the ingest, and the batch is rolled back."""
     from aihub.stores.timeseries import postgres, sqlite
 
-    store.ingest_readings("t1", frame([("m1", H0, 1.0)]))
+    ingest(store, "t1", frame([("m1", H0, 1.0)]))
     before = rollups(store, "m1").rows()
 
     def out_of_memory(*args: object) -> None:
@@ -140,7 +163,7 @@ def test_a_fault_computing_rollups_fails_the_ingest_and_keeps_nothing(
     monkeypatch.setattr(module, "compute_rollups", out_of_memory)
     batch = [("m1", H0 + 10 * MIN, 5.0), ("m1", H0 + 20 * MIN, 6.0), ("m2", H0, 2.0)]
     with pytest.raises(MemoryError):
-        store.ingest_readings("t1", frame(batch))
+        ingest(store, "t1", frame(batch))
     assert store.load_readings(key(store, "m1"), 0, 2**62).rows() == [(H0, 1.0)]
     assert rollups(store, "m1").rows() == before
     assert store.get_assets("t1", ["m2"]) == []
@@ -153,23 +176,23 @@ def test_random_batches_match_compute_rollups(store: TimeSeriesStore) -> None:
         ts = H0 + rng.integers(0, 48 * 60, 300) * MIN
         vals = rng.normal(50, 10, 300).round(3)
         batch = dict(zip(ts.tolist(), vals.tolist(), strict=True))  # last one wins
-        store.ingest_readings("t1", frame([("m1", t, v) for t, v in batch.items()]))
+        ingest(store, "t1", frame([("m1", t, v) for t, v in batch.items()]))
         all_rows.update(batch)
     want = expected(store, "m1", sorted(all_rows.items()))
     assert_rollups_equal(rollups(store, "m1"), want)
 
 
 def test_weather_upsert_and_load(store: TimeSeriesStore) -> None:
-    store.upsert_asset("t1", "m1", AssetChanges(location_id="berlin"))
+    upsert(store, "t1", "m1", AssetChanges(location_id="berlin"))
     obs = pl.DataFrame(
         {"location_id": ["berlin", "berlin"], "ts": [H0, H0 + HOUR_US],
          "temperature": [4.5, None], "humidity": [80.0, 81.0], "wind_speed": [None, None],
          "solar_irradiance": [None, None], "cloud_cover": [None, 12.5]},
         schema=WEATHER_SCHEMA,
     )
-    result = store.ingest_weather("t1", obs)
+    result = ingest_weather(store, "t1", obs)
     assert result.asset_ids == ["m1"]
-    store.ingest_weather("t1", obs.head(1).with_columns(temperature=pl.lit(5.5)))
+    ingest_weather(store, "t1", obs.head(1).with_columns(temperature=pl.lit(5.5)))
     got = store.load_weather("t1", ["berlin"], H0, H0 + 2 * HOUR_US)
     assert got.get_column("temperature").to_list() == [5.5, None]
     assert got.get_column("cloud_cover").to_list() == [None, 12.5]
@@ -177,7 +200,7 @@ def test_weather_upsert_and_load(store: TimeSeriesStore) -> None:
 
 
 def test_reads_are_bounded_and_sorted(store: TimeSeriesStore) -> None:
-    store.ingest_readings("t1", frame([("m1", H0 + h * HOUR_US, float(h)) for h in range(10)]
+    ingest(store, "t1", frame([("m1", H0 + h * HOUR_US, float(h)) for h in range(10)]
                                       + [("m2", H0, 1.0)]))
     k = key(store, "m1")
     got = store.load_rollups([k], H0 + 2 * HOUR_US, H0 + 5 * HOUR_US)
@@ -193,8 +216,8 @@ def test_reads_are_bounded_and_sorted(store: TimeSeriesStore) -> None:
 
 
 def test_tenant_stats_and_isolation(store: TimeSeriesStore) -> None:
-    store.ingest_readings("t1", frame([("m1", H0, 1.0), ("m1", H0 + 10 * MIN, 1.0)]))
-    store.ingest_readings("t2", frame([("m1", H0, 9.0)]))
+    ingest(store, "t1", frame([("m1", H0, 1.0), ("m1", H0 + 10 * MIN, 1.0)]))
+    ingest(store, "t2", frame([("m1", H0, 9.0)]))
     stats = store.tenant_stats("t1")
     assert (stats.assets, stats.readings, stats.rollup_hours) == (1, 2, 1)
     assert (stats.first_ts, stats.last_ts) == (H0, H0 + 10 * MIN)
@@ -202,19 +225,43 @@ def test_tenant_stats_and_isolation(store: TimeSeriesStore) -> None:
     assert store.tenant_exists("t2") and not store.tenant_exists("t3")
 
 
+def changed(batch: ChangeBatch) -> list[tuple[str, str, int]]:
+    return sorted((c.tenant_id, c.asset_id, c.seq) for c in batch.changes)
+
+
 def test_change_feed(store: TimeSeriesStore) -> None:
-    seq = store.change_seq()
-    result = store.ingest_readings("t1", frame([("m1", H0, 1.0)]))
-    assert store.change_seq() == result.seq > seq
-    assert store.changed_since(seq) == [("t1", "m1", result.seq)]
-    now = store.change_seq()
-    asset = store.upsert_asset("t1", "m1", AssetChanges(timezone="Europe/Berlin"))
-    assert store.changed_since(now) == [("t1", "m1", asset.data_seq)]
-    assert asset.data_seq == store.change_seq() > now
+    start = store.changes_since(None)
+    assert start.changes == []
+    result = ingest(store, "t1", frame([("m1", H0, 1.0)]))
+    assert result.seq > 0
+    first = store.changes_since(start.cursor)
+    assert changed(first) == [("t1", "m1", result.seq)]
+    asset = upsert(store, "t1", "m1", AssetChanges(timezone="Europe/Berlin"))
+    assert asset.data_seq > result.seq  # an asset's number only grows
+    second = store.changes_since(first.cursor)
+    assert ("t1", "m1", asset.data_seq) in changed(second)
+    assert ("t1", "m1", result.seq) not in changed(second)  # the asset's latest write only
     obs = {c: [None] for c in WEATHER_SCHEMA} | {"location_id": ["nowhere"], "ts": [H0]}
-    weather = store.ingest_weather("t1", pl.DataFrame(obs, schema=WEATHER_SCHEMA))
-    assert weather.seq == store.change_seq() > asset.data_seq
-    assert store.changed_since(asset.data_seq) == []  # no asset at that location
+    weather = ingest_weather(store, "t1", pl.DataFrame(obs, schema=WEATHER_SCHEMA))
+    assert weather.asset_ids == [] and weather.seq == 0  # no asset at that location
+    upsert(store, "t1", "m2", AssetChanges(location_id="here"))  # created: nothing to drop
+    here = {c: [None] for c in WEATHER_SCHEMA} | {"location_id": ["here"], "ts": [H0]}
+    weather = ingest_weather(store, "t1", pl.DataFrame(here, schema=WEATHER_SCHEMA))
+    assert weather.asset_ids == ["m2"] and weather.seq > asset.data_seq
+    third = store.changes_since(second.cursor)
+    assert ("t1", "m2", weather.seq) in changed(third)
+    assert {a for _, a, _ in changed(third)} <= {"m1", "m2"}  # m1 only as a repeat
+
+
+def test_writes_need_the_callers_transaction(store: TimeSeriesStore) -> None:
+    """A write runs inside the transaction its caller opened: rolled back with it."""
+    with pytest.raises(RuntimeError, match="rolled back"), \
+            write_transaction(store.engine) as conn:  # type: ignore[attr-defined]
+        store.ingest_readings(conn, "t1", frame([("m1", H0, 1.0)]))
+        store.upsert_asset(conn, "t1", "m1", AssetChanges(country="DE"))
+        raise RuntimeError("rolled back")
+    assert store.get_assets("t1", ["m1"]) == []
+    assert not store.tenant_exists("t1")
 
 
 def test_unreachable_database_is_backend_unavailable(

@@ -35,7 +35,7 @@ class Replica:
         )
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a loaded machine starts two servers slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"aihub serve exited with {self.proc.returncode}")

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 import polars as pl
 
 from aihub.config import Settings
+from aihub.features.frames import READINGS_SCHEMA
 from aihub.services.container import build_services
 from aihub.services.exports import ExportRequest
-from aihub.stores.timeseries.base import READINGS_SCHEMA
 
 T0_US = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 

@@ -21,7 +21,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env.pop("REDIS_URL", None)
     env["AIHUB_DATA_DIR"] = str(settings.data_dir)
     env["EXPORT_STORAGE_PATH"] = settings.export_storage_path
-    env["PYTHONPATH"] = str(ROOT)
+    # This checkout's sources first, whatever copy of aihub the interpreter has installed.
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     for name, value in (("DATABASE_URL", settings.database_url),
                         ("REDIS_URL", settings.redis_url),
                         ("AIHUB_REDIS_PREFIX", settings.redis_key_prefix),

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from aihub.stores.timeseries.sql import _touched_hour_runs_grouped, touched_hour_runs
+from aihub.stores.timeseries.rollups import _touched_hour_runs_grouped, touched_hour_runs
 from aihub.timeutil import HOUR_US
 
 T0 = 1_704_067_200_000_000

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from aihub.services.assets import AssetService
 from aihub.services.container import Services
 from aihub.services.exports import ExportService
 from aihub.services.features import FeatureService
@@ -35,7 +36,12 @@ async def get_exports(request: Request) -> ExportService:
     return request.app.state.services.exports  # type: ignore[no-any-return]
 
 
+async def get_assets(request: Request) -> AssetService:
+    return request.app.state.services.assets  # type: ignore[no-any-return]
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+AssetServiceDep = Annotated[AssetService, Depends(get_assets)]
 FeatureServiceDep = Annotated[FeatureService, Depends(get_features)]
 IngestServiceDep = Annotated[IngestService, Depends(get_ingest)]
 ExportServiceDep = Annotated[ExportService, Depends(get_exports)]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from cachetools import TTLCache
 
-from aihub.auth.keys import ApiKeyStore
+from aihub.auth.keys import ApiKeyService
 from aihub.auth.scope import Principal
 
 log = logging.getLogger("aihub.auth")
@@ -38,7 +38,7 @@ def _digest(key: str) -> str:
 
 
 class KeyCache:
-    def __init__(self, store: ApiKeyStore, *, ttl: float = 10.0,
+    def __init__(self, store: ApiKeyService, *, ttl: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.ttl = ttl

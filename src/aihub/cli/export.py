@@ -11,7 +11,7 @@ from rich.table import Table
 from aihub.cli.app import app, console, progress_bar, services
 from aihub.errors import InvalidInput
 from aihub.services.exports import ExportRequest
-from aihub.timeutil import from_us, iso
+from aihub.timeutil import iso
 
 
 def _when(text: str, option: str) -> datetime:
@@ -88,14 +88,14 @@ def exports(
 def status(tenant: Annotated[str, typer.Option("--tenant", "-t")]) -> None:
     """Assets, readings, first/last reading and last ingest of a tenant."""
     with services() as svc:
-        stats = svc.timeseries.tenant_stats(tenant)
-        last = svc.feature_meta.last_export(tenant)
+        st = svc.assets.status(tenant)
+    last = st.last_export
     table = Table(title=f"tenant {tenant}", show_header=False)
-    table.add_row("assets", str(stats.assets))
-    table.add_row("readings", str(stats.readings))
-    table.add_row("hours with readings", str(stats.rollup_hours))
-    table.add_row("first reading", iso(from_us(stats.first_ts)) if stats.first_ts else "-")
-    table.add_row("last reading", iso(from_us(stats.last_ts)) if stats.last_ts else "-")
-    table.add_row("last ingest", iso(stats.last_ingest_at) if stats.last_ingest_at else "-")
+    table.add_row("assets", str(st.assets))
+    table.add_row("readings", str(st.readings))
+    table.add_row("hours with readings", str(st.rollup_hours))
+    table.add_row("first reading", iso(st.first_reading) if st.first_reading else "-")
+    table.add_row("last reading", iso(st.last_reading) if st.last_reading else "-")
+    table.add_row("last ingest", iso(st.last_ingest_at) if st.last_ingest_at else "-")
     table.add_row("last export", f"{last.export_id} ({last.status})" if last else "-")
     console.print(table)

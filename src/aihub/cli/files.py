@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 
 from aihub.errors import InvalidInput
+from aihub.features.frames import WEATHER_FIELDS
 from aihub.services.columns import NO_ZONE, parse_iso_times
 from aihub.services.validation import RowProblem, with_problems
-from aihub.stores.timeseries.base import WEATHER_FIELDS
 from aihub.timeutil import is_valid_timezone
 
 _ZONE_SUFFIX = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"

@@ -37,7 +37,7 @@ def load_demo(
     if not force and spec.start is None and len(current) == spec.assets:
         return DemoLoad(spec.tenant_id, spec.asset_ids(), 0, 0, skipped=True)
     for asset_id in spec.asset_ids():
-        services.timeseries.upsert_asset(
+        services.assets.put(
             spec.tenant_id,
             asset_id,
             AssetChanges(

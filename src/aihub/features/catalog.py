@@ -7,7 +7,7 @@ knowable at ``H``: load features read only hours before ``H``. ``judges_hour`` f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["calendar", "load", "weather", "judged"]
@@ -90,8 +90,6 @@ class FeatureSet:
     features: tuple[str, ...]
     use_cases: tuple[str, ...] = ()
     builtin: bool = False
-    latency: str = field(default="")
-    storage: str = field(default="")
 
     @property
     def judges_hour(self) -> bool:

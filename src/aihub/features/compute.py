@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from aihub.features.catalog import CATALOG, WEATHER_MAX_AGE_HOURS
-from aihub.stores.timeseries.base import WEATHER_FIELDS
+from aihub.features.frames import WEATHER_FIELDS
 from aihub.timeutil import HOUR_US
 
 UTC_HOUR = pl.Datetime("us", "UTC")

@@ -20,8 +20,8 @@ from typing import Literal
 
 import polars as pl
 
+from aihub.features.frames import WEATHER_FIELDS
 from aihub.services.validation import RowProblem
-from aihub.stores.timeseries.base import WEATHER_FIELDS
 from aihub.timeutil import to_us
 
 __all__ = [

@@ -14,10 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from aihub.auth.cache import KeyCache
-from aihub.auth.keys import ApiKeyStore
+from aihub.auth.keys import ApiKeyService
 from aihub.config import Settings
 from aihub.db import create_db_engine, is_sqlite, upgrade
 from aihub.inference.cache import ModelCache
+from aihub.services.assets import AssetService
 from aihub.services.exports import ExportService
 from aihub.services.features import FeatureService
 from aihub.services.ingest import IngestService
@@ -25,7 +26,8 @@ from aihub.services.model_artifacts import ArtifactService
 from aihub.services.predictions import PredictionService
 from aihub.services.registry import RegistryService
 from aihub.stores.artifacts.base import ArtifactStore
-from aihub.stores.metadata.features import FeatureMetadataStore
+from aihub.stores.metadata.exports import ExportStore
+from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.metadata.models import ModelMetadataStore
 from aihub.stores.online.base import OnlineStore
 from aihub.stores.timeseries.base import TimeSeriesStore
@@ -37,10 +39,10 @@ class Services:
     engine: sa.Engine
     timeseries: TimeSeriesStore
     online: OnlineStore
-    feature_meta: FeatureMetadataStore
     ingest: IngestService
     features: FeatureService
     exports: ExportService
+    assets: AssetService
     # Model registry (filled by ``build_registry``).
     artifact_store: ArtifactStore = field(default=None)  # type: ignore[assignment]
     registry: RegistryService = field(default=None)  # type: ignore[assignment]
@@ -48,7 +50,7 @@ class Services:
     predictions: PredictionService = field(default=None)  # type: ignore[assignment]
     extras: dict[str, Any] = field(default_factory=dict)
     # API keys (filled by ``build_auth``).
-    api_keys: ApiKeyStore = field(default=None)  # type: ignore[assignment]
+    api_keys: ApiKeyService = field(default=None)  # type: ignore[assignment]
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
 
     def close(self) -> None:
@@ -82,17 +84,17 @@ def build_online(settings: Settings) -> OnlineStore:
 
 
 def build_exports(
-    settings: Settings, features: FeatureService, meta: FeatureMetadataStore
+    settings: Settings, engine: sa.Engine, features: FeatureService, records: ExportStore
 ) -> ExportService:
     """Exports go to the local directory, or with ``EXPORT_STORAGE_PATH=s3://bucket/prefix``
     are staged under the data dir and uploaded to S3 once complete."""
     if settings.export_storage_path.startswith("s3://"):
         from aihub.stores.export_targets import S3ExportTarget
 
-        return ExportService(features=features, meta=meta,
+        return ExportService(engine=engine, features=features, records=records,
                              export_dir=settings.data_dir / "exports-staging",
                              publish=S3ExportTarget.from_settings(settings))
-    return ExportService(features=features, meta=meta,
+    return ExportService(engine=engine, features=features, records=records,
                          export_dir=Path(settings.export_storage_path))
 
 
@@ -129,10 +131,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         upgrade(engine)
     timeseries = build_timeseries(settings, engine)
     online = build_online(settings)
-    meta = FeatureMetadataStore(engine)
+    records = ExportStore()
     features = FeatureService(
+        engine=engine,
         store=timeseries,
-        meta=meta,
+        sets=FeatureSetStore(),
         online=online,
         cache_ttl=settings.feature_cache_ttl,
         max_lookback_hours=settings.max_lookback_hours,
@@ -142,10 +145,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         engine=engine,
         timeseries=timeseries,
         online=online,
-        feature_meta=meta,
-        ingest=IngestService(store=timeseries, online=online, max_rows=settings.max_ingest_rows),
+        ingest=IngestService(engine=engine, store=timeseries, online=online,
+                             max_rows=settings.max_ingest_rows),
         features=features,
-        exports=build_exports(settings, features, meta),
+        exports=build_exports(settings, engine, features, records),
+        assets=AssetService(engine=engine, store=timeseries, online=online, exports=records),
     )
     svc.exports.stale_after_s = settings.export_stale_after_s
     build_registry(svc)
@@ -154,5 +158,5 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
 
 
 def build_auth(svc: Services) -> None:
-    svc.api_keys = ApiKeyStore(svc.engine)
+    svc.api_keys = ApiKeyService(svc.engine)
     svc.key_cache = KeyCache(svc.api_keys, ttl=svc.settings.api_key_cache_ttl)

@@ -16,16 +16,17 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
 from aihub.auth.scope import check_tenant, visible_tenants
-from aihub.errors import InvalidInput, NotFound
+from aihub.errors import AihubError, BackendUnavailable, InvalidInput, NotFound
 from aihub.features.catalog import CATALOG, FeatureSet
 from aihub.features.compute import MAX_SHIFT_HOURS
 from aihub.metrics import record_export
 from aihub.names import check_name
 from aihub.services.export_reaper import owner_token, reap_stale_exports
 from aihub.services.features import FeatureService
-from aihub.stores.metadata.features import ExportRecord, FeatureMetadataStore
+from aihub.stores.metadata.exports import ExportRecord, ExportStore
 from aihub.stores.timeseries.base import Asset
 from aihub.timeutil import HOUR_US, require_aware, to_us, utcnow
 
@@ -46,6 +47,24 @@ class ExportRequest:
 
 ExportProgress = Callable[[int, int], None]  # (assets done, assets total)
 log = logging.getLogger("aihub.exports")
+
+
+def export_file_name(tenant_id: str, feature_set: str, export_id: str) -> str:
+    """``{tenant}_{set}_{export_id}.parquet`` with the full id, so the file names its
+    record; the (validated) names are shortened to keep it within a file name's 255 bytes."""
+    return f"{tenant_id[:64]}_{feature_set[:64]}_{export_id}.parquet"
+
+
+def failure_message(exc: BaseException, ref: str) -> str:
+    """What an export record says about a failure: its kind and a reference to the server
+    log, never the exception's own text."""
+    if isinstance(exc, BackendUnavailable):
+        kind = f"{exc.backend} unavailable"
+    elif isinstance(exc, AihubError):
+        kind = exc.code.replace("_", " ")
+    else:
+        kind = "internal error"
+    return f"export failed ({kind}); see the server log, reference {ref}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +91,15 @@ class ExportService:
     def __init__(
         self,
         *,
+        engine: sa.Engine,
         features: FeatureService,
-        meta: FeatureMetadataStore,
+        records: ExportStore,
         export_dir: Path,
         publish: Callable[[Path], str] | None = None,
     ) -> None:
+        self.engine = engine
         self.features = features
-        self.meta = meta
+        self.records = records
         self.export_dir = export_dir
         # Moves a finished file to its final home (S3) and returns the path to record.
         self.publish = publish
@@ -130,7 +151,7 @@ class ExportService:
         fs = self.features.feature_set(req.tenant_id, req.feature_set)
         export_id = str(uuid.uuid4())
         self.export_dir.mkdir(parents=True, exist_ok=True)
-        final = self.export_dir / f"{req.tenant_id}_{fs.name}_{export_id[:8]}.parquet"
+        final = self.export_dir / export_file_name(req.tenant_id, fs.name, export_id)
         record = ExportRecord(
             export_id=export_id,
             tenant_id=req.tenant_id,
@@ -147,8 +168,10 @@ class ExportService:
             created_at=utcnow(),
             completed_at=None,
         )
-        self.meta.save_export(record)
-        self.meta.set_export_owner(export_id, owner_token())
+        # The record and its owner in one transaction: a crash can't leave a running
+        # export that no process owns.
+        with self.engine.begin() as conn:
+            self.records.insert(conn, record, owner=owner_token())
         return _Job(req, record, assets, start, end, final)
 
     def _run_quietly(self, job: _Job) -> None:
@@ -171,11 +194,12 @@ class ExportService:
             if self.publish:  # never leave a staged copy behind
                 final.unlink(missing_ok=True)
             record_export("failed", time.perf_counter() - began)
-            self.meta.save_export(
-                record.finished(
-                    status="failed", message=f"export failed: {exc}", completed_at=utcnow()
-                )
-            )
+            # The exception's text goes to the log only: it may name hosts, paths or driver
+            # internals. The record says what kind of failure it was and where to look.
+            ref = uuid.uuid4().hex[:12]
+            log.error("export %s failed (reference %s)", record.export_id, ref, exc_info=exc)
+            self._save(record.finished(status="failed", message=failure_message(exc, ref),
+                                       completed_at=utcnow()))
             raise
         record_export("completed", time.perf_counter() - began, rows)
         done = record.finished(
@@ -186,8 +210,12 @@ class ExportService:
             completed_at=utcnow(),
             message=f"Exported {rows} rows to {location}",
         )
-        self.meta.save_export(done)
+        self._save(done)
         return done
+
+    def _save(self, record: ExportRecord) -> None:
+        with self.engine.begin() as conn:
+            self.records.update(conn, record)
 
     def _write(
         self,
@@ -263,12 +291,12 @@ class ExportService:
     # -- records --------------------------------------------------------------------------
     def reap_stale(self) -> list[str]:
         """Report exports whose writer died as failed (see ``export_reaper``)."""
-        return reap_stale_exports(self.meta, stale_after_s=self.stale_after_s)
+        return reap_stale_exports(self.engine, self.records, stale_after_s=self.stale_after_s)
 
     def get(self, export_id: str) -> ExportRecord:
-        record = self.meta.get_export(export_id)
+        record = self._get(export_id)
         if record is not None and record.status == "running" and self.reap_stale():
-            record = self.meta.get_export(export_id)
+            record = self._get(export_id)
         if record is None:
             raise NotFound(f"unknown export '{export_id}'")
         check_tenant(record.tenant_id, f"unknown export '{export_id}'")
@@ -280,5 +308,10 @@ class ExportService:
         if tenant_id is not None:
             check_tenant(tenant_id)
         self.reap_stale()
-        return self.meta.list_exports(tenant_id, limit=limit, offset=offset,
-                                      tenant_in=None if tenant_id else visible_tenants())
+        with self.engine.connect() as conn:
+            return self.records.list(conn, tenant_id, limit=limit, offset=offset,
+                                     tenant_in=None if tenant_id else visible_tenants())
+
+    def _get(self, export_id: str) -> ExportRecord | None:
+        with self.engine.connect() as conn:
+            return self.records.get(conn, export_id)

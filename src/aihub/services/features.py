@@ -6,20 +6,21 @@ the offline export both call it, so a row served at ``as_of=H`` equals the expor
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
 import polars as pl
+import sqlalchemy as sa
 
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
-from aihub.metrics import record_cache_lookups, record_stale_drops
+from aihub.metrics import record_cache_lookups
 from aihub.names import check_name
-from aihub.stores.metadata.features import FeatureMetadataStore
+from aihub.services.change_feed import ChangeFeed
+from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.online.base import OnlineStore, cache_key
 from aihub.stores.timeseries.base import Asset, TimeSeriesStore
 from aihub.timeutil import HOUR_US, floor_hour, iso, to_us, utcnow
@@ -66,33 +67,38 @@ class FeatureService:
     def __init__(
         self,
         *,
+        engine: sa.Engine,
         store: TimeSeriesStore,
-        meta: FeatureMetadataStore,
+        sets: FeatureSetStore,
         online: OnlineStore,
         cache_ttl: int,
         max_lookback_hours: int,
     ) -> None:
+        self.engine = engine
         self.store = store
-        self.meta = meta
+        self.sets = sets
         self.online = online
         self.cache_ttl = cache_ttl
         self.max_lookback_hours = max_lookback_hours
-        self._followed_seq: int | None = None
-        self._seq_lock = threading.Lock()
+        self._changes = ChangeFeed(store, online)
 
     # -- feature sets ---------------------------------------------------------------------
     def feature_set(self, tenant_id: str, name: str) -> FeatureSet:
         if name in BUILTIN_SETS:
             return BUILTIN_SETS[name]
-        fs = self.meta.feature_set(tenant_id, name)
-        if fs is None:
-            known = ", ".join([*BUILTIN_SETS, *(s.name for s in self.meta.feature_sets(tenant_id))])
-            raise NotFound(f"unknown feature set '{name}' (known: {known})")
+        with self.engine.connect() as conn:
+            fs = self.sets.get(conn, tenant_id, name)
+            if fs is None:
+                custom = [s.name for s in self.sets.list(conn, tenant_id)]
+                known = ", ".join([*BUILTIN_SETS, *custom])
+                raise NotFound(f"unknown feature set '{name}' (known: {known})")
         return fs
 
     def list_sets(self, tenant_id: str | None) -> list[FeatureSet]:
-        custom = self.meta.feature_sets(tenant_id) if tenant_id else []
-        return [*BUILTIN_SETS.values(), *custom]
+        if not tenant_id:
+            return list(BUILTIN_SETS.values())
+        with self.engine.connect() as conn:
+            return [*BUILTIN_SETS.values(), *self.sets.list(conn, tenant_id)]
 
     def create_set(
         self,
@@ -117,7 +123,8 @@ class FeatureService:
         if len(set(features)) != len(features):
             raise InvalidInput("features: a feature is listed twice")
         fs = FeatureSet(name, description, tuple(features), tuple(use_cases))
-        self.meta.create_feature_set(tenant_id, fs, utcnow())
+        with self.engine.begin() as conn:
+            self.sets.create(conn, tenant_id, fs, utcnow())
         return fs
 
     # -- the one computation ----------------------------------------------------------------
@@ -295,20 +302,5 @@ class FeatureService:
         that exited or died). A ``ChangeFollower`` thread runs this every
         ``AIHUB_CHANGE_FOLLOW_INTERVAL`` seconds in every API process, never a request.
         The first call only sets where following starts. Returns how many entries it
-        dropped."""
-        seq = self.store.change_seq()
-        if seq == self._followed_seq:  # the hot path: nothing was written
-            return 0
-        keys: list[str] = []
-        with self._seq_lock:
-            start = self._followed_seq
-            if start is not None and seq > start:
-                changed = self.store.changed_since(start)
-                heard = self.online.heard({s for _, _, s in changed})
-                keys = [cache_key(t, a) for t, a, s in changed if s not in heard]
-                if keys:
-                    self.online.invalidate(keys)
-                    record_stale_drops(len(keys))
-            # Advanced only once done: a store error leaves the range to the next call.
-            self._followed_seq = seq if start is None else max(seq, start)
-        return len(keys)
+        dropped (``ChangeFeed``)."""
+        return self._changes.follow()

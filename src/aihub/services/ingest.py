@@ -1,12 +1,15 @@
-"""Ingest of readings and weather: validate the whole batch, store it atomically, then
-drop the online features of every touched asset."""
+"""Ingest of readings and weather: validate the whole batch, store it in one transaction
+this service opens, then, once it committed, drop the online features of every touched
+asset."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import polars as pl
+import sqlalchemy as sa
 
+from aihub.db import write_transaction
 from aihub.metrics import record_ingest
 from aihub.names import check_name
 from aihub.services.validation import validate_readings, validate_weather
@@ -15,7 +18,10 @@ from aihub.stores.timeseries.base import IngestResult, Progress, TimeSeriesStore
 
 
 class IngestService:
-    def __init__(self, *, store: TimeSeriesStore, online: OnlineStore, max_rows: int) -> None:
+    def __init__(
+        self, *, engine: sa.Engine, store: TimeSeriesStore, online: OnlineStore, max_rows: int
+    ) -> None:
+        self.engine = engine
         self.store = store
         self.online = online
         self.max_rows = max_rows
@@ -33,7 +39,8 @@ class IngestService:
         ``labels`` name the fields in messages (the CLI: the file's columns)."""
         check_name(tenant_id, "tenant_id")
         batch = validate_readings(readings, max_rows=max_rows or self.max_rows, labels=labels)
-        result = self.store.ingest_readings(tenant_id, batch, progress=progress)
+        with write_transaction(self.engine) as conn:
+            result = self.store.ingest_readings(conn, tenant_id, batch, progress=progress)
         record_ingest("readings", result.accepted)
         # After the commit: a reader that filled the cache before it is invalidated now.
         self.online.invalidate(
@@ -53,7 +60,8 @@ class IngestService:
         batch = validate_weather(
             observations, max_rows=max_rows or self.max_rows, labels=labels
         )
-        result = self.store.ingest_weather(tenant_id, batch)
+        with write_transaction(self.engine) as conn:
+            result = self.store.ingest_weather(conn, tenant_id, batch)
         record_ingest("weather", result.accepted)
         # Weather features of every asset at these locations may have changed.
         self.online.invalidate(

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from aihub.errors import InvalidInput, PayloadTooLarge
+from aihub.features.frames import READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
 from aihub.names import is_valid_name
-from aihub.stores.timeseries.base import READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
 from aihub.timeutil import MAX_TS, MIN_TS, to_us
 
 __all__ = [

@@ -9,6 +9,7 @@ path that the export record keeps. A failed upload fails the export (503 naming 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from aihub.errors import BackendUnavailable, InvalidInput
 
 if TYPE_CHECKING:
     from aihub.config import Settings
+
+log = logging.getLogger("aihub.exports")
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -48,7 +51,10 @@ class S3ExportTarget:
             self._ensure_bucket()
             self.client.upload_file(str(path), self.bucket, key)
         except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailable("s3", f"export upload failed: {exc}") from exc
+            # The driver's text (endpoint, bucket, request ids) goes to the log only.
+            log.warning("export upload of %s to s3://%s/%s failed: %s", path.name, self.bucket,
+                        key, exc)
+            raise BackendUnavailable("s3", "export upload failed") from exc
         path.unlink(missing_ok=True)
         return f"s3://{self.bucket}/{key}"
 

@@ -22,6 +22,8 @@ assets = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("last_ingest_at", UTCDateTime),
     sa.Column("data_seq", sa.BigInteger, nullable=False),
+    # PostgreSQL: the transaction id of that write (the change feed, migration 0005).
+    sa.Column("data_xid", sa.BigInteger),
 )
 
 ingest_seq = sa.Table(

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import holidays
 from fastapi import APIRouter, Path, Query
 
 from aihub.api.auth import require_role
-from aihub.api.deps import ServicesDep
+from aihub.api.deps import AssetServiceDep
 from aihub.api.routes.exports import export_public
 from aihub.api.schemas.common import TenantName
 from aihub.api.schemas.features import AssetPage, AssetPublic, AssetUpdate, StatusPublic
-from aihub.errors import InvalidInput, NotFound
-from aihub.names import check_name
-from aihub.stores.online.base import cache_key
 from aihub.stores.timeseries.base import Asset, AssetChanges
-from aihub.timeutil import from_us, is_valid_timezone
 
 router = APIRouter(prefix="/ai", tags=["assets"])
 
@@ -43,78 +38,59 @@ def put_asset(
     asset_id: Annotated[str, Path()],
     tenant_id: TenantQuery,
     body: AssetUpdate,
-    services: ServicesDep,
+    assets: AssetServiceDep,
 ) -> AssetPublic:
     """Set an asset's timezone (IANA), country (ISO code, for holidays), weather location and
     kind. Fields left out keep their value; an explicit null clears country or location_id.
     Its cached online features are dropped."""
-    check_name(asset_id, "asset_id")
-    if body.timezone is not None and not is_valid_timezone(body.timezone):
-        raise InvalidInput(f"timezone: '{body.timezone}' is not an IANA timezone name")
-    if body.country is not None and body.country not in holidays.list_supported_countries():
-        raise InvalidInput(f"country: '{body.country}' is not a country with a holiday calendar")
     explicit_nulls = {f for f in body.model_fields_set if getattr(body, f) is None}
-    if explicit_nulls & {"timezone", "kind"}:
-        raise InvalidInput(f"{sorted(explicit_nulls & {'timezone', 'kind'})[0]}: cannot be null")
-    asset = services.timeseries.upsert_asset(
-        tenant_id,
-        asset_id,
-        AssetChanges(
-            timezone=body.timezone,
-            country=body.country,
-            location_id=body.location_id,
-            kind=body.kind,
-            clear=frozenset(explicit_nulls),
-        ),
+    changes = AssetChanges(
+        timezone=body.timezone,
+        country=body.country,
+        location_id=body.location_id,
+        kind=body.kind,
+        clear=frozenset(explicit_nulls),
     )
-    services.online.invalidate([cache_key(tenant_id, asset_id)], seq=asset.data_seq or None)
-    return asset_public(asset)
+    return asset_public(assets.put(tenant_id, asset_id, changes))
 
 
 @router.get("/assets/{asset_id}", response_model=AssetPublic, summary="One asset",
             dependencies=[require_role("read")])
 def get_asset(
-    asset_id: Annotated[str, Path()], tenant_id: TenantQuery, services: ServicesDep
+    asset_id: Annotated[str, Path()], tenant_id: TenantQuery, assets: AssetServiceDep
 ) -> AssetPublic:
-    check_name(asset_id, "asset_id")
-    found = services.timeseries.get_assets(tenant_id, [asset_id])
-    if not found:
-        raise NotFound(f"unknown asset '{asset_id}' for tenant '{tenant_id}'")
-    return asset_public(found[0])
+    return asset_public(assets.get(tenant_id, asset_id))
 
 
 @router.get("/assets", response_model=AssetPage, summary="A tenant's assets",
             dependencies=[require_role("read")])
 def list_assets(
     tenant_id: TenantQuery,
-    services: ServicesDep,
+    assets: AssetServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> AssetPage:
-    assets, total = services.timeseries.list_assets(tenant_id, limit=limit, offset=offset)
+    found, total = assets.list(tenant_id, limit=limit, offset=offset)
     return AssetPage(
-        assets=[asset_public(a) for a in assets], total=total, limit=limit, offset=offset
+        assets=[asset_public(a) for a in found], total=total, limit=limit, offset=offset
     )
 
 
 @router.get("/features/status", response_model=StatusPublic, summary="Feature store status",
             dependencies=[require_role("read")])
-def status(tenant_id: TenantQuery, services: ServicesDep) -> StatusPublic:
+def status(tenant_id: TenantQuery, assets: AssetServiceDep) -> StatusPublic:
     """Assets, readings, first/last reading, last ingest, rollup freshness and last export:
     the monitoring questions, answered by the API."""
-    if not services.timeseries.tenant_exists(tenant_id):
-        raise NotFound(f"unknown tenant '{tenant_id}'")
-    stats = services.timeseries.tenant_stats(tenant_id)
-    last = services.feature_meta.last_export(tenant_id)
+    st = assets.status(tenant_id)
     return StatusPublic(
-        tenant_id=tenant_id,
-        assets=stats.assets,
-        readings=stats.readings,
-        rollup_hours=stats.rollup_hours,
-        first_reading=from_us(stats.first_ts) if stats.first_ts is not None else None,
-        last_reading=from_us(stats.last_ts) if stats.last_ts is not None else None,
-        last_ingest_at=stats.last_ingest_at,
+        tenant_id=st.tenant_id,
+        assets=st.assets,
+        readings=st.readings,
+        rollup_hours=st.rollup_hours,
+        first_reading=st.first_reading,
+        last_reading=st.last_reading,
+        last_ingest_at=st.last_ingest_at,
         # Rollups are recomputed inside every ingest transaction: never behind the readings.
-        rollups_fresh=stats.rollup_hours == 0 or stats.readings > 0,
-        last_export=export_public(last) if last else None,
+        rollups_fresh=st.rollup_hours == 0 or st.readings > 0,
+        last_export=export_public(st.last_export) if st.last_export else None,
     )

@@ -11,7 +11,7 @@ from aihub.api.deps import ExportServiceDep
 from aihub.api.schemas.common import Name
 from aihub.api.schemas.features import ExportCreate, ExportPage, ExportPublic
 from aihub.services.exports import ExportRequest
-from aihub.stores.metadata.features import ExportRecord
+from aihub.stores.metadata.exports import ExportRecord
 
 router = APIRouter(prefix="/ai/features", tags=["exports"])
 

@@ -1,3 +1,10 @@
-from aihub.stores.timeseries.base import Asset, AssetChanges, IngestResult, TimeSeriesStore
+from aihub.stores.timeseries.base import (
+    Asset,
+    AssetChanges,
+    Change,
+    ChangeBatch,
+    IngestResult,
+    TimeSeriesStore,
+)
 
-__all__ = ["Asset", "AssetChanges", "IngestResult", "TimeSeriesStore"]
+__all__ = ["Asset", "AssetChanges", "Change", "ChangeBatch", "IngestResult", "TimeSeriesStore"]

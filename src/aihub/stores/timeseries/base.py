@@ -1,7 +1,14 @@
 """The time-series store: assets, readings, hourly rollups and weather.
 
 Frames crossing this interface are Polars with integer epoch-microsecond instants
-(``ts``/``hour``, UTC). Each write method is one transaction: all of it or none of it.
+(``ts``/``hour``, UTC; shapes in ``aihub.features.frames``).
+
+Transactions belong to the caller. A write method (``upsert_asset``, ``ingest_readings``,
+``ingest_weather``) runs on a connection the service opened with
+``aihub.db.write_transaction`` and commits after it returns, so the write is all or
+nothing together with whatever else the service did in that transaction. Each write takes
+the locks it needs as its first statements (see the backends): call it before any other
+write of the transaction. Reads open connections of their own.
 """
 
 from __future__ import annotations
@@ -12,24 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
+import sqlalchemy as sa
 
-READINGS_SCHEMA = {"asset_id": pl.String, "ts": pl.Int64, "value": pl.Float64}
-ROLLUP_SCHEMA = {
-    "asset_key": pl.Int64,
-    "hour": pl.Int64,
-    "n": pl.Int64,
-    "mean": pl.Float64,
-    "std": pl.Float64,
-    "min": pl.Float64,
-    "max": pl.Float64,
-}
-ROLLUP_VALUES = ("n", "mean", "std", "min", "max")
-WEATHER_FIELDS = ("temperature", "humidity", "wind_speed", "solar_irradiance", "cloud_cover")
-WEATHER_SCHEMA = {
-    "location_id": pl.String,
-    "ts": pl.Int64,
-    **{f: pl.Float64 for f in WEATHER_FIELDS},
-}
+from aihub.features.frames import ROLLUP_VALUES
+
 ASSET_KINDS = ("load", "generation")
 
 Progress = Callable[[int], None]
@@ -72,6 +65,24 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """An asset changed by a committed write: ``seq`` is the change-feed number of the
+    last write that changed it (what a cache records as heard, ``OnlineStore.heard``)."""
+
+    tenant_id: str
+    asset_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """What ``changes_since`` found, and the cursor to pass to the next call."""
+
+    changes: list[Change]
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
 class TenantStats:
     assets: int
     readings: int
@@ -94,22 +105,32 @@ class TimeSeriesStore(ABC):
         """A page of a tenant's assets ordered by asset_id, and the total count."""
 
     @abstractmethod
-    def upsert_asset(self, tenant_id: str, asset_id: str, changes: AssetChanges) -> Asset:
-        """Create the asset (defaults for unset fields) or update the given fields."""
+    def upsert_asset(
+        self, conn: sa.Connection, tenant_id: str, asset_id: str, changes: AssetChanges
+    ) -> Asset:
+        """Create the asset (defaults for unset fields) or update the given fields, in the
+        caller's write transaction."""
 
     @abstractmethod
     def tenant_exists(self, tenant_id: str) -> bool: ...
 
-    # -- writes ---------------------------------------------------------------------------
+    # -- writes (in the caller's transaction) ---------------------------------------------
     @abstractmethod
     def ingest_readings(
-        self, tenant_id: str, readings: pl.DataFrame, *, progress: Progress | None = None
+        self,
+        conn: sa.Connection,
+        tenant_id: str,
+        readings: pl.DataFrame,
+        *,
+        progress: Progress | None = None,
     ) -> IngestResult:
         """Upsert readings (``READINGS_SCHEMA``, unique on asset_id+ts) and recompute the
-        touched hourly rollups, creating unknown assets with defaults; atomic."""
+        touched hourly rollups, creating unknown assets with defaults."""
 
     @abstractmethod
-    def ingest_weather(self, tenant_id: str, observations: pl.DataFrame) -> IngestResult:
+    def ingest_weather(
+        self, conn: sa.Connection, tenant_id: str, observations: pl.DataFrame
+    ) -> IngestResult:
         """Upsert weather observations (``WEATHER_SCHEMA``, unique on location_id+ts);
         ``asset_ids`` of the result are the tenant's assets at those locations."""
 
@@ -147,13 +168,15 @@ class TimeSeriesStore(ABC):
 
     # -- change feed ----------------------------------------------------------------------
     @abstractmethod
-    def change_seq(self) -> int:
-        """A counter that grows with every committed ingest, from any process."""
+    def changes_since(self, cursor: int | None) -> ChangeBatch:
+        """Assets changed by writes (from any process) committed after ``cursor`` was
+        handed out. ``None`` asks where to start: the cursor, with the changes committed
+        before it that later calls may still return (the caller counts them as seen).
 
-    @abstractmethod
-    def changed_since(self, seq: int) -> list[tuple[str, str, int]]:
-        """``(tenant_id, asset_id, data_seq)`` of assets changed after ``seq``, with the
-        number of the last write that changed each."""
+        The guarantee: a write that commits after a call returned ``cursor`` is in the
+        result of a later call given that cursor (or one it returned in turn); none is
+        ever skipped, whatever the order in which concurrent writes commit. A change may be
+        returned again by later calls (the caller skips repeats of the same ``seq``)."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -15,8 +15,9 @@ What differs from SQLite is the bulk path, and only that:
   CSV otherwise (parsed by Polars; PostgreSQL prints floats in shortest round-trip form):
   one buffer, no Python tuple per row, values back bit for bit.
 
-Every ingest already holds the ``ingest_seq`` row lock (``SqlTimeSeriesStore``), so the
-fast path's "no collision" assumption cannot race another writer.
+Writers of different assets run concurrently; each write holds advisory locks on the
+assets it writes, so the fast path's "no collision" assumption cannot race another writer
+of the same asset. Locks and the change feed: ``pg_concurrency``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -35,13 +37,11 @@ import psycopg
 import sqlalchemy as sa
 
 from aihub.errors import BackendUnavailable
-from aihub.stores.timeseries.base import WEATHER_FIELDS
-from aihub.stores.timeseries.sql import (
-    SqlTimeSeriesStore,
-    compute_rollups,
-    in_runs,
-    touched_hour_runs,
-)
+from aihub.features.frames import WEATHER_FIELDS
+from aihub.stores.timeseries import pg_concurrency
+from aihub.stores.timeseries.base import ChangeBatch
+from aihub.stores.timeseries.rollups import compute_rollups, in_runs, touched_hour_runs
+from aihub.stores.timeseries.sql import SqlTimeSeriesStore
 from aihub.timeutil import HOUR_US
 
 BACKEND = "postgresql"
@@ -235,6 +235,32 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
 
     def _placeholders(self, n: int) -> str:
         return ",".join(["%s"] * n)
+
+    # -- locks and the change feed (``pg_concurrency``) -----------------------------------
+    def _lock(
+        self,
+        conn: sa.Connection,
+        tenant_id: str,
+        *,
+        asset_ids: Sequence[str] = (),
+        location_ids: Sequence[str] = (),
+    ) -> None:
+        with _translated(), _raw(conn).cursor() as cur:
+            pg_concurrency.take_locks(cur, tenant_id, asset_ids, location_ids)
+
+    def _lock_rows(self, conn: sa.Connection, keys: Sequence[int]) -> None:
+        with _translated(), _raw(conn).cursor() as cur:
+            pg_concurrency.lock_rows(cur, keys)
+
+    def _next_seq(self, conn: sa.Connection, now: datetime) -> tuple[int, int | None]:
+        with _translated(), _raw(conn).cursor() as cur:
+            return pg_concurrency.next_seq(cur)
+
+    def changes_since(self, cursor: int | None) -> ChangeBatch:
+        """See ``pg_concurrency``: the cursor is a transaction horizon, never past a write
+        still in flight."""
+        with self._connect() as conn, _translated(), _raw(conn).cursor() as cur:
+            return pg_concurrency.changes_since(cur, cursor)
 
     def _write_readings(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
         tuples = reading_tuples(rows)

@@ -1,7 +1,14 @@
 """The parts of the time-series store that are the same SQL on SQLite and PostgreSQL.
 
 Backends subclass ``SqlTimeSeriesStore`` and provide the bulk paths (``_write_readings``,
-``_write_weather``, ``_fetch``), which is where SQLite and PostgreSQL really differ.
+``_write_weather``, ``_fetch``), the write locks (``_lock``, ``_lock_rows``), the change
+feed's numbers (``_next_seq``) and its reader (``changes_since``): where SQLite and
+PostgreSQL really differ.
+
+Every write follows one shape, inside the caller's transaction: take the locks of what it
+writes (``_lock``: the assets, or the weather locations), write, then ``_stamp`` the
+changed assets: lock their rows in key order, draw the write's change-feed number and
+record it on each row (``data_seq``, and on PostgreSQL the transaction id, ``data_xid``).
 """
 
 from __future__ import annotations
@@ -14,15 +21,12 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from aihub.db import write_transaction
-from aihub.stores.feature_tables import assets, ingest_seq
+from aihub.features.frames import ROLLUP_SCHEMA, ROLLUP_VALUES, WEATHER_FIELDS, WEATHER_SCHEMA
+from aihub.stores.feature_tables import assets
 from aihub.stores.timeseries.base import (
-    ROLLUP_SCHEMA,
-    ROLLUP_VALUES,
-    WEATHER_FIELDS,
-    WEATHER_SCHEMA,
     Asset,
     AssetChanges,
+    ChangeBatch,
     IngestResult,
     Progress,
     TenantStats,
@@ -32,34 +36,7 @@ from aihub.timeutil import HOUR_US, utcnow
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_KIND = "load"
-
-
-def compute_rollups(readings: pl.DataFrame) -> pl.DataFrame:
-    """Hourly rollups (``ROLLUP_SCHEMA``) of ``asset_key, ts, value`` readings.
-
-    The one definition of a rollup: count, mean, sample std (ddof 1; null below two
-    readings, exactly 0 when all readings of the hour are equal), min, max of ``[h, h+1h)``.
-    """
-    return (
-        readings.group_by("asset_key", (pl.col("ts") // HOUR_US * HOUR_US).alias("hour"))
-        .agg(
-            n=pl.len().cast(pl.Int64),
-            mean=pl.col("value").mean(),
-            std=pl.col("value").std(ddof=1),
-            min=pl.col("value").min(),
-            max=pl.col("value").max(),
-        )
-        .with_columns(
-            std=pl.when(pl.col("n") < 2)
-            .then(None)
-            .when(pl.col("min") == pl.col("max"))
-            .then(0.0)
-            .otherwise(pl.col("std"))
-        )
-        .select(list(ROLLUP_SCHEMA))
-        .cast(ROLLUP_SCHEMA)  # type: ignore[arg-type]
-        .sort("asset_key", "hour")
-    )
+_IN_CHUNK = 500  # ids per IN (...) list
 
 
 def _asset(row: Any) -> Asset:
@@ -75,84 +52,6 @@ def _asset(row: Any) -> Asset:
         updated_at=row.updated_at,
         last_ingest_at=row.last_ingest_at,
         data_seq=row.data_seq,
-    )
-
-
-_HOUR_BITS = 22  # hour numbers since 1970 below 2**22 (year 2448): (asset, hour) in one int
-
-
-def touched_hour_runs(readings: pl.DataFrame) -> pl.DataFrame:
-    """Maximal runs of consecutive touched hours per asset, as ``asset_key, start, end``
-    (``[start, end)`` in epoch us) with ``max_n``, the most readings any hour of it holds.
-
-    Each reading's ``(asset, hour)`` is packed into one integer, so the touched hours are
-    the run lengths of the sorted integers: ~25 bytes per reading, where grouping by the
-    pair costs ~140 (hourly data has as many groups as readings)."""
-    hb = pl.col("ts") // HOUR_US
-    bounds = readings.select(hb.min().alias("lo"), hb.max().alias("hi"),
-                             pl.col("asset_key").min().alias("k"))
-    lo, hi, k = bounds.row(0) if readings.height else (0, 0, 0)
-    if lo < 0 or hi >= 1 << _HOUR_BITS or k < 0:
-        return _touched_hour_runs_grouped(readings)
-    codes = readings.select(pl.col("asset_key") * (1 << _HOUR_BITS) + hb).to_series()
-    if not codes.is_sorted():
-        codes = codes.sort()
-    hours = codes.rle().struct.unnest()  # one row per touched (asset, hour): len, value
-    return (
-        hours.select(
-            asset_key=pl.col("value") // (1 << _HOUR_BITS),
-            hb=pl.col("value") % (1 << _HOUR_BITS),
-            n=pl.col("len"),
-        )
-        .with_columns(
-            run=((pl.col("hb").diff() != 1) | (pl.col("asset_key").diff() != 0))
-            .fill_null(True)
-            .cum_sum()
-        )
-        .group_by("run", maintain_order=True)
-        .agg(
-            asset_key=pl.col("asset_key").first(),
-            start=pl.col("hb").first() * HOUR_US,
-            end=(pl.col("hb").last() + 1) * HOUR_US,
-            max_n=pl.col("n").max(),
-        )
-        .drop("run")
-    )
-
-
-def _touched_hour_runs_grouped(readings: pl.DataFrame) -> pl.DataFrame:
-    return (
-        readings.group_by("asset_key", (pl.col("ts") // HOUR_US).alias("hb"))
-        .agg(n=pl.len())
-        .sort("asset_key", "hb")
-        .with_columns(run=(pl.col("hb").diff().over("asset_key").fill_null(1) != 1).cum_sum())
-        .group_by("asset_key", "run")
-        .agg(
-            start=pl.col("hb").min() * HOUR_US,
-            end=(pl.col("hb").max() + 1) * HOUR_US,
-            max_n=pl.col("n").max(),
-        )
-        .drop("run")
-        .sort("asset_key", "start")
-    )
-
-
-def in_runs(readings: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
-    """The readings that fall inside one of ``runs``."""
-    if runs.is_empty():
-        return readings.clear()
-    return (
-        readings.sort("ts")
-        .join_asof(
-            runs.select("asset_key", "start", "end").sort("start"),
-            left_on="ts",
-            right_on="start",
-            by="asset_key",
-            strategy="backward",
-            check_sortedness=False,
-        )
-        .filter(pl.col("ts") < pl.col("end"))
-        .select(readings.columns)
     )
 
 
@@ -198,6 +97,29 @@ class SqlTimeSeriesStore(TimeSeriesStore):
     def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
         """Run a read query with positional ``?``-style params; return a typed frame."""
 
+    @abstractmethod
+    def _lock(
+        self,
+        conn: sa.Connection,
+        tenant_id: str,
+        *,
+        asset_ids: Sequence[str] = (),
+        location_ids: Sequence[str] = (),
+    ) -> None:
+        """Hold the write locks of a tenant's assets and weather locations until the
+        transaction ends. Called first by every write."""
+
+    @abstractmethod
+    def _lock_rows(self, conn: sa.Connection, keys: Sequence[int]) -> None:
+        """Lock the ``assets`` rows of ``keys`` (sorted) for update, in key order."""
+
+    @abstractmethod
+    def _next_seq(self, conn: sa.Connection, now: datetime) -> tuple[int, int | None]:
+        """The change-feed number of this write and the transaction's id (or None)."""
+
+    def _check_write(self, conn: sa.Connection) -> None:
+        """Raise if ``conn`` is not in a transaction this backend can write in."""
+
     def _placeholders(self, n: int) -> str:
         return ",".join(["?"] * n)
 
@@ -208,9 +130,10 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         found: list[Asset] = []
         with self._connect() as conn:
             ids = list(dict.fromkeys(asset_ids))
-            for i in range(0, len(ids), 500):
+            for i in range(0, len(ids), _IN_CHUNK):
                 q = sa.select(assets).where(
-                    assets.c.tenant_id == tenant_id, assets.c.asset_id.in_(ids[i : i + 500])
+                    assets.c.tenant_id == tenant_id,
+                    assets.c.asset_id.in_(ids[i : i + _IN_CHUNK]),
                 )
                 found.extend(_asset(r) for r in conn.execute(q))
         return found
@@ -231,53 +154,52 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             )
             return [_asset(r) for r in rows], int(total)
 
-    def upsert_asset(self, tenant_id: str, asset_id: str, changes: AssetChanges) -> Asset:
+    def upsert_asset(
+        self, conn: sa.Connection, tenant_id: str, asset_id: str, changes: AssetChanges
+    ) -> Asset:
+        self._check_write(conn)
         now = utcnow()
-        with self._write() as conn:
-            row = conn.execute(
-                sa.select(assets)
-                .where(assets.c.tenant_id == tenant_id, assets.c.asset_id == asset_id)
-                .with_for_update()
-            ).first()
-            if row is None:
-                conn.execute(
-                    assets.insert().values(
-                        tenant_id=tenant_id,
-                        asset_id=asset_id,
-                        timezone=changes.timezone or DEFAULT_TIMEZONE,
-                        country=changes.country,
-                        location_id=changes.location_id,
-                        kind=changes.kind or DEFAULT_KIND,
-                        created_at=now,
-                        updated_at=now,
-                        data_seq=0,
-                    )
+        # The asset's lock covers its creation; the new location's lock orders this edit
+        # with weather writes there (which change the data_seq of the assets they find).
+        moved_to = [changes.location_id] if changes.location_id else []
+        self._lock(conn, tenant_id, asset_ids=[asset_id], location_ids=moved_to)
+        row = conn.execute(
+            sa.select(assets)
+            .where(assets.c.tenant_id == tenant_id, assets.c.asset_id == asset_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            conn.execute(
+                assets.insert().values(
+                    tenant_id=tenant_id,
+                    asset_id=asset_id,
+                    timezone=changes.timezone or DEFAULT_TIMEZONE,
+                    country=changes.country,
+                    location_id=changes.location_id,
+                    kind=changes.kind or DEFAULT_KIND,
+                    created_at=now,
+                    updated_at=now,
+                    data_seq=0,
                 )
-            else:
-                values: dict[str, Any] = {
-                    k: v
-                    for k, v in (
-                        ("timezone", changes.timezone),
-                        ("country", changes.country),
-                        ("location_id", changes.location_id),
-                        ("kind", changes.kind),
-                    )
-                    if v is not None
-                }
-                values.update({k: None for k in changes.clear & {"country", "location_id"}})
-                # Calendar and weather features depend on these: make caches drop the asset.
-                seq = self._bump_seq(conn, now)
-                conn.execute(
-                    assets.update()
-                    .where(assets.c.asset_key == row.asset_key)
-                    .values(updated_at=now, data_seq=seq, **values)
+            )
+        else:
+            values: dict[str, Any] = {
+                k: v
+                for k, v in (
+                    ("timezone", changes.timezone),
+                    ("country", changes.country),
+                    ("location_id", changes.location_id),
+                    ("kind", changes.kind),
                 )
-            fresh = conn.execute(
-                sa.select(assets).where(
-                    assets.c.tenant_id == tenant_id, assets.c.asset_id == asset_id
-                )
-            ).one()
-            return _asset(fresh)
+                if v is not None
+            }
+            values.update({k: None for k in changes.clear & {"country", "location_id"}})
+            # Calendar and weather features depend on these: make caches drop the asset.
+            self._stamp(conn, [row.asset_key], updated_at=now, **values)
+        fresh = conn.execute(
+            sa.select(assets).where(assets.c.tenant_id == tenant_id, assets.c.asset_id == asset_id)
+        ).one()
+        return _asset(fresh)
 
     def tenant_exists(self, tenant_id: str) -> bool:
         with self._connect() as conn:
@@ -286,34 +208,34 @@ class SqlTimeSeriesStore(TimeSeriesStore):
 
     # -- writes ---------------------------------------------------------------------------
     def ingest_readings(
-        self, tenant_id: str, readings: pl.DataFrame, *, progress: Progress | None = None
+        self,
+        conn: sa.Connection,
+        tenant_id: str,
+        readings: pl.DataFrame,
+        *,
+        progress: Progress | None = None,
     ) -> IngestResult:
         if readings.is_empty():
             return IngestResult(accepted=0, asset_ids=[], first_ts=None, last_ts=None)
+        self._check_write(conn)
         now = utcnow()
         asset_ids = readings.get_column("asset_id").unique().sort().to_list()
-        with self._write() as conn:
-            # The first statement writes, so the write lock is held from here to commit.
-            seq = self._bump_seq(conn, now)
-            keys = self._ensure_assets(conn, tenant_id, asset_ids, now)
-            keyed = readings.select(
-                pl.col("asset_id").replace_strict(keys, return_dtype=pl.Int64).alias("asset_key"),
-                "ts",
-                "value",
-            )
-            rollups = self._start_rollups(conn, keyed)
-            chunk = 100_000
-            for i in range(0, keyed.height, chunk):
-                part = keyed.slice(i, chunk)
-                self._write_readings(conn, part)
-                if progress:
-                    progress(part.height)
-            self._finish_rollups(conn, rollups)
-            conn.execute(
-                assets.update()
-                .where(assets.c.asset_key.in_(list(keys.values())))
-                .values(data_seq=seq, last_ingest_at=now)
-            )
+        self._lock(conn, tenant_id, asset_ids=asset_ids)
+        keys = self._ensure_assets(conn, tenant_id, asset_ids, now)
+        keyed = readings.select(
+            pl.col("asset_id").replace_strict(keys, return_dtype=pl.Int64).alias("asset_key"),
+            "ts",
+            "value",
+        )
+        rollups = self._start_rollups(conn, keyed)
+        chunk = 100_000
+        for i in range(0, keyed.height, chunk):
+            part = keyed.slice(i, chunk)
+            self._write_readings(conn, part)
+            if progress:
+                progress(part.height)
+        self._finish_rollups(conn, rollups)
+        seq = self._stamp(conn, list(keys.values()), last_ingest_at=now)
         ts = readings.get_column("ts")
         return IngestResult(
             accepted=readings.height,
@@ -323,46 +245,57 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             seq=seq,
         )
 
-    def ingest_weather(self, tenant_id: str, observations: pl.DataFrame) -> IngestResult:
+    def ingest_weather(
+        self, conn: sa.Connection, tenant_id: str, observations: pl.DataFrame
+    ) -> IngestResult:
         if observations.is_empty():
             return IngestResult(accepted=0, asset_ids=[], first_ts=None, last_ts=None)
-        now = utcnow()
-        locations = observations.get_column("location_id").unique().to_list()
-        with self._write() as conn:
-            seq = self._bump_seq(conn, now)
-            self._write_weather(conn, tenant_id, observations)
-            at_locations = (assets.c.tenant_id == tenant_id) & assets.c.location_id.in_(locations)
-            affected = [
-                r.asset_id for r in conn.execute(sa.select(assets.c.asset_id).where(at_locations))
-            ]
-            if affected:
-                conn.execute(assets.update().where(at_locations).values(data_seq=seq))
+        self._check_write(conn)
+        locations = observations.get_column("location_id").unique().sort().to_list()
+        self._lock(conn, tenant_id, location_ids=locations)
+        self._write_weather(conn, tenant_id, observations)
+        # Weather features of every asset at these locations may have changed. An asset
+        # edit moving one here holds this location's lock, so none is missed.
+        affected: dict[int, str] = {}
+        for i in range(0, len(locations), _IN_CHUNK):
+            q = sa.select(assets.c.asset_key, assets.c.asset_id).where(
+                assets.c.tenant_id == tenant_id,
+                assets.c.location_id.in_(locations[i : i + _IN_CHUNK]),
+            )
+            affected.update({r.asset_key: r.asset_id for r in conn.execute(q)})
+        seq = self._stamp(conn, list(affected)) if affected else 0
         ts = observations.get_column("ts")
         return IngestResult(
             accepted=observations.height,
-            asset_ids=affected,
+            asset_ids=sorted(affected.values()),
             first_ts=int(ts.min()),  # type: ignore[arg-type]
             last_ts=int(ts.max()),  # type: ignore[arg-type]
             seq=seq,
         )
 
-    def _bump_seq(self, conn: sa.Connection, now: datetime) -> int:
-        conn.execute(
-            ingest_seq.update()
-            .where(ingest_seq.c.id == 1)
-            .values(seq=ingest_seq.c.seq + 1, last_ingest_at=now)
-        )
-        return int(
-            conn.execute(sa.select(ingest_seq.c.seq).where(ingest_seq.c.id == 1)).scalar_one()
-        )
+    def _stamp(self, conn: sa.Connection, keys: Sequence[int], **values: Any) -> int:
+        """Record this write in the change feed on the assets of ``keys`` (and set
+        ``values`` on them); returns the write's number. The rows are locked before the
+        number is drawn, so an asset's ``data_seq`` only grows."""
+        ordered = sorted(set(keys))
+        self._lock_rows(conn, ordered)
+        seq, xid = self._next_seq(conn, utcnow())
+        for i in range(0, len(ordered), _IN_CHUNK):
+            conn.execute(
+                assets.update()
+                .where(assets.c.asset_key.in_(ordered[i : i + _IN_CHUNK]))
+                .values(data_seq=seq, data_xid=xid, **values)
+            )
+        return seq
 
     def _ensure_assets(
         self, conn: sa.Connection, tenant_id: str, asset_ids: list[str], now: datetime
     ) -> dict[str, int]:
         keys: dict[str, int] = {}
-        for i in range(0, len(asset_ids), 500):
+        for i in range(0, len(asset_ids), _IN_CHUNK):
             q = sa.select(assets.c.asset_id, assets.c.asset_key).where(
-                assets.c.tenant_id == tenant_id, assets.c.asset_id.in_(asset_ids[i : i + 500])
+                assets.c.tenant_id == tenant_id,
+                assets.c.asset_id.in_(asset_ids[i : i + _IN_CHUNK]),
             )
             keys.update({r.asset_id: r.asset_key for r in conn.execute(q)})
         missing = [a for a in asset_ids if a not in keys]
@@ -382,9 +315,10 @@ class SqlTimeSeriesStore(TimeSeriesStore):
                     for a in missing
                 ],
             )
-            for i in range(0, len(missing), 500):
+            for i in range(0, len(missing), _IN_CHUNK):
                 q = sa.select(assets.c.asset_id, assets.c.asset_key).where(
-                    assets.c.tenant_id == tenant_id, assets.c.asset_id.in_(missing[i : i + 500])
+                    assets.c.tenant_id == tenant_id,
+                    assets.c.asset_id.in_(missing[i : i + _IN_CHUNK]),
                 )
                 keys.update({r.asset_id: r.asset_key for r in conn.execute(q)})
         return keys
@@ -479,20 +413,8 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         )
 
     # -- change feed ----------------------------------------------------------------------
-    def change_seq(self) -> int:
-        with self._connect() as conn:
-            return int(
-                conn.execute(sa.select(ingest_seq.c.seq).where(ingest_seq.c.id == 1)).scalar_one()
-            )
-
-    def changed_since(self, seq: int) -> list[tuple[str, str, int]]:
-        with self._connect() as conn:
-            rows = conn.execute(
-                sa.select(assets.c.tenant_id, assets.c.asset_id, assets.c.data_seq).where(
-                    assets.c.data_seq > seq
-                )
-            )
-            return [(r.tenant_id, r.asset_id, int(r.data_seq)) for r in rows]
+    @abstractmethod
+    def changes_since(self, cursor: int | None) -> ChangeBatch: ...
 
     def ping(self) -> None:
         with self._connect() as conn:
@@ -506,6 +428,3 @@ class SqlTimeSeriesStore(TimeSeriesStore):
     # (``aihub.db.create_db_engine``), as they do for every other store.
     def _connect(self) -> Any:
         return self.engine.connect()
-
-    def _write(self) -> Any:
-        return write_transaction(self.engine)

@@ -1,22 +1,28 @@
-"""SQLite time-series store: the embedded default (WAL, one file under the data dir)."""
+"""SQLite time-series store: the embedded default (WAL, one file under the data dir).
+
+One writer at a time: every write runs in a ``BEGIN IMMEDIATE`` transaction
+(``aihub.db.write_transaction``), which holds the database's write lock from its first
+statement to its commit. Writes therefore commit in the order of the numbers they draw
+from the ``ingest_seq`` counter, and the change feed is simply "assets whose ``data_seq``
+is above the cursor".
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
-from aihub.stores.timeseries.base import WEATHER_FIELDS
-from aihub.stores.timeseries.sql import (
-    SqlTimeSeriesStore,
-    compute_rollups,
-    in_runs,
-    touched_hour_runs,
-)
+from aihub.features.frames import WEATHER_FIELDS
+from aihub.stores.feature_tables import ingest_seq
+from aihub.stores.timeseries.base import Change, ChangeBatch
+from aihub.stores.timeseries.rollups import compute_rollups, in_runs, touched_hour_runs
+from aihub.stores.timeseries.sql import SqlTimeSeriesStore
 from aihub.timeutil import HOUR_US
 
 _UPSERT_READINGS = (
@@ -55,21 +61,58 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         self._data_version: int | None = None
         self._seq = 0
 
-    def change_seq(self) -> int:
-        """Served on every online request, so it must cost microseconds: a dedicated
-        connection asks ``PRAGMA data_version`` (which moves when any other connection,
-        in any process, commits) and reads the counter only when it moved."""
+    def changes_since(self, cursor: int | None) -> ChangeBatch:
+        """Served before every online lookup, so "nothing new" must cost microseconds: a
+        dedicated connection asks ``PRAGMA data_version`` (which moves when any other
+        connection, in any process, commits) and reads the database only when it moved.
+        The counter is read before the assets, and only numbers up to it are taken: every
+        write with such a number has committed (one writer at a time)."""
         with self._watch_lock:
             if self._watch is None:
                 path = self.engine.url.database or ""
                 self._watch = sqlite3.connect(path, check_same_thread=False,
                                               isolation_level=None)
-            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._data_version:
-                row = self._watch.execute("SELECT seq FROM ingest_seq WHERE id = 1").fetchone()
-                self._seq = int(row[0])
-                self._data_version = version
-            return self._seq
+            watch = self._watch
+            version = watch.execute("PRAGMA data_version").fetchone()[0]
+            if cursor is not None and cursor == self._seq and version == self._data_version:
+                return ChangeBatch([], cursor)
+            seq = int(watch.execute("SELECT seq FROM ingest_seq WHERE id = 1").fetchone()[0])
+            self._seq, self._data_version = seq, version
+            if cursor is None or seq <= cursor:
+                return ChangeBatch([], seq)
+            rows = watch.execute(
+                "SELECT tenant_id, asset_id, data_seq FROM assets "
+                "WHERE data_seq > ? AND data_seq <= ?",
+                (cursor, seq),
+            ).fetchall()
+        return ChangeBatch([Change(t, a, int(s)) for t, a, s in rows], seq)
+
+    # -- writes: one at a time ------------------------------------------------------------
+    def _check_write(self, conn: sa.Connection) -> None:
+        if not conn.get_execution_options().get("immediate"):
+            raise RuntimeError("SQLite writes need aihub.db.write_transaction (BEGIN IMMEDIATE)")
+
+    def _lock(
+        self,
+        conn: sa.Connection,
+        tenant_id: str,
+        *,
+        asset_ids: Sequence[str] = (),
+        location_ids: Sequence[str] = (),
+    ) -> None:
+        """Nothing to take: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
+
+    def _lock_rows(self, conn: sa.Connection, keys: Sequence[int]) -> None:
+        """Nothing to take: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
+
+    def _next_seq(self, conn: sa.Connection, now: datetime) -> tuple[int, int | None]:
+        conn.execute(
+            ingest_seq.update()
+            .where(ingest_seq.c.id == 1)
+            .values(seq=ingest_seq.c.seq + 1, last_ingest_at=now)
+        )
+        seq = conn.execute(sa.select(ingest_seq.c.seq).where(ingest_seq.c.id == 1)).scalar_one()
+        return int(seq), None
 
     def close(self) -> None:
         with self._watch_lock:

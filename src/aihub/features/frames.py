@@ -1,0 +1,36 @@
+"""The frames that cross between the stores and the feature pipeline.
+
+Columns are Polars with integer epoch-microsecond instants (``ts``/``hour``, UTC). The
+feature package owns these shapes: stores produce and take them, the pipeline
+(``compute``) reads them, and nothing here imports a store.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# Raw meter readings of one tenant, as ingested.
+READINGS_SCHEMA = {"asset_id": pl.String, "ts": pl.Int64, "value": pl.Float64}
+
+# The weather fields of an observation, each optional.
+WEATHER_FIELDS = ("temperature", "humidity", "wind_speed", "solar_irradiance", "cloud_cover")
+WEATHER_SCHEMA = {
+    "location_id": pl.String,
+    "ts": pl.Int64,
+    **{f: pl.Float64 for f in WEATHER_FIELDS},
+}
+
+# Hourly rollups of an asset's readings: count, mean, sample std, min and max of the
+# readings in ``[hour, hour + 1h)``; the pipeline's only view of the load.
+ROLLUP_SCHEMA = {
+    "asset_key": pl.Int64,
+    "hour": pl.Int64,
+    "n": pl.Int64,
+    "mean": pl.Float64,
+    "std": pl.Float64,
+    "min": pl.Float64,
+    "max": pl.Float64,
+}
+ROLLUP_VALUES = ("n", "mean", "std", "min", "max")
+
+__all__ = ["READINGS_SCHEMA", "ROLLUP_SCHEMA", "ROLLUP_VALUES", "WEATHER_FIELDS", "WEATHER_SCHEMA"]
