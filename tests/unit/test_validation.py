@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from aihub.errors import InvalidInput, PayloadTooLarge
+from aihub.features.frames import READINGS_SCHEMA, WEATHER_SCHEMA
 from aihub.services.validation import (
     RowProblem,
     split_readings,
@@ -17,7 +18,6 @@ from aihub.services.validation import (
     validate_weather,
     with_problems,
 )
-from aihub.stores.timeseries.base import READINGS_SCHEMA, WEATHER_SCHEMA
 
 H = 3_600_000_000
 T0 = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
