@@ -18,6 +18,9 @@ from aihub.api.app import create_app
 from aihub.config import Settings
 from aihub.services.container import Services, build_services
 
+# The session's own Redis Cluster (``redis_cluster``, ``cluster_prefix``).
+pytest_plugins = ["tests.redis_cluster"]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".aihub"), validation_alias="AIHUB_DATA_DIR")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Redis Cluster startup nodes, ``host:port,host:port,...``: selects cluster mode (so
+    # does a ``redis+cluster://host:port,...`` REDIS_URL); a plain REDIS_URL set beside it
+    # gives the user, password and TLS for every node and is one more startup node.
+    redis_cluster_nodes: str | None = Field(default=None,
+                                            validation_alias="REDIS_CLUSTER_NODES")
     # Prepended to every Redis key (default none: the quick-start's exact layout); lets
     # several deployments or test runs share one Redis database.
     redis_key_prefix: str = Field(default="", validation_alias="AIHUB_REDIS_PREFIX")
@@ -57,6 +62,16 @@ class Settings(BaseSettings):
     # checked (another host).
     export_stale_after_s: int = Field(default=6 * 3600, ge=60,
                                       validation_alias="AIHUB_EXPORT_STALE_AFTER")
+
+    @field_validator("redis_cluster_nodes")
+    @classmethod
+    def _cluster_nodes(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from aihub.stores.online.redis_clients import parse_nodes
+
+        parse_nodes(value)  # a ValueError names the variable and the bad entry
+        return value.strip()
 
     def sqlalchemy_url(self) -> str:
         """The database URL, or the embedded SQLite file under ``data_dir``."""

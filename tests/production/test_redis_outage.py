@@ -84,7 +84,7 @@ def client(tmp_path: Path, pg_url: str, proxy: CuttableProxy,
                         REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0",
                         EXPORT_STORAGE_PATH=str(tmp_path / "exports"))
     svc = build_services(settings)
-    svc.online._client.connection_pool.connection_kwargs["socket_timeout"] = 0.3  # type: ignore[attr-defined]
+    svc.online._conn.pool.connection_kwargs["socket_timeout"] = 0.3  # type: ignore[attr-defined]
     with TestClient(create_app(services=svc)) as c:
         yield c
     svc.close()
@@ -149,7 +149,7 @@ def _replica(tmp: Path, pg_url: str, redis_url: str, name: str, follow: float) -
                         EXPORT_STORAGE_PATH=str(tmp / name / "exports"),
                         AIHUB_CHANGE_FOLLOW_INTERVAL=follow)
     svc = build_services(settings)
-    svc.online._client.connection_pool.connection_kwargs["socket_timeout"] = 0.3  # type: ignore[attr-defined]
+    svc.online._conn.pool.connection_kwargs["socket_timeout"] = 0.3  # type: ignore[attr-defined]
     return TestClient(create_app(services=svc))
 
 

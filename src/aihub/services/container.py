@@ -1,7 +1,8 @@
 """Builds every backend and service for one process from ``Settings``.
 
 The only place that chooses implementations: SQLite or PostgreSQL from ``DATABASE_URL``,
-in-process or Redis from ``REDIS_URL``, local directory or S3 from ``MINIO_ENDPOINT_URL``.
+in-process, Redis or Redis Cluster from ``REDIS_URL`` and ``REDIS_CLUSTER_NODES``, local
+directory or S3 from ``MINIO_ENDPOINT_URL``.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def build_timeseries(settings: Settings, engine: sa.Engine) -> TimeSeriesStore:
 
 
 def build_online(settings: Settings) -> OnlineStore:
-    if settings.redis_url:
+    if settings.redis_url or settings.redis_cluster_nodes:
         from aihub.stores.online.redis import RedisOnlineStore
 
-        return RedisOnlineStore(settings.redis_url, prefix=settings.redis_key_prefix)
+        return RedisOnlineStore(settings.redis_url, cluster_nodes=settings.redis_cluster_nodes,
+                                prefix=settings.redis_key_prefix)
     from aihub.stores.online.memory import MemoryOnlineStore
 
     return MemoryOnlineStore()

@@ -1,7 +1,9 @@
 """The online feature cache: serialized feature responses keyed per asset.
 
-Layout (the quick-start's): one entry per asset, ``features:{tenant}:{asset}:latest``,
-holding one field per (feature set, lookback, hour). Invalidation drops the whole entry.
+Layout: one entry per asset, ``features:{tenant-123:meter-001}:latest`` (the quick-start's
+``features:{tenant}:{asset}:latest`` with the tenant and asset inside one pair of braces: a
+Redis hash tag, so every key of an asset lands in the same Redis Cluster slot), holding one
+field per (feature set, lookback, hour). Invalidation drops the whole entry.
 
 Fills are guarded by a generation token so a slow reader can never write features it
 computed before an ingest back into the cache after that ingest invalidated it:
@@ -15,7 +17,7 @@ from collections.abc import Collection, Sequence
 
 
 def cache_key(tenant_id: str, asset_id: str) -> str:
-    return f"features:{tenant_id}:{asset_id}:latest"
+    return f"features:{{{tenant_id}:{asset_id}}}:latest"
 
 
 class OnlineStore(ABC):
