@@ -357,3 +357,30 @@ def test_a_polars_ipc_stream_with_string_views(client: TestClient, services: Ser
     r = post(client, sink.getvalue(), ARROW)
     assert r.status_code == 200, r.text
     assert stored(services, "pv") == [(us(T0), 1.0), (us(T0) + 3_600_000_000, 2.0)]
+
+
+@pytest.mark.parametrize("separator", ["", " ", "\n"])
+def test_rows_without_a_comma_are_invalid_json(client: TestClient, services: Services,
+                                               separator: str) -> None:
+    rows = readings("m1", range(3))
+    text = json.dumps({"tenant_id": T, "readings": rows}, separators=(",", ":"))
+    first, second = json.dumps(rows[0], separators=(",", ":")), json.dumps(
+        rows[1], separators=(",", ":"))
+    text = text.replace(first + "," + second, first + separator + second)
+    r = client.post("/ai/features/ingest", content=text,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert stored(services, "m1") == []
+
+
+@pytest.mark.parametrize("layout", [{"separators": (",", ":")}, {}, {"indent": 1}])
+def test_every_layout_stores_the_same(client: TestClient, services: Services,
+                                      layout: dict[str, Any], small_pieces: None) -> None:
+    rows = readings("m1", range(120), lambda h: h / 4)
+    rows[7]["value"] = 3  # an integer
+    text = json.dumps({"tenant_id": T, "readings": rows}, **layout)
+    r = client.post("/ai/features/ingest", content=text,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    expected = [(us(T0 + timedelta(hours=h)), 3.0 if h == 7 else h / 4) for h in range(120)]
+    assert stored(services, "m1") == expected

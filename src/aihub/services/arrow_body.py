@@ -30,6 +30,7 @@ from aihub.services.validation import RowProblem, with_problems
 __all__ = [
     "ARROW_STREAM",
     "PARQUET_TYPES",
+    "columns_from_table",
     "frame_from_arrow_stream",
     "frame_from_parquet",
     "frame_from_table",
@@ -148,9 +149,11 @@ def _convert(
     raise _column_error(name, typ, "numbers")
 
 
-def frame_from_table(table: pa.Table, columns: Sequence[Column]) -> pl.DataFrame:
-    """``table`` as the store's typed columns (see the module's table of types); rows
-    whose ISO strings do not parse carry their problem for the rules to report."""
+def columns_from_table(
+    table: pa.Table, columns: Sequence[Column]
+) -> tuple[pl.DataFrame, list[RowProblem]]:
+    """``table`` as the store's typed columns (see the module's table of types) and the
+    rows whose ISO strings do not parse, in row order."""
     known = {c.name: c for c in columns}
     unknown = [n for n in table.column_names if n not in known]
     if unknown:
@@ -167,8 +170,14 @@ def frame_from_table(table: pa.Table, columns: Sequence[Column]) -> pl.DataFrame
             s, bad = _convert(col.name, col.kind, table.column(col.name))
             series.append(s)
             problems.extend(RowProblem(r, col.name, why) for r, why in bad)
-    problems.sort(key=lambda p: p.row)
-    return with_problems(pl.DataFrame(series), problems)
+    problems.sort(key=lambda p: p.row)  # stable: a row's first column first
+    return pl.DataFrame(series), problems
+
+
+def frame_from_table(table: pa.Table, columns: Sequence[Column]) -> pl.DataFrame:
+    """``table`` as the store's typed columns, rows that could not be read carrying their
+    problem for the rules to report."""
+    return with_problems(*columns_from_table(table, columns))
 
 
 def frame_from_arrow_stream(

@@ -2,10 +2,11 @@
 
 ``{"tenant_id": "t", "readings": [{...}, {...}, ...]}``: parsing the whole body into Python
 objects costs ~550 bytes per reading. Instead the array's bytes are cut into pieces of
-about ``PIECE_BYTES`` at element boundaries (``}`` ``,`` ``{``), each piece is parsed by
-orjson and turned into typed columns at once (``aihub.services.columns``), and only the
-columns are kept. The rest of the body (the array replaced by a random marker) is parsed
-on its own and must hold the marker exactly where the array was.
+about ``PIECE_BYTES`` at element boundaries (``}`` ``,`` ``{``), each piece is read into
+typed columns at once, and only the columns are kept: by Arrow's JSON reader (no Python
+object per value) when the piece is clean, else by orjson and ``aihub.services.columns``,
+which name each row's type problem. The rest of the body (the array replaced by a random
+marker) is parsed on its own and must hold the marker exactly where the array was.
 
 Every cut is checked rather than trusted: a piece that starts outside a string and is
 valid JSON on its own ends outside a string, so a boundary found inside a string makes
@@ -25,9 +26,12 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pyarrow as pa
+import pyarrow.json as pa_json
 import pydantic_core
 
 from aihub.errors import InvalidInput, PayloadTooLarge
+from aihub.services.arrow_body import columns_from_table
 from aihub.services.columns import (
     READINGS_COLUMNS,
     WEATHER_COLUMNS,
@@ -91,10 +95,9 @@ class _TooMany(Exception):
     pass
 
 
-def _pieces(body: _Body, start: int, end: int) -> Iterator[bytearray]:
-    """The array content ``body[start:end]`` cut at element boundaries, each piece wrapped
-    in brackets (a JSON array of its own)."""
-    view = memoryview(body)
+def _pieces(body: _Body, start: int, end: int) -> Iterator[bytes]:
+    """The array content ``body[start:end]`` cut at element boundaries (``}`` ... ``{``)
+    into pieces of about ``PIECE_BYTES``."""
     pos = start
     while True:
         cut, following = end, end
@@ -102,13 +105,61 @@ def _pieces(body: _Body, start: int, end: int) -> Iterator[bytearray]:
             m = _BOUNDARY.search(body, pos + PIECE_BYTES, end)
             if m is not None:
                 cut, following = m.start() + 1, m.end() - 1  # after '}', at the next '{'
-        piece = bytearray(b"[")
-        piece += view[pos:cut]
-        piece += b"]"
-        yield piece
+        yield bytes(body[pos:cut])
         if cut == end:
             return
         pos = following
+
+
+_ARROW_TYPES = {"name": pa.string(), "time": pa.string(), "number": pa.float64()}
+
+
+def _piece_by_arrow(
+    piece: bytes, columns: Sequence[Column]
+) -> tuple[pl.DataFrame, list[RowProblem]] | None:
+    """A piece read by Arrow's JSON reader, straight into columns (no Python object per
+    value), or None to leave it to orjson. Its compact separators become newlines (one
+    object per line); one anywhere else than between two rows puts a raw newline into a
+    string or drops a comma inside a row, and either makes the read fail. The reader is
+    as strict as the rules want: a JSON type other than the column's (``true``, ``"1.5"``
+    for a number, a number for a name), an unknown key or a repeated one is an error, and
+    then orjson reads the piece and names the row. Arrow also reads objects with nothing
+    between them (``}{``, invalid in an array): one row per separator replaced, or orjson
+    decides."""
+    lines = piece.replace(b"},{", b"}\n{")
+    if b"}, {" in lines:
+        lines = lines.replace(b"}, {", b"}\n{")
+    separators = lines.count(b"\n") - piece.count(b"\n")
+    schema = pa.schema([(c.name, _ARROW_TYPES[c.kind]) for c in columns])
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(lines),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(lines) + 64),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error"
+            ),
+        )
+    except (pa.ArrowException, ValueError):
+        return None
+    if table.num_rows != separators + 1:
+        return None
+    return columns_from_table(table, columns)
+
+
+def _piece_by_orjson(
+    piece: bytes, columns: Sequence[Column], offset: int
+) -> tuple[pl.DataFrame, list[RowProblem]] | None:
+    """A piece parsed into Python objects (NaN and Infinity allowed), each row's type
+    problems named; None if the piece is not JSON (then the whole body decides)."""
+    wrapped = b"[" + piece + b"]"
+    try:
+        items = orjson.loads(wrapped)
+    except orjson.JSONDecodeError:
+        try:
+            items = pydantic_core.from_json(wrapped, allow_inf_nan=True)
+        except ValueError:
+            return None  # broken JSON, or a cut inside a string
+    return frame_from_items(items, columns, offset=offset)
 
 
 def _by_pieces(
@@ -136,19 +187,20 @@ def _by_pieces(
     problems: list[RowProblem] = []
     rows = 0
     for piece in _pieces(body, m.end(), end):
-        try:
-            items = orjson.loads(piece)
-        except orjson.JSONDecodeError:
-            try:
-                items = pydantic_core.from_json(bytes(piece), allow_inf_nan=True)
-            except ValueError:
-                return None  # broken JSON, or a cut inside a string: the whole body decides
-        if rows + len(items) > max_rows:
+        read = _piece_by_arrow(piece, columns)
+        if read is not None:
+            frame, found = read
+            found = [RowProblem(p.row + rows, p.field, p.reason) for p in found]
+        else:
+            read = _piece_by_orjson(piece, columns, rows)
+            if read is None:
+                return None  # the whole body decides
+            frame, found = read
+        if rows + frame.height > max_rows:
             raise _TooMany
-        frame, found = frame_from_items(items, columns, offset=rows)
         frames.append(frame)
         problems.extend(found)
-        rows += len(items)
+        rows += frame.height
     frame = pl.concat(frames, how="vertical", rechunk=False) if len(frames) > 1 else frames[0]
     return JsonBatch(top, tenant, with_problems(frame, problems))
 
