@@ -71,12 +71,17 @@ STALE_DROPS = Counter(
 )
 
 
+# Resolved once: looking a labelled child up costs more than the increment (hot path).
+_CACHE_HIT = CACHE_LOOKUPS.labels("hit")
+_CACHE_MISS = CACHE_LOOKUPS.labels("miss")
+
+
 def record_cache_lookups(cached: Sequence[object | None]) -> None:
     hits = sum(1 for v in cached if v is not None)
     if hits:
-        CACHE_LOOKUPS.labels("hit").inc(hits)
+        _CACHE_HIT.inc(hits)
     if len(cached) - hits:
-        CACHE_LOOKUPS.labels("miss").inc(len(cached) - hits)
+        _CACHE_MISS.inc(len(cached) - hits)
 
 
 def record_stale_drops(entries: int) -> None:
