@@ -162,9 +162,9 @@ def test_a_lookup_never_reads_the_change_feed(client: TestClient, services: Serv
     ingest(client, T, readings("m1", range(0, 30)))
     get(client)
     calls: list[int] = []
-    change_seq = services.timeseries.change_seq
-    monkeypatch.setattr(services.timeseries, "change_seq",
-                        lambda: (calls.append(1), change_seq())[1])
+    changes_since = services.timeseries.changes_since
+    monkeypatch.setattr(services.timeseries, "changes_since",
+                        lambda cursor: (calls.append(1), changes_since(cursor))[1])
     for _ in range(50):
         get(client)
         client.post("/ai/features/get-batch", json={"tenant_id": T, "asset_ids": ["m1"],
