@@ -12,8 +12,18 @@ from aihub import __version__
 from aihub.api.auth import AuthMiddleware
 from aihub.api.errors import ERROR_RESPONSES, install_error_handlers
 from aihub.api.limits import BodyLimitMiddleware
-from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
+from aihub.api.routes import (
+    assets,
+    exports,
+    features,
+    health,
+    ingest,
+    model_artifacts,
+    models,
+    whoami,
+)
 from aihub.config import Settings
+from aihub.dashboard import install as install_dashboard
 from aihub.metrics import MetricsMiddleware
 from aihub.services.change_follower import ChangeFollower
 from aihub.services.container import Services, build_services
@@ -62,6 +72,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Routes match in order: the online feature routes, the hottest, come first.
-    for module in (features, ingest, exports, assets, models, model_artifacts, health):
+    for module in (features, ingest, exports, assets, models, model_artifacts, health, whoami):
         app.include_router(module.router)
+    install_dashboard(app)
     return app
