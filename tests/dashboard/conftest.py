@@ -39,7 +39,7 @@ def _browser_available() -> bool:
 
 
 if not _browser_available():  # pragma: no cover - CI installs chromium (.ci/run)
-    if os.environ.get("CI"):
+    if os.environ.get("AIHUB_REQUIRE_BROWSER"):  # set by .ci/run
         raise RuntimeError(f"dashboard tests need chromium at {CHROMIUM} and playwright")
     pytest.skip(f"no chromium at {CHROMIUM} (install it: apt-get install chromium)",
                 allow_module_level=True)
@@ -104,7 +104,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
         spike = datetime.fromisoformat(last) - timedelta(hours=1000)
         r = http.post("/ai/features/ingest", json={"tenant_id": TENANT, "readings": [
-            {"asset_id": "meter-001", "ts": spike.isoformat(), "value": 5000.0}]})
+            {"asset_id": "meter-001", "ts": spike.isoformat(), "value": 400.0}]})
         assert r.status_code == 200, r.text
         rows = [{"asset_id": f"site-{i:04d}", "ts": last, "value": 1.0} for i in range(120)]
         assert http.post("/ai/features/ingest",
