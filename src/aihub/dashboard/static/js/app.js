@@ -81,6 +81,10 @@ document.getElementById("tenant-form").addEventListener("submit", (ev) => {
   render();
 });
 
+async function notFound() {
+  return [h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Overview"))];
+}
+
 let seq = 0;
 export async function render() {
   const my = ++seq;
@@ -92,15 +96,12 @@ export async function render() {
     if (on) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   const route = routes.find(([re]) => re.test(path));
-  if (!route) {
-    main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Overview")));
-    return;
-  }
-  const [re, page, title] = route;
+  const [re, page, title] = route ?? [/.*/, notFound, "Not found"];
   document.title = `${title} · aihub`;
   main.setAttribute("aria-busy", "true");
   try {
     state.tenant = await chooseTenant();
+    localStorage.setItem(TENANT, state.tenant);
     document.getElementById("tenant").value = state.tenant;
     const view = await page({ args: path.match(re).slice(1), params, tenant: state.tenant, refresh: render });
     if (my !== seq) return;
@@ -112,7 +113,10 @@ export async function render() {
     main.replaceChildren(h("h1", {}, title), errorBox(e));
   } finally {
     main.removeAttribute("aria-busy");
-    if (my === seq) main.dataset.ready = String(my);
+    if (my === seq) {
+      main.dataset.ready = String(my);
+      performance.mark("aihub:ready");
+    }
   }
   fillTenants();
 }

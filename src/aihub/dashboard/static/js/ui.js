@@ -14,10 +14,17 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// One Intl formatter per precision: Number.toLocaleString builds a new one on every call,
+// which dominates rendering a table of 1,000 versions.
+const formatters = new Map();
+function numberFormat(d) {
+  if (!formatters.has(d)) formatters.set(d, new Intl.NumberFormat("en", { maximumFractionDigits: d }));
+  return formatters.get(d);
+}
+
 export const fmt = {
-  int: (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en")),
-  num: (n, d = 3) => (n === null || n === undefined ? "–"
-    : Number(n).toLocaleString("en", { maximumFractionDigits: d })),
+  int: (n) => (n === null || n === undefined ? "–" : numberFormat(0).format(n)),
+  num: (n, d = 3) => (n === null || n === undefined ? "–" : numberFormat(d).format(n)),
   bytes: (n) => {
     if (n === null || n === undefined) return "–";
     const u = ["B", "KB", "MB", "GB"];
@@ -52,3 +59,8 @@ export function errorBox(e) {
 }
 
 export const enc = encodeURIComponent;
+
+// HTML-escaped text, for the few long tables built as one string (1,000+ rows render in one
+// parse instead of thousands of createElement calls).
+const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+export function esc(v) { return String(v ?? "").replace(/[&<>"']/g, (c) => ESC[c]); }

@@ -1,6 +1,6 @@
 // Model names -> versions, and two versions side by side.
 import { api, hasRoute } from "../api.js";
-import { enc, fmt, h, stage, table } from "../ui.js";
+import { enc, esc, fmt, h, table } from "../ui.js";
 import { metricsText } from "./overview.js";
 
 export async function allVersions(params) {
@@ -33,21 +33,30 @@ export async function models({ tenant }) {
       else msg.textContent = "Pick exactly two versions.";
     } });
     const msg = h("span", { class: "muted", "aria-live": "polite" });
-    form.append(h("h2", { id }, name), table([
-      { label: "Compare", value: (v) => h("input", { type: "checkbox", value: v.model_id,
-        "aria-label": `compare ${v.version}` }) },
-      { label: "Version", value: (v) => h("a", { href: `#/models/${enc(v.model_id)}` }, v.version) },
-      { label: "Stage", value: (v) => stage(v.stage) },
-      { label: "Metrics", value: (v) => metricsText(v.metrics) },
-      { label: "Artifact", value: (v) => (v.model_size_bytes === null ? "none"
-        : `${fmt.bytes(v.model_size_bytes)} ${v.artifact_format ?? ""}`) },
-      { label: "sha256", value: (v) => (v.sha256 ? h("code", { title: v.sha256 }, v.sha256.slice(0, 12)) : "–") },
-      { label: "Uploaded", value: (v) => fmt.time(v.uploaded_at) },
-    ], vs), h("p", {}, h("button", { type: "submit", class: "secondary" }, "Compare selected"), " ", msg));
+    const wrap = h("div", { class: "table-wrap" });
+    wrap.innerHTML = versionsTable(vs);
+    form.append(h("h2", { id }, name), wrap,
+      h("p", {}, h("button", { type: "submit", class: "secondary" }, "Compare selected"), " ", msg));
     frag.append(form);
   }
   nodes.push(frag);
   return nodes;
+}
+
+function versionsTable(vs) {
+  const rows = vs.map((v) => {
+    const artifact = v.model_size_bytes === null ? "none"
+      : `${fmt.bytes(v.model_size_bytes)} ${v.artifact_format ?? ""}`;
+    const sha = v.sha256 ? `<code title="${esc(v.sha256)}">${esc(v.sha256.slice(0, 12))}</code>` : "–";
+    return `<tr><td><input type="checkbox" value="${esc(v.model_id)}" aria-label="compare ${esc(v.version)}"></td>`
+      + `<td><a href="#/models/${esc(enc(v.model_id))}">${esc(v.version)}</a></td>`
+      + `<td><span class="stage stage-${esc(v.stage)}">${esc(v.stage)}</span></td>`
+      + `<td>${esc(metricsText(v.metrics))}</td><td>${esc(artifact)}</td><td>${sha}</td>`
+      + `<td>${esc(fmt.time(v.uploaded_at))}</td></tr>`;
+  });
+  return "<table><thead><tr><th scope=col>Compare</th><th scope=col>Version</th>"
+    + "<th scope=col>Stage</th><th scope=col>Metrics</th><th scope=col>Artifact</th>"
+    + `<th scope=col>sha256</th><th scope=col>Uploaded</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
 export async function perfByHorizon(modelId) {
