@@ -53,3 +53,11 @@ def test_shipped_js_and_css_stay_small() -> None:
     total = sum(len(gzip.compress(p.read_bytes(), 9)) for p in files)
     assert total <= MAX_SHIPPED_GZIP, f"{total} bytes gzipped"
     assert (Path(STATIC) / "vendor" / "uplot" / "LICENSE").read_text().startswith("The MIT")
+
+
+def test_every_module_is_preloaded() -> None:
+    """index.html preloads every ES module, so the browser fetches them in parallel."""
+    index = (Path(STATIC) / "index.html").read_text()
+    for p in Path(STATIC).rglob("*.js"):
+        rel = p.relative_to(STATIC).as_posix()
+        assert f'<link rel="modulepreload" href="/dashboard/{rel}">' in index, rel
