@@ -5,6 +5,7 @@ uvicorn serving the app on a loopback port with a year of hourly demo data."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -124,6 +125,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     svc.close()
 
 
+def no_data_yet(problem: str) -> bool:
+    """Forecast monitoring answers 404 for a version with no scored forecasts yet: the
+    dashboard shows "no data yet" for it, so that 404 is expected, not a failure."""
+    return "404" in problem and bool(re.search(r"/ai/models/[^/ ]+/(performance|drift)", problem))
+
+
 @dataclass
 class Visit:
     """A browser tab that records console errors, page errors and failed requests."""
@@ -145,7 +152,7 @@ class Visit:
             arg=previous, timeout=20_000)
 
     def check(self) -> None:
-        bad = [p for p in self.problems if not self.allowed(p)]
+        bad = [p for p in self.problems if not self.allowed(p) and not no_data_yet(p)]
         assert not bad, "\n".join(bad)
         assert self.page.locator("main .error[role=alert]").count() == 0, \
             self.page.inner_text("main")
@@ -162,8 +169,8 @@ def new_visit(browser: Any, base: str) -> Visit:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     v = Visit(page, base)
-    page.on("console", lambda m: v.problems.append(f"console {m.type}: {m.text}")
-            if m.type == "error" else None)
+    page.on("console", lambda m: v.problems.append(
+        f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None)
     page.on("pageerror", lambda e: v.problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: v.problems.append(f"request failed: {r.url}"))
     page.on("response", lambda r: v.problems.append(f"HTTP {r.status}: {r.url}")

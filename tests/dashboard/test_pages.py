@@ -3,11 +3,12 @@ request, shows the API's data, and is screenshotted at 1280x800 and 390x844."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.dashboard.conftest import MODEL, TENANT, Hub, Visit
+from tests.dashboard.conftest import MODEL, TENANT, Hub, Visit, no_data_yet
 
 PAGES = {
     "overview": "/",
@@ -130,3 +131,22 @@ def test_promote_through_the_dialog_with_the_keyboard(visit: Visit, hub: Hub) ->
     assert not page.is_visible("#promote-dialog")
     assert hub.http.get(f"/ai/models/{model_id}").json()["stage"] == "production"
     visit.check()
+
+
+def _wait_for_problems(visit: Visit, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(visit.problems) < n and time.monotonic() < deadline:
+        visit.page.evaluate("() => 1")  # a round trip lets pending events arrive
+
+
+def test_only_monitorings_no_data_yet_404_is_tolerated(visit: Visit) -> None:
+    page = visit.open("/")
+    page.evaluate("() => fetch('/ai/models/tenant-123:m:v1.0.0/performance?group_by=none')")
+    _wait_for_problems(visit, 1)
+    assert visit.problems and all(no_data_yet(p) for p in visit.problems), visit.problems
+    visit.check()
+    seen = len(visit.problems)
+    page.evaluate("() => fetch('/ai/no-such-thing')")
+    _wait_for_problems(visit, seen + 1)
+    with pytest.raises(AssertionError):
+        visit.check()

@@ -52,3 +52,9 @@ export function whoami() {
   return me;
 }
 export function forgetWhoami() { me = undefined; }
+
+// The window the monitoring views score: the last 28 days.
+export function recentWindow(days = 28) {
+  const end = new Date(Math.ceil(Date.now() / 3600e3) * 3600e3);
+  return { start: new Date(end - days * 86400e3).toISOString(), end: end.toISOString() };
+}

@@ -1,5 +1,5 @@
 // Model names -> versions, and two versions side by side.
-import { api, hasRoute } from "../api.js";
+import { api, hasRoute, recentWindow } from "../api.js";
 import { enc, esc, fmt, h, table } from "../ui.js";
 import { metricsText } from "./overview.js";
 
@@ -62,7 +62,7 @@ function versionsTable(vs) {
 export async function perfByHorizon(modelId) {
   if (!(await hasRoute("GET", "/ai/models/{model_id}/performance"))) return null;
   try {
-    const p = await api(`/ai/models/${enc(modelId)}/performance`, { params: { group_by: "horizon" } });
+    const p = await api(`/ai/models/${enc(modelId)}/performance`, { params: { group_by: "horizon", ...recentWindow() } });
     return p.groups?.length ? p : null;
   } catch (e) {
     if (e.status === 404 || e.status === 422) return null;

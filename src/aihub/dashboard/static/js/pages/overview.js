@@ -1,5 +1,5 @@
 // Overview of one tenant: data, freshness, models by stage, recent exports, attention.
-import { api, hasRoute } from "../api.js";
+import { api, hasRoute, recentWindow } from "../api.js";
 import { enc, fmt, h, stage, table } from "../ui.js";
 
 const STALE_HOURS = 26;
@@ -81,7 +81,7 @@ async function attention(tenant, versions) {
   const rows = [];
   await Promise.all(prod.map(async (m) => {
     try {
-      const p = await api(`/ai/models/${enc(m.model_id)}/performance`, { params: { group_by: "none" } });
+      const p = await api(`/ai/models/${enc(m.model_id)}/performance`, { params: { group_by: "none", ...recentWindow() } });
       const g = p.groups?.[0];
       if (g) rows.push({ m, g });
     } catch { /* no data yet for this one */ }
