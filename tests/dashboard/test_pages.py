@@ -3,7 +3,9 @@ request, shows the API's data, and is screenshotted at 1280x800 and 390x844."""
 
 from __future__ import annotations
 
+import statistics
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,30 @@ def test_only_monitorings_no_data_yet_404_is_tolerated(visit: Visit) -> None:
     _wait_for_problems(visit, seen + 1)
     with pytest.raises(AssertionError):
         visit.check()
+
+
+def test_client_side_z_scores_follow_the_design(visit: Visit, hub: Hub) -> None:
+    """The chart's |z| > 3 marks use DESIGN's z_score_24h: the hourly means in [H-24h, H)
+    by time, sample std; checked against a plain Python computation of the same series."""
+    spike_at = datetime.fromtimestamp(hub.spike_hour, UTC)
+    params = {"tenant_id": TENANT, "start": (spike_at - timedelta(days=30)).isoformat(),
+              "end": (spike_at + timedelta(days=1)).isoformat()}
+    s = hub.http.get("/ai/assets/meter-001/series", params=params).json()
+    page = visit.open("/")
+    js = page.evaluate("""async (s) => {
+        const m = await import('/dashboard/js/chart.js');
+        return {z: m.zScores(s.hour, s.mean).z, lag: m.lagSeries(s.hour, s.mean)};
+    }""", s)
+    hours, values = s["hour"], s["mean"]
+    for i, (t, v) in enumerate(zip(hours, values, strict=True)):
+        window = [values[j] for j in range(i) if t - 86400 <= hours[j] < t]
+        if len(window) < 2 or statistics.stdev(window) == 0:
+            assert js["z"][i] is None, i
+        else:
+            want = (v - statistics.fmean(window)) / statistics.stdev(window)
+            assert js["z"][i] == pytest.approx(want, rel=1e-6, abs=1e-9), i
+        week = [values[j] for j in range(i) if hours[j] == t - 168 * 3600]
+        assert js["lag"][i] == (week[0] if week else None)
+    spike = hours.index(hub.spike_hour)
+    assert abs(js["z"][spike]) > 3
+    visit.check()

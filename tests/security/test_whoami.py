@@ -61,3 +61,20 @@ def test_every_module_is_preloaded() -> None:
     for p in Path(STATIC).rglob("*.js"):
         rel = p.relative_to(STATIC).as_posix()
         assert f'<link rel="modulepreload" href="/dashboard/{rel}">' in index, rel
+
+
+def test_series_keeps_to_the_keys_tenants(client: TestClient, services: Services) -> None:
+    from tests.factories import at, ingest, iso, readings
+
+    for tenant in ("tenant-a", "tenant-b"):
+        ingest(client, tenant, readings("m1", range(24)))
+    _, plain = services.api_keys.create(["tenant-a"], "read")
+    services.key_cache.clear()
+    auth = {"Authorization": f"Bearer {plain}"}
+    span = {"start": iso(at(0)), "end": iso(at(24))}
+    own = client.get("/ai/assets/m1/series", headers=auth,
+                     params={"tenant_id": "tenant-a", **span})
+    assert own.status_code == 200 and own.json()["count"] == 24
+    other = client.get("/ai/assets/m1/series", headers=auth,
+                       params={"tenant_id": "tenant-b", **span})
+    assert other.status_code == 404, other.text

@@ -26,6 +26,13 @@ export function zScores(hours, values) {
   return { z, avg };
 }
 
+// lag_168h by time: the hourly mean of the same hour a week earlier (null if no data).
+export function lagSeries(hours, values, lagHours = 168) {
+  const byHour = new Map();
+  hours.forEach((t, i) => byHour.set(t, values[i]));
+  return hours.map((t) => byHour.get(t - lagHours * HOUR) ?? null);
+}
+
 export function anomalyMarks(series, threshold = 3) {
   const { z, avg } = zScores(series.hour, series.mean);
   const marks = series.mean.map((v, i) => (z[i] !== null && Math.abs(z[i]) > threshold ? v : null));
@@ -48,6 +55,7 @@ export function drawChart(el, series, { onPainted } = {}) {
       { label: "max", stroke: "rgba(31,95,139,.35)", width: 1 },
       { label: "hourly mean", stroke: "#1f5f8b", width: 1.25 },
       { label: "24 h avg", stroke: "#8a5cf6", width: 1, show: false },
+      { label: "lag 168 h", stroke: "#c07a00", width: 1, show: false },
       { label: "|z| > 3", stroke: "#b3261e", fill: "#b3261e", width: 0,
         paths: () => null, points: { show: true, size: 7, stroke: "#b3261e", fill: "#b3261e" } },
     ],
@@ -59,7 +67,8 @@ export function drawChart(el, series, { onPainted } = {}) {
       }],
     },
   };
-  const data = [series.hour, series.min, series.max, series.mean, avg, marks];
+  const lag = lagSeries(series.hour, series.mean);
+  const data = [series.hour, series.min, series.max, series.mean, avg, lag, marks];
   const plot = new uPlot(opts, data, el);
   const onResize = () => plot.setSize({ width: width(), height: height() });
   window.addEventListener("resize", onResize);

@@ -84,7 +84,7 @@ export async function asset({ tenant, args, params }) {
     chartEl,
     h("p", { class: "legend-note" }, `${fmt.int(series.count)} hours · ${count} hours with |z_score_24h| > 3 `
       + "(red points) · drag to zoom, double-click to reset, click a legend entry to show or hide it "
-      + "(24 h avg is the rolling_24h_avg feature). Logged forecasts appear here once the "
+      + "(24 h avg and lag 168 h are the rolling_24h_avg and lag_168h features). Logged forecasts appear here once the "
       + "monitoring API serves them per asset."));
   return {
     nodes,
