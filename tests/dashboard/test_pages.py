@@ -179,3 +179,17 @@ def test_client_side_z_scores_follow_the_design(visit: Visit, hub: Hub) -> None:
     spike = hours.index(hub.spike_hour)
     assert abs(js["z"][spike]) > 3
     visit.check()
+
+
+def test_compare_two_versions_from_the_models_page(visit: Visit) -> None:
+    page = visit.open("/models")
+    page.check(f"input[value='{MODEL}:v1.0.0']")
+    page.check(f"input[value='{MODEL}:v1.1.0']")
+    prev = page.get_attribute("main", "data-ready")
+    page.locator("form", has=page.locator(f"input[value='{MODEL}:v1.0.0']")) \
+        .get_by_role("button", name="Compare selected").click()
+    visit.wait_ready(prev)
+    heads = page.locator("main thead th").all_inner_texts()
+    assert f"{MODEL}:v1.0.0" in heads and f"{MODEL}:v1.1.0" in heads
+    assert "rmse" in page.inner_text("main")
+    visit.check()
