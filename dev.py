@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -43,10 +44,26 @@ def ensure_env(extras: str) -> None:
     stamp.touch()
 
 
+def ensure_chromium() -> None:
+    """The dashboard's browser tests drive Debian's chromium (never a downloaded browser)."""
+    if shutil.which("chromium"):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and Path("/etc/debian_version").exists():
+        print("installing chromium for the dashboard's browser tests ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.check_call(["apt-get", "update", "-qq"], env=env)
+        subprocess.check_call(["apt-get", "install", "-y", "-qq", "chromium"], env=env)
+        return
+    print("chromium is not installed: the dashboard's browser tests (tests/dashboard) will be "
+          "skipped. Install it (Debian/Ubuntu: 'sudo apt-get install chromium') or point "
+          "AIHUB_CHROMIUM at a Chromium binary.", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "up"
     if command == "test":
         ensure_env("dev")
+        ensure_chromium()
         code = subprocess.call([str(PY), "-m", "pytest", *argv[1:]], cwd=ROOT)
         if code == 5:
             print("pytest collected no tests: that is a failure here", file=sys.stderr)

@@ -13,8 +13,18 @@ from aihub import __version__
 from aihub.api.auth import AuthMiddleware, require_role
 from aihub.api.errors import ERROR_RESPONSES, install_error_handlers
 from aihub.api.limits import BodyLimitMiddleware
-from aihub.api.routes import assets, exports, features, health, ingest, model_artifacts, models
+from aihub.api.routes import (
+    assets,
+    exports,
+    features,
+    health,
+    ingest,
+    model_artifacts,
+    models,
+    whoami,
+)
 from aihub.config import Settings
+from aihub.dashboard import install as install_dashboard
 from aihub.metrics import MetricsMiddleware
 from aihub.services.artifact_sweeper import ArtifactSweeper
 from aihub.services.background import PeriodicTask
@@ -78,6 +88,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # router declares it once here.
     app.include_router(features.router)
     app.include_router(ingest.router, dependencies=[require_role("write")])
-    for module in (exports, assets, models, model_artifacts, health):
+    for module in (exports, assets, models, model_artifacts, health, whoami):
         app.include_router(module.router)
+    install_dashboard(app)
     return app

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from aihub.api.errors import error_response, translate_backend_error
 from aihub.auth.cache import KeyCache
 from aihub.auth.scope import ROLES, Principal, current, reset_current, set_current
+from aihub.dashboard import is_open_path
 from aihub.errors import AihubError, Forbidden, Unauthorized
 
 OPEN_PATHS = frozenset({"/health"})
@@ -124,7 +125,7 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or is_open_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         services = scope["app"].state.services

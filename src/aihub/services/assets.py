@@ -58,9 +58,11 @@ class AssetService:
             raise NotFound(f"unknown asset '{asset_id}' for tenant '{tenant_id}'")
         return found[0]
 
-    def list(self, tenant_id: str, *, limit: int, offset: int) -> tuple[list[Asset], int]:
+    def list(
+        self, tenant_id: str, *, limit: int, offset: int, prefix: str | None = None
+    ) -> tuple[list[Asset], int]:
         check_name(tenant_id, "tenant_id")
-        return self.store.list_assets(tenant_id, limit=limit, offset=offset)
+        return self.store.list_assets(tenant_id, limit=limit, offset=offset, prefix=prefix)
 
     def put(self, tenant_id: str, asset_id: str, changes: AssetChanges) -> Asset:
         """Create the asset or change the given fields (``changes.clear`` names optional

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+import orjson
+from fastapi import APIRouter, Path, Query, Response
 
 from aihub.api.auth import require_role
-from aihub.api.deps import AssetServiceDep
+from aihub.api.deps import AssetServiceDep, ServicesDep
 from aihub.api.routes.exports import export_public
-from aihub.api.schemas.common import TenantName
-from aihub.api.schemas.features import AssetPage, AssetPublic, AssetUpdate, StatusPublic
+from aihub.api.schemas.common import TenantName, Timestamp
+from aihub.api.schemas.features import (
+    AssetPage,
+    AssetPublic,
+    AssetUpdate,
+    SeriesPublic,
+    StatusPublic,
+)
+from aihub.names import check_name
+from aihub.services.series import SeriesService
 from aihub.stores.timeseries.base import Asset, AssetChanges
 
 router = APIRouter(prefix="/ai", tags=["assets"])
@@ -69,11 +78,33 @@ def list_assets(
     assets: AssetServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    q: Annotated[str | None, Query(max_length=128,
+                                   description="only asset ids starting with this")] = None,
 ) -> AssetPage:
-    found, total = assets.list(tenant_id, limit=limit, offset=offset)
+    found, total = assets.list(tenant_id, limit=limit, offset=offset, prefix=q or None)
     return AssetPage(
         assets=[asset_public(a) for a in found], total=total, limit=limit, offset=offset
     )
+
+
+@router.get("/assets/{asset_id}/series", response_model=SeriesPublic,
+            summary="An asset's hourly rollups over a range",
+            dependencies=[require_role("read")])
+def series(
+    asset_id: Annotated[str, Path()],
+    tenant_id: TenantQuery,
+    start: Annotated[Timestamp, Query(description="first hour (floored to the hour)")],
+    end: Annotated[Timestamp, Query(description="exclusive; at most 731 days after start")],
+    services: ServicesDep,
+) -> Response:
+    """Columns, not rows: ``hour`` (epoch seconds, UTC), ``mean``, ``min``, ``max``, ``n``
+    of every hour with readings in ``[start, end)`` (a year of hours is ~400 KB of JSON)."""
+    check_name(asset_id, "asset_id")
+    s = SeriesService(services.timeseries).hourly(tenant_id, asset_id, start, end)
+    body = {"tenant_id": s.tenant_id, "asset_id": s.asset_id, "start": s.start.isoformat(),
+            "end": s.end.isoformat(), "count": len(s.hour), "hour": s.hour, "mean": s.mean,
+            "min": s.min, "max": s.max, "n": s.n}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/features/status", response_model=StatusPublic, summary="Feature store status",

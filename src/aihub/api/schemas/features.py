@@ -288,6 +288,19 @@ class AssetPage(BaseModel):
     offset: int
 
 
+class SeriesPublic(BaseModel):
+    tenant_id: str
+    asset_id: str
+    start: datetime
+    end: datetime
+    count: int
+    hour: list[int] = Field(description="epoch seconds (UTC) of each hour's start")
+    mean: list[float]
+    min: list[float]
+    max: list[float]
+    n: list[int]
+
+
 class StatusPublic(BaseModel):
     tenant_id: str
     assets: int

@@ -101,8 +101,11 @@ class TimeSeriesStore(ABC):
         """The assets that exist among ``asset_ids`` (order not guaranteed)."""
 
     @abstractmethod
-    def list_assets(self, tenant_id: str, *, limit: int, offset: int) -> tuple[list[Asset], int]:
-        """A page of a tenant's assets ordered by asset_id, and the total count."""
+    def list_assets(
+        self, tenant_id: str, *, limit: int, offset: int, prefix: str | None = None
+    ) -> tuple[list[Asset], int]:
+        """A page of a tenant's assets ordered by asset_id (only ids starting with
+        ``prefix`` when given), and the total count."""
 
     @abstractmethod
     def upsert_asset(

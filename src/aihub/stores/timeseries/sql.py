@@ -138,16 +138,20 @@ class SqlTimeSeriesStore(TimeSeriesStore):
                 found.extend(_asset(r) for r in conn.execute(q))
         return found
 
-    def list_assets(self, tenant_id: str, *, limit: int, offset: int) -> tuple[list[Asset], int]:
+    def list_assets(
+        self, tenant_id: str, *, limit: int, offset: int, prefix: str | None = None
+    ) -> tuple[list[Asset], int]:
+        where = [assets.c.tenant_id == tenant_id]
+        if prefix:
+            # substr, not LIKE: exact and case-sensitive on both SQLite and PostgreSQL.
+            where.append(sa.func.substr(assets.c.asset_id, 1, len(prefix)) == prefix)
         with self._connect() as conn:
             total = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(assets)
-                .where(assets.c.tenant_id == tenant_id)
+                sa.select(sa.func.count()).select_from(assets).where(*where)
             ).scalar_one()
             rows = conn.execute(
                 sa.select(assets)
-                .where(assets.c.tenant_id == tenant_id)
+                .where(*where)
                 .order_by(assets.c.asset_id)
                 .limit(limit)
                 .offset(offset)
