@@ -140,6 +140,8 @@ ROLES = {
     ("GET", "/ai/assets/{asset_id}"): "read",
     ("GET", "/ai/assets"): "read",
     ("GET", "/ai/features/status"): "read",
+    ("GET", "/ai/assets/{asset_id}/series"): "read",
+    ("GET", "/ai/auth/whoami"): "read",
     ("POST", "/ai/models/register"): "write",
     ("GET", "/ai/models/"): "read",
     ("GET", "/ai/models/{model_id}"): "read",
@@ -153,7 +155,10 @@ ROLES = {
     ("GET", "/ready"): "read",
 }
 # Served without a key (/health) or by FastAPI itself (docs): no role.
-NO_ROLE = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+# The dashboard's page, icon and static files hold no data: they load without a key, and
+# every call they make goes through the API's roles.
+NO_ROLE = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
+           "/", "/favicon.ico", "/dashboard"}
 
 
 def _api_routes(app: object) -> list[tuple[str, str, list[str]]]:
