@@ -294,6 +294,8 @@ class SeriesPublic(BaseModel):
     start: datetime
     end: datetime
     count: int
+    last_hour: int | None = Field(
+        description="epoch seconds (UTC) of the asset's last hour with readings, any range")
     hour: list[int] = Field(description="epoch seconds (UTC) of each hour's start")
     mean: list[float]
     min: list[float]
