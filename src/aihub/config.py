@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     mqtt_api_key: str | None = Field(default=None, validation_alias="AIHUB_MQTT_API_KEY")
     # A JSON file of topic mappings for other payload layouts (and cumulative registers).
     mqtt_mappings: str | None = Field(default=None, validation_alias="AIHUB_MQTT_MAPPINGS")
+    # The first level of the default topics (``aihub/{tenant}/readings/{asset}``).
+    mqtt_topic_prefix: str = Field(default="aihub", min_length=1,
+                                   validation_alias="AIHUB_MQTT_TOPIC_PREFIX")
     mqtt_batch_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="AIHUB_MQTT_BATCH_MS")
     mqtt_batch_rows: int = Field(default=5000, ge=1, le=65_535,
                                  validation_alias="AIHUB_MQTT_BATCH_ROWS")

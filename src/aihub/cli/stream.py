@@ -47,6 +47,9 @@ def mqtt(
         "--mapping", envvar="AIHUB_MQTT_MAPPINGS",
         help="JSON file of topic layouts (README: topic template with {tenant}/{asset}, "
              "time_field, value_field, time_format, scale, kind register)")] = None,
+    topic_prefix: Annotated[str | None, typer.Option(
+        envvar="AIHUB_MQTT_TOPIC_PREFIX",
+        help="First level(s) of the default topics [default: aihub]")] = None,
     batch_ms: Annotated[int | None, typer.Option(
         min=1, max=60_000, help="Commit a micro-batch at most this long after its first "
                                 "message [default: 200]")] = None,
@@ -66,8 +69,8 @@ def mqtt(
     overrides: dict[str, Any] = {
         "url": broker, "username": username, "password": password, "client_id": client_id,
         "ca_file": ca_file, "cert_file": cert_file, "key_file": key_file,
-        "api_key": api_key, "mappings": mapping, "batch_ms": batch_ms,
-        "batch_rows": batch_rows, "tls_insecure": insecure or None,
+        "api_key": api_key, "mappings": mapping, "topic_prefix": topic_prefix,
+        "batch_ms": batch_ms, "batch_rows": batch_rows, "tls_insecure": insecure or None,
     }
     config = StreamConfig.from_settings(Settings(), **overrides)
     done = threading.Event()

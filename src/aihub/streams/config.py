@@ -3,8 +3,9 @@
 
 A broker is ``mqtt://host:1883`` or ``mqtts://host:8883`` (TLS; ``--ca-file`` for a
 private CA, ``--cert-file``/``--key-file`` for a client certificate). A ``Mapping`` says
-how one topic layout becomes rows: the default three are DESIGN.md's topics, others come
-from a JSON file (``AIHUB_MQTT_MAPPINGS``, ``--mapping``), e.g.::
+how one topic layout becomes rows: the default three are DESIGN.md's topics (under
+``AIHUB_MQTT_TOPIC_PREFIX``, ``aihub``), more come from a JSON file
+(``AIHUB_MQTT_MAPPINGS``, ``--mapping``), e.g.::
 
     [{"topic": "site/{tenant}/meter/{asset}/power", "time_field": "t",
       "value_field": "p_w", "time_format": "epoch_ms", "scale": 0.001},
@@ -201,6 +202,7 @@ class StreamConfig:
             raise InvalidInput("no MQTT broker: pass --broker mqtt://host:1883 or set "
                                "AIHUB_MQTT_URL")
         mappings = overrides.pop("mappings", None) or settings.mqtt_mappings
+        prefix = overrides.pop("topic_prefix", None) or settings.mqtt_topic_prefix
         base = parse_broker(url)
         values: dict[str, Any] = {
             "username": settings.mqtt_username or base.username,
@@ -213,10 +215,11 @@ class StreamConfig:
             "api_key": settings.mqtt_api_key,
             "batch_ms": settings.mqtt_batch_ms,
             "batch_rows": settings.mqtt_batch_rows,
+            "mappings": default_mappings(_check_prefix(prefix)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if mappings:
-            values["mappings"] = load_mappings(mappings) if isinstance(mappings, str) \
+        if mappings:  # custom layouts beside the default topics
+            values["mappings"] += load_mappings(mappings) if isinstance(mappings, str) \
                 else tuple(mappings)
         if values.get("ca_file") or values.get("cert_file"):
             values.setdefault("tls", True)
@@ -224,6 +227,14 @@ class StreamConfig:
         if not is_valid_client_id(values["client_id"]):
             raise InvalidInput("MQTT client id: 1..128 characters, no spaces")
         return replace(base, **values)
+
+
+def _check_prefix(prefix: str) -> str:
+    if not prefix or any(c in prefix for c in "+#{}") or prefix.startswith("/") \
+            or prefix.endswith("/"):
+        raise InvalidInput(f"topic prefix {prefix[:80]!r}: topic levels without wildcards, "
+                           "e.g. 'aihub' or 'site-7/aihub'")
+    return prefix
 
 
 def is_valid_client_id(value: str) -> bool:
