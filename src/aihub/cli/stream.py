@@ -81,9 +81,11 @@ def mqtt(
         stream.start()
         topics = ", ".join(m.subscription for m in config.mappings)
         console.print(f"streaming from {config.url} as '{config.client_id}': {topics}")
-        if not stream.wait_connected(10):
-            err_console.print(f"[yellow]warning:[/yellow] not connected to {config.url} yet; "
-                              "retrying in the background")
+        if stream.wait_subscribed(10):
+            console.print("subscribed")
+        else:
+            err_console.print(f"[yellow]warning:[/yellow] not subscribed at {config.url} "
+                              "yet; retrying in the background")
         try:
             while not done.wait(1.0):
                 pass
