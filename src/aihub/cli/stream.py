@@ -28,7 +28,7 @@ def mqtt(
     client_id: Annotated[str | None, typer.Option(
         envvar="AIHUB_MQTT_CLIENT_ID",
         help="Stable client id: the broker keeps this session's messages while the "
-             "stream is down [default: aihub-stream]")] = None,
+             "stream is down (default aihub-stream)")] = None,
     ca_file: Annotated[str | None, typer.Option(
         envvar="AIHUB_MQTT_CA_FILE", help="CA certificate (PEM) to verify the broker; "
                                           "implies TLS")] = None,
@@ -49,13 +49,13 @@ def mqtt(
              "time_field, value_field, time_format, scale, kind register)")] = None,
     topic_prefix: Annotated[str | None, typer.Option(
         envvar="AIHUB_MQTT_TOPIC_PREFIX",
-        help="First level(s) of the default topics [default: aihub]")] = None,
+        help="First level(s) of the default topics (default aihub)")] = None,
     batch_ms: Annotated[int | None, typer.Option(
         min=1, max=60_000, help="Commit a micro-batch at most this long after its first "
-                                "message [default: 200]")] = None,
+                                "message (default 200 ms)")] = None,
     batch_rows: Annotated[int | None, typer.Option(
         min=1, max=65_535, help="... or once it holds about this many readings "
-                                "[default: 5000]")] = None,
+                                "(default 5000)")] = None,
 ) -> None:
     """Subscribe to aihub/{tenant}/readings/{asset}, aihub/{tenant}/weather/{location}
     and aihub/{tenant}/registers/{asset} (QoS 1, persistent session) and store what

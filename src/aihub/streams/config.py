@@ -150,7 +150,13 @@ def _mapping(raw: Any, where: str) -> Mapping:
 
 def load_mappings(source: str) -> tuple[Mapping, ...]:
     """Mappings from a JSON file (a path) or JSON text (starting with ``[``)."""
-    text = source if source.lstrip().startswith("[") else Path(source).read_text("utf-8")
+    if source.lstrip()[:1] in ("[", "{"):
+        text = source
+    else:
+        try:
+            text = Path(source).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"topic mappings: can't read {source[:200]!r} ({exc})") from exc
     try:
         raw = json.loads(text)
     except ValueError as exc:
