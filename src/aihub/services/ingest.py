@@ -68,3 +68,24 @@ class IngestService:
             [cache_key(tenant_id, a) for a in result.asset_ids], seq=result.seq or None
         )
         return result
+
+    # -- for a caller that owns the transaction (the stream's micro-batches) ---------------
+    def store_readings(self, conn: sa.Connection, tenant_id: str,
+                       batch: pl.DataFrame) -> IngestResult:
+        """Store an already validated batch (``split_readings``) in the caller's write
+        transaction; once it committed, ``committed`` invalidates what it touched."""
+        return self.store.ingest_readings(conn, tenant_id, batch)
+
+    def store_weather(self, conn: sa.Connection, tenant_id: str,
+                      batch: pl.DataFrame) -> IngestResult:
+        """Like ``store_readings`` for validated weather (``split_weather``)."""
+        return self.store.ingest_weather(conn, tenant_id, batch)
+
+    def committed(self, tenant_id: str, kind: str, result: IngestResult) -> None:
+        """After the caller's commit: count the rows and drop the touched assets' online
+        features, exactly as ``ingest_readings`` does."""
+        record_ingest(kind, result.accepted)
+        if result.asset_ids:
+            self.online.invalidate(
+                [cache_key(tenant_id, a) for a in result.asset_ids], seq=result.seq or None
+            )
