@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     export_stale_after_s: int = Field(default=6 * 3600, ge=60,
                                       validation_alias="AIHUB_EXPORT_STALE_AFTER")
 
+    # A Dask scheduler (``tcp://host:8786``): exports run there as datasets of parts
+    # (``aihub export --dask`` / ``--workers`` choose per command).
+    dask_scheduler: str | None = Field(default=None, validation_alias="AIHUB_DASK_SCHEDULER")
+
     @field_validator("redis_cluster_nodes")
     @classmethod
     def _cluster_nodes(cls, value: str | None) -> str | None:
