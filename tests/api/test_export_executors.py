@@ -5,8 +5,10 @@ table, equal row for row to the single-file export; the record lists the parts."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -110,3 +112,69 @@ def test_an_export_without_rows_is_one_empty_part_with_the_columns(
     assert table.num_rows == 0 and record.row_count == 0
     assert table.column_names[:3] == ["tenant_id", "asset_id", "timestamp"]
     assert table.schema.equals(pq.read_table(services.exports.export(req).storage_path).schema)
+
+
+@pytest.mark.parametrize("how", ["workers", "dask"])
+def test_the_cli_exports_a_dataset_with_workers_or_on_dask(
+    client: TestClient, services: Services, how: str, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    from aihub.cli import main
+    from tests.security.faults import settings_env
+
+    load(client)
+    for k, v in settings_env(services.settings).items():
+        if k.startswith(("AIHUB_", "DATABASE_", "REDIS_", "EXPORT_", "MINIO_", "MODEL_")):
+            monkeypatch.setenv(k, v)
+    option = (["--workers", "2"] if how == "workers"
+              else ["--dask", request.getfixturevalue("dask_client").scheduler.address])  # type: ignore[attr-defined]
+    monkeypatch.setattr(sys, "argv", ["aihub", "export", "--tenant", T, "--start",
+                                      "2024-01-02T00:00:00Z", "--end", "2024-01-13T12:00:00Z",
+                                      "-s", "forecast_advanced", *option])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    records, _ = services.exports.list(T, limit=1, offset=0)
+    record = records[0]
+    assert record.status == "completed" and record.row_count == 5 * 276
+    assert f"completed {5 * 276} rows in {len(record.parts or [])} part(s)" in out, out
+    assert pq.read_table(record.storage_path).equals(
+        pq.read_table(services.exports.export(load_request()).storage_path))
+
+
+def load_request() -> ExportRequest:
+    return ExportRequest(tenant_id=T, feature_set="forecast_advanced", start_time=at(24),
+                         end_time=at(300))
+
+
+def test_with_a_dask_scheduler_configured_api_exports_are_datasets(
+    client: TestClient, services: Services, dask_client: Any,
+) -> None:
+    from aihub.api.app import create_app
+    from aihub.services.container import build_services
+
+    req = load(client)
+    reference = pq.read_table(services.exports.export(req).storage_path)
+    on_dask = build_services(services.settings.model_copy(
+        update={"dask_scheduler": dask_client.scheduler.address}))
+    body = {"tenant_id": T, "feature_set": "forecast_advanced",
+            "start_time": "2024-01-02T00:00:00Z", "end_time": "2024-01-13T12:00:00Z"}
+    try:
+        with TestClient(create_app(services=on_dask)) as api:
+            waited = api.post("/ai/features/export", json=body).json()
+            accepted = api.post("/ai/features/export", json={**body, "wait": False})
+            assert accepted.status_code == 202, accepted.text
+            deadline = time.monotonic() + 60
+            record = accepted.json()
+            while record["status"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                record = api.get(f"/ai/features/exports/{record['export_id']}").json()
+    finally:
+        on_dask.close()
+    for done in (waited, record):
+        assert done["status"] == "completed", done
+        assert [p["path"] for p in done["parts"]] == ["part-00000.parquet"]
+        assert pq.read_table(done["storage_path"]).equals(reference)
