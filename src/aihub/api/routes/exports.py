@@ -34,6 +34,7 @@ def export_public(r: ExportRecord) -> ExportPublic:
         lookback_hours=r.lookback_hours,
         created_at=r.created_at,
         completed_at=r.completed_at,
+        parts=r.parts,  # type: ignore[arg-type]
     )
 
 

@@ -190,6 +190,12 @@ class ExportCreate(BaseModel):
     )
 
 
+class ExportPart(BaseModel):
+    path: str  # relative to the export's storage_path (a dataset directory)
+    rows: int
+    bytes: int
+
+
 class ExportPublic(BaseModel):
     export_id: str
     tenant_id: str
@@ -206,6 +212,8 @@ class ExportPublic(BaseModel):
     lookback_hours: int
     created_at: datetime
     completed_at: datetime | None
+    # A dataset export (run on an executor): its Parquet parts; null for a single file.
+    parts: list[ExportPart] | None = None
 
 
 class ExportPage(BaseModel):
