@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import psutil
 import psycopg
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -173,3 +174,72 @@ def test_a_killed_dask_worker_s_partition_is_retried_without_missing_or_duplicat
     assert table.equals(reference)
     keys = table.select(["asset_id", "timestamp"]).to_pylist()
     assert len({(k["asset_id"], k["timestamp"]) for k in keys}) == len(keys)
+
+
+def test_a_killed_local_pool_worker_fails_the_export_cleanly(local: Services,
+                                                             pg_url: str) -> None:
+    """A local pool cannot rerun a dead process's task: the export is recorded failed, with
+    a reference to the log, and no part of it is left."""
+    req = load(local)
+    outcome: dict[str, Any] = {}
+    lock = psycopg.connect(pg_url)
+    lock.execute("LOCK TABLE weather IN ACCESS EXCLUSIVE MODE")
+    executor = ProcessExecutor(2)
+
+    def run() -> None:
+        try:
+            outcome["record"] = local.exports.export(req, executor=executor, part_assets=1)
+        except BaseException as exc:  # expected: the pool broke
+            outcome["error"] = exc
+
+    exporter = threading.Thread(target=run)
+    exporter.start()
+    try:
+        _wait("both pool workers inside a task", lambda: _blocked_on_weather(pg_url) >= 2)
+        me = psutil.Process()
+        workers = [c for c in me.children(recursive=True)
+                   if "multiprocessing" in " ".join(c.cmdline())
+                   and "resource_tracker" not in " ".join(c.cmdline())]
+        assert workers, [c.cmdline() for c in me.children(recursive=True)]
+        os.kill(workers[0].pid, signal.SIGKILL)
+    finally:
+        time.sleep(0.5)
+        lock.rollback()
+        lock.close()
+    exporter.join(timeout=120)
+    assert not exporter.is_alive()
+    assert "error" in outcome, outcome
+    records, _ = local.exports.list(T, limit=1, offset=0)
+    failed = records[0]
+    assert failed.status == "failed" and "see the server log, reference" in (failed.message or "")
+    assert failed.parts is None
+    assert not Path(failed.storage_path or "").exists()
+
+
+def test_an_unreachable_dask_scheduler_fails_a_background_export(
+    prod_settings: Settings,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from aihub.api.app import create_app
+    from tests.conftest import free_port
+
+    gone = f"tcp://127.0.0.1:{free_port()}"
+    svc = build_services(prod_settings.model_copy(update={"dask_scheduler": gone}))
+    try:
+        load(svc)
+        with TestClient(create_app(services=svc)) as api:
+            r = api.post("/ai/features/export", json={
+                "tenant_id": T, "feature_set": "forecast_basic",
+                "start_time": "2024-01-02T00:00:00Z", "end_time": "2024-01-03T00:00:00Z",
+                "wait": False})
+            assert r.status_code == 202, r.text
+            record = r.json()
+            deadline = time.monotonic() + 60
+            while record["status"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                record = api.get(f"/ai/features/exports/{record['export_id']}").json()
+        assert record["status"] == "failed", record
+        assert record["message"].startswith("export failed (dask unavailable)"), record
+    finally:
+        svc.close()

@@ -86,3 +86,14 @@ def test_cli_help_and_a_missing_broker() -> None:
                              timeout=60, env=env)
     assert missing.returncode == 2
     assert "no MQTT broker" in missing.stderr
+
+
+def test_serve_refuses_a_bad_stream_config_before_serving(tmp_path: Path) -> None:
+    env = {**os.environ, "AIHUB_DATA_DIR": str(tmp_path), "AIHUB_MQTT_URL": "http://x"}
+    bad = subprocess.run([AIHUB, "serve", "--port", "1"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert bad.returncode == 2 and "expected mqtt://host:1883" in bad.stderr
+    env["AIHUB_MQTT_URL"] = "mqtt://127.0.0.1:1883"
+    two = subprocess.run([AIHUB, "serve", "--port", "1", "--workers", "2"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert two.returncode == 2 and "--workers 1" in two.stderr

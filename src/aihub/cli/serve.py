@@ -52,6 +52,11 @@ def serve(
                 raise typer.Exit(2)
             err_console.print("[yellow]warning:[/yellow] no API keys configured: the API is "
                               f"open to anyone who can reach {host}")
+        if svc.settings.mqtt_url:  # a bad broker URL, layout or key: an error before serving
+            from aihub.streams.config import StreamConfig
+            from aihub.streams.runner import stream_principal
+
+            stream_principal(svc, StreamConfig.from_settings(svc.settings).api_key)
         if demo:
             from aihub.demo.loader import load_demo
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
-from aihub.errors import InvalidInput, MissingDependency
+from aihub.errors import BackendUnavailable, InvalidInput, MissingDependency
 
 __all__ = ["DaskExecutor", "Executor", "InlineExecutor", "ProcessExecutor", "make_executor"]
 
@@ -110,9 +110,12 @@ class DaskExecutor(Executor):
             raise InvalidInput("--dask: give the scheduler's address, e.g. tcp://host:8786")
         self._own = client is None
         try:
-            self.client = client if client is not None else Client(address, timeout=30)
+            self.client = client if client is not None else Client(address, timeout=10)
         except (OSError, TimeoutError) as exc:
-            raise InvalidInput(f"--dask: no Dask scheduler answers at {address}") from exc
+            raise BackendUnavailable("dask", f"no scheduler answers at {address}") from exc
+        except ValueError as exc:  # not an address Dask understands
+            raise InvalidInput(f"--dask: '{address}' is not a scheduler address, e.g. "
+                               "tcp://host:8786") from exc
         self.workers = max(1, sum(self.client.nthreads().values()))
 
     def run(self, fn: Callable[[T], R], tasks: Sequence[T], on_done: OnDone | None = None

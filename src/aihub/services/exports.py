@@ -221,8 +221,7 @@ class ExportService:
     def _run_quietly(self, job: _Job) -> None:
         try:
             if job.dataset is not None:
-                with DaskExecutor(self._dask_address()) as dask:
-                    self._run_dataset(job, dask, None, None)
+                self._run_on_dask(job)
             else:
                 self._run(job, None)
         except Exception:  # recorded as failed by _run; nobody waits for this thread
@@ -260,6 +259,24 @@ class ExportService:
         )
         self._save(done)
         return done
+
+    def _run_on_dask(self, job: _Job) -> ExportRecord:
+        """A recorded dataset export on the configured Dask cluster (in the background)."""
+        try:
+            dask = DaskExecutor(self._dask_address())
+        except AihubError as exc:
+            self._failed(job.record, exc, time.perf_counter())
+            raise
+        with dask:
+            return self._run_dataset(job, dask, None, None)
+
+    def _failed(self, record: ExportRecord, exc: BaseException, began: float) -> None:
+        """Record a dataset export as failed; the error itself goes to the log."""
+        record_export("failed", time.perf_counter() - began)
+        ref = uuid.uuid4().hex[:12]
+        log.error("export %s failed (reference %s)", record.export_id, ref, exc_info=exc)
+        self._save(record.finished(status="failed", message=failure_message(exc, ref),
+                                   completed_at=utcnow()))
 
     def _run_dataset(
         self,
@@ -300,15 +317,11 @@ class ExportService:
                 parts = executor.run(export_parts.run_part, tasks, on_done)
             export_parts.remove_leftovers(dataset)
         except BaseException as exc:
-            record_export("failed", time.perf_counter() - began)
-            ref = uuid.uuid4().hex[:12]
-            log.error("export %s failed (reference %s)", record.export_id, ref, exc_info=exc)
             try:
                 export_parts.remove_dataset(self.settings, dataset)
             except Exception:  # the failure above is what the record reports
                 log.warning("export %s: parts not removed", record.export_id, exc_info=True)
-            self._save(record.finished(status="failed", message=failure_message(exc, ref),
-                                       completed_at=utcnow()))
+            self._failed(record, exc, began)
             raise
         rows = sum(p.rows for p in parts)
         size = sum(p.bytes for p in parts)

@@ -56,8 +56,9 @@ def to_intervals(
     register_max: float | None = None,
 ) -> tuple[pl.DataFrame, dict[str, RegisterState], list[Flag]]:
     """The interval readings of ``totals`` (validated readings whose ``value`` is a
-    total): the rows that make an interval, with ``value`` replaced by the consumption
-    since the asset's previous total; the new state of every asset seen; and the drops.
+    total, in any order): the rows that make an interval, by asset and time, with
+    ``value`` replaced by the consumption since the asset's previous total; the new state
+    of every asset seen; and the drops.
     ``state`` (the stored previous readings) is not changed."""
     new = dict(state)
     keep: list[int] = []
@@ -93,7 +94,7 @@ def to_intervals(
     intervals = picked.with_columns(
         pl.Series("value", [values[order[r]] for r in picked.get_column("_row").to_list()],
                   dtype=pl.Float64)
-    ).drop("_row")
+    ).drop("_row").sort("asset_id", "ts")
     changed = {a: s for a, s in new.items() if state.get(a) != s}
     return intervals, changed, flags
 

@@ -173,7 +173,7 @@ class MqttStream:
 
     # -- batches --------------------------------------------------------------------------
     def _collect(self) -> list[Message]:
-        """The next micro-batch: from its first message until ``batch_ms`` later or about
+        """The next micro-batch: until ``batch_ms`` after its first message arrived or about
         ``batch_rows`` readings (``{`` counted in the payloads); empty when stopping."""
         while True:
             try:
@@ -184,9 +184,11 @@ class MqttStream:
                     return []
         batch = [first]
         rows = max(1, first.payload.count(b"{"))
-        deadline = time.monotonic() + self.config.batch_ms / 1000
+        # From the first message's arrival: one that waited in the queue while the last
+        # batch committed is not kept waiting a whole window more.
+        deadline = first.received_at + self.config.batch_ms / 1000
         while rows < self.config.batch_rows:
-            left = deadline - time.monotonic()
+            left = deadline - time.time()
             try:
                 msg = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:

@@ -45,6 +45,8 @@ __all__ = ["BatchResult", "Message", "StreamWriter"]
 
 log = logging.getLogger("aihub.streams")
 
+_ROUTES_KEPT = 200_000  # topics whose routing is remembered
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -82,8 +84,9 @@ class _Plan:
 
     readings: dict[str, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
     weather: dict[str, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
-    registers: dict[str, list[tuple[Mapping, pl.DataFrame, list[tuple[int, int]]]]] = field(
-        default_factory=lambda: defaultdict(list))
+    # (layout, valid totals, the message of each valid (asset, ts): the last one naming it)
+    registers: dict[str, list[tuple[Mapping, pl.DataFrame, dict[tuple[str, int], int]]]] = \
+        field(default_factory=lambda: defaultdict(list))
     dead: list[DeadLetter] = field(default_factory=list)
     bad_messages: set[int] = field(default_factory=set)
 
@@ -116,14 +119,26 @@ class StreamWriter:
         self.principal = principal
         self.dead_letters = dead_letters or DeadLetterStore()
         self.registers = registers or RegisterStore()
+        self._routes: dict[str, tuple[Mapping, str, str] | None] = {}
 
     # -- parse and validate (no database) -------------------------------------------------
     def _route(self, topic: str) -> tuple[Mapping, str, str] | None:
+        """The layout, tenant and asset (or location) of ``topic``; remembered, since a
+        fleet publishes on the same topics again and again."""
+        try:
+            return self._routes[topic]
+        except KeyError:
+            pass
+        routed = None
         for m in self.mappings:
             found = m.match(topic)
             if found is not None:
-                return m, found[0], found[1]
-        return None
+                routed = (m, found[0], found[1])
+                break
+        if len(self._routes) >= _ROUTES_KEPT:
+            self._routes.clear()
+        self._routes[topic] = routed
+        return routed
 
     def _plan(self, messages: Sequence[Message]) -> _Plan:
         plan = _Plan()
@@ -182,8 +197,10 @@ class StreamWriter:
                 if g.mapping.kind == "weather":
                     plan.weather[tenant].append(valid)
                 elif g.mapping.kind == "register":
-                    good = [g.origin[r] for r in range(len(g.rows)) if r not in bad_rows]
-                    plan.registers[tenant].append((g.mapping, valid, good))
+                    keys = frame.select("asset_id", "ts").rows()
+                    source = {keys[r]: g.origin[r][0] for r in range(len(g.rows))
+                              if r not in bad_rows}
+                    plan.registers[tenant].append((g.mapping, valid, source))
                 else:
                     plan.readings[tenant].append(valid)
         for i in range(len(messages)):
@@ -206,7 +223,7 @@ class StreamWriter:
                     intervals, changed, flags = to_intervals(
                         totals, state, register_max=mapping.register_max)
                     for f in flags:
-                        m = messages[origin[f.row][0]]
+                        m = messages[origin[(f.asset_id, f.ts)]]
                         letters.append(DeadLetter.of(tenant, m.topic, m.payload, f.reason,
                                                      _when(m)))
                     self.registers.save(conn, tenant, state.keys(), changed)
