@@ -158,22 +158,34 @@ def readings_from_file(
     value_col: str,
     asset_id: str | None,
     timezone: str | None,
+    known_at_col: str | None = None,
+    quality_col: str | None = None,
 ) -> FileBatch:
+    """``known_at_col`` names a column of knowledge times (a reading's original arrival,
+    for backfills), ``quality_col`` one of actual/estimated/edited flags."""
     frame = read_table(path, fmt)
     _require(frame, ts_col, "--ts-col")
     _require(frame, value_col, "--value-col")
-    return _batch(
-        {
-            "asset_id": (_ids(frame, asset_col, asset_id, "asset"), []),
-            "ts": parse_timestamps(frame, ts_col, timezone),
-            "value": _values(frame, value_col),
-        },
-        {
-            "asset_id": "--asset-id" if asset_id is not None else f"column '{asset_col}'",
-            "ts": f"column '{ts_col}'",
-            "value": f"column '{value_col}'",
-        },
-    )
+    series = {
+        "asset_id": (_ids(frame, asset_col, asset_id, "asset"), []),
+        "ts": parse_timestamps(frame, ts_col, timezone),
+        "value": _values(frame, value_col),
+    }
+    labels = {
+        "asset_id": "--asset-id" if asset_id is not None else f"column '{asset_col}'",
+        "ts": f"column '{ts_col}'",
+        "value": f"column '{value_col}'",
+    }
+    if known_at_col is not None:
+        _require(frame, known_at_col, "--known-at-col")
+        series["known_at"] = parse_timestamps(frame, known_at_col, timezone)
+        labels["known_at"] = f"column '{known_at_col}'"
+    if quality_col is not None:
+        _require(frame, quality_col, "--quality-col")
+        quality = frame.get_column(quality_col).cast(pl.String).str.strip_chars().str.to_lowercase()
+        series["quality"] = (quality, [])
+        labels["quality"] = f"column '{quality_col}'"
+    return _batch(series, labels)
 
 
 def weather_from_file(
@@ -184,7 +196,10 @@ def weather_from_file(
     ts_col: str,
     location_id: str | None,
     timezone: str | None,
+    issued_at_col: str | None = None,
 ) -> FileBatch:
+    """``issued_at_col`` names a column of issue times (knowledge times): a forecast
+    archive keeps each forecast's issue, an observation its arrival."""
     frame = read_table(path, fmt)
     _require(frame, ts_col, "--ts-col")
     present = [f for f in WEATHER_FIELDS if f in frame.columns]
@@ -200,4 +215,8 @@ def weather_from_file(
         "ts": f"column '{ts_col}'",
         **{f: f"column '{f}'" for f in present},
     }
+    if issued_at_col is not None:
+        _require(frame, issued_at_col, "--issued-at-col")
+        series["issued_at"] = parse_timestamps(frame, issued_at_col, timezone)
+        labels["issued_at"] = f"column '{issued_at_col}'"
     return _batch(series, labels)  # type: ignore[arg-type]

@@ -44,9 +44,18 @@ def ingest_readings(
     ] = None,
     timezone: TzOpt = None,
     fmt: FormatOpt = None,
+    known_at_col: Annotated[
+        str | None,
+        typer.Option(help="Column of knowledge times (when each value became known; "
+                     "backfills of archives). Default: the import's commit time"),
+    ] = None,
+    quality_col: Annotated[
+        str | None, typer.Option(help="Column of quality flags: actual, estimated, edited")
+    ] = None,
 ) -> None:
     """Import meter readings. The whole file is validated first and stored in one
-    transaction: a bad row is reported (row and column) and nothing is stored."""
+    transaction: a bad row is reported (row and column) and nothing is stored. A changed
+    value of a stored reading keeps the earlier version (see "What was known when")."""
     started = time.perf_counter()
     batch = readings_from_file(
         file,
@@ -56,6 +65,8 @@ def ingest_readings(
         value_col=value_col,
         asset_id=asset_id,
         timezone=timezone,
+        known_at_col=known_at_col,
+        quality_col=quality_col,
     )
     with services() as svc, progress_bar() as bar:
         task = bar.add_task("ingest readings", total=batch.frame.height)
@@ -89,6 +100,11 @@ def ingest_weather(
     ] = None,
     timezone: TzOpt = None,
     fmt: FormatOpt = None,
+    issued_at_col: Annotated[
+        str | None,
+        typer.Option(help="Column of issue times (a forecast's issue, an observation's "
+                     "arrival); every issued version is kept. Default: commit time"),
+    ] = None,
 ) -> None:
     """Import weather observations or forecasts (temperature, humidity, wind_speed,
     solar_irradiance, cloud_cover columns; any subset)."""
@@ -99,6 +115,7 @@ def ingest_weather(
         ts_col=ts_col,
         location_id=location_id,
         timezone=timezone,
+        issued_at_col=issued_at_col,
     )
     with services() as svc:
         result = svc.ingest.ingest_weather(

@@ -17,6 +17,10 @@ class ReadingIn(BaseModel):
     asset_id: Name
     ts: Timestamp
     value: FiniteFloat
+    known_at: Timestamp | None = Field(
+        default=None, description="When this value became known (default: the batch's)"
+    )
+    quality: Literal["actual", "estimated", "edited"] | None = None
 
 
 class ReadingsHead(BaseModel):
@@ -25,6 +29,11 @@ class ReadingsHead(BaseModel):
 
     model_config = _STRICT
     tenant_id: TenantName
+    known_at: Timestamp | None = Field(
+        default=None,
+        description="Knowledge time of every row that gives none (default: commit time); "
+        "at most 5 minutes in the future",
+    )
 
 
 class ReadingsIngest(ReadingsHead):
@@ -64,6 +73,9 @@ class WeatherIn(BaseModel):
     wind_speed: FiniteFloat | None = None
     solar_irradiance: FiniteFloat | None = None
     cloud_cover: FiniteFloat | None = None
+    issued_at: Timestamp | None = Field(
+        default=None, description="When this value was issued (default: the batch's)"
+    )
 
 
 class WeatherHead(BaseModel):
@@ -71,6 +83,11 @@ class WeatherHead(BaseModel):
 
     model_config = _STRICT
     tenant_id: TenantName
+    issued_at: Timestamp | None = Field(
+        default=None,
+        description="Issue time (knowledge time) of every row that gives none: a "
+        "forecast's issue time, default commit time; at most 5 minutes in the future",
+    )
 
 
 class WeatherIngest(WeatherHead):
