@@ -71,7 +71,7 @@ def test_an_older_version_backfilled_later_goes_to_history(store: TimeSeriesStor
     assert store.load_rollups([key], H0, H0 + HOUR_US).get_column("mean").to_list() == [5.0]
 
 
-def test_default_knowledge_time_is_the_write_and_late_hours_are_found(
+def test_default_knowledge_time_is_the_write_and_late_or_flagged_hours_are_marked(
     store: TimeSeriesStore,
 ) -> None:
     ingest(store, "t1", readings([("m1", H0 + 15 * MIN, 1.0, None, None),
@@ -80,10 +80,13 @@ def test_default_knowledge_time_is_the_write_and_late_hours_are_found(
     key = store.get_assets("t1", ["m1"])[0].key
     v = store.load_reading_versions([key], H0, H0 + DAY)
     assert v.get_column("known_at").to_list()[0] > H0 + 365 * DAY  # written now, not in 2024
-    late = store.load_late_hours([key], H0, H0 + DAY)
+    late = store.load_hour_marks([key], H0, H0 + DAY)
     assert late.select("hour").to_series().to_list() == [H0, H0 + HOUR_US]
-    by = store.load_late_hours([key], H0, H0 + DAY, known_after=H0 + 2 * HOUR_US + MIN)
+    by = store.load_hour_marks([key], H0, H0 + DAY, known_after=H0 + 2 * HOUR_US + MIN)
     assert by.get_column("hour").to_list() == [H0]
+    ingest(store, "t1", readings([("m1", H0 + 3 * HOUR_US, 1.0, H0, "edited")]))
+    marks = store.load_hour_marks([key], H0 + 3 * HOUR_US, H0 + DAY)
+    assert marks.rows() == [(key, H0 + 3 * HOUR_US, H0, 0, 1)]
 
 
 def test_weather_keeps_every_issued_version(store: TimeSeriesStore) -> None:

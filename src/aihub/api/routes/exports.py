@@ -10,10 +10,30 @@ from aihub.api.auth import require_role
 from aihub.api.deps import ExportServiceDep
 from aihub.api.schemas.common import Name
 from aihub.api.schemas.features import ExportCreate, ExportPage, ExportPublic
+from aihub.features.knowledge import (
+    Knowledge,
+    OriginSchedule,
+    parse_as_known,
+    parse_horizons,
+    parse_schedule,
+)
 from aihub.services.exports import ExportRequest
 from aihub.stores.metadata.exports import ExportRecord
 
 router = APIRouter(prefix="/ai/features", tags=["exports"])
+
+
+def export_knowledge(body: ExportCreate) -> Knowledge | None:
+    """The request's origins, horizons and as_known (None when it gives none of them)."""
+    if body.origins is None and body.horizons is None and body.as_known is None:
+        return None
+    o = body.origins
+    schedule = parse_schedule(o.every_hours, o.at, o.timezone) if o else OriginSchedule()
+    return Knowledge(
+        horizons=parse_horizons(body.horizons),
+        as_known=parse_as_known(body.as_known),
+        origins=schedule,
+    )
 
 
 def export_public(r: ExportRecord) -> ExportPublic:
@@ -32,6 +52,7 @@ def export_public(r: ExportRecord) -> ExportPublic:
         end_time=r.end_time,
         asset_ids=r.asset_ids,
         lookback_hours=r.lookback_hours,
+        options=r.options,
         created_at=r.created_at,
         completed_at=r.completed_at,
     )
@@ -49,7 +70,11 @@ def export(body: ExportCreate, exports: ExportServiceDep, response: Response) ->
     """One row per asset per hour in ``[start_time, end_time)`` that has readings:
     ``tenant_id, asset_id, timestamp``, the set's features, and ``target`` (the hour's mean)
     for forecast sets. Point-in-time correct: a row at H uses only readings before H.
-    With ``wait=false`` the answer is immediate (202, status ``running``); poll the record."""
+    With ``origins``, ``horizons`` or ``as_known``: one row per origin, horizon and asset
+    whose target hour has readings, columns ``tenant_id, asset_id, origin, timestamp``
+    (the target T), ``horizon``, the features, ``target`` and ``target_quality``; each
+    row sees what was known per ``as_known`` ("What was known when"). With
+    ``wait=false`` the answer is immediate (202, status ``running``); poll the record."""
     req = ExportRequest(
         tenant_id=body.tenant_id,
         feature_set=body.feature_set,
@@ -57,6 +82,7 @@ def export(body: ExportCreate, exports: ExportServiceDep, response: Response) ->
         end_time=body.end_time,
         asset_ids=body.asset_ids,
         lookback_hours=body.lookback_hours,
+        knowledge=export_knowledge(body),
     )
     if body.wait:
         return export_public(exports.export(req))

@@ -36,6 +36,8 @@ class ExportRecord:
     message: str | None
     created_at: datetime
     completed_at: datetime | None
+    # origins, horizons and as_known of the request (None: today's rows and columns)
+    options: dict[str, Any] | None = None
 
     def finished(self, **changes: Any) -> ExportRecord:
         return replace(self, **changes)
@@ -113,6 +115,7 @@ def _values(record: ExportRecord) -> dict[str, Any]:
         "message": record.message,
         "created_at": record.created_at,
         "completed_at": record.completed_at,
+        "options": record.options,
     }
 
 
@@ -132,4 +135,5 @@ def _export(row: Any) -> ExportRecord:
         message=row.message,
         created_at=row.created_at,
         completed_at=row.completed_at,
+        options=row.options,
     )

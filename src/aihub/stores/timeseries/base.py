@@ -27,9 +27,16 @@ ASSET_KINDS = ("load", "generation")
 
 Progress = Callable[[int], None]
 
-# Hours whose current readings were not all known when the hour ended (or by a given
-# time): ``known_at`` is the latest knowledge time among them.
-LATE_HOURS_SCHEMA = {"asset_key": pl.Int64, "hour": pl.Int64, "known_at": pl.Int64}
+# Hours with current readings known late (after the hour ended, or after a given time) or
+# not actual: ``known_at`` is the latest knowledge time among those readings, ``estimated``
+# and ``edited`` count the hour's readings of that quality.
+HOUR_MARKS_SCHEMA = {
+    "asset_key": pl.Int64,
+    "hour": pl.Int64,
+    "known_at": pl.Int64,
+    "estimated": pl.Int64,
+    "edited": pl.Int64,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +179,13 @@ class TimeSeriesStore(ABC):
         end`` (``READING_VERSIONS_SCHEMA``), sorted by asset, ts, known_at."""
 
     @abstractmethod
-    def load_late_hours(
+    def load_hour_marks(
         self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
     ) -> pl.DataFrame:
-        """Hours in ``[start, end)`` (``LATE_HOURS_SCHEMA``) with a current reading known
-        after ``known_after``, or by default after the hour ended: the only hours whose
-        value "as known at K" can differ from the current rollup."""
+        """Hours in ``[start, end)`` (``HOUR_MARKS_SCHEMA``) with a current reading known
+        after ``known_after`` (by default: after the hour ended), the only hours whose value
+        "as known at K" can differ from the current rollup, or with a reading that is not
+        actual (a target's quality)."""
 
     @abstractmethod
     def load_weather_versions(

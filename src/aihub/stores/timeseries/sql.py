@@ -31,7 +31,7 @@ from aihub.features.frames import (
 )
 from aihub.stores.feature_tables import assets
 from aihub.stores.timeseries.base import (
-    LATE_HOURS_SCHEMA,
+    HOUR_MARKS_SCHEMA,
     Asset,
     AssetChanges,
     ChangeBatch,
@@ -430,11 +430,11 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         )
         return self._fetch(sql, [*keys, start, end, *keys, start, end], READING_VERSIONS_SCHEMA)
 
-    def load_late_hours(
+    def load_hour_marks(
         self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
     ) -> pl.DataFrame:
         if not asset_keys:
-            return pl.DataFrame(schema=LATE_HOURS_SCHEMA)
+            return pl.DataFrame(schema=HOUR_MARKS_SCHEMA)
         keys = sorted(set(asset_keys))
         hour = f"(ts / {HOUR_US}) * {HOUR_US}"  # ts >= 0; no "%" (a placeholder on PostgreSQL)
         late, bound = (
@@ -442,11 +442,13 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             else ("known_at > ?", known_after)
         )
         sql = (
-            f"SELECT asset_key, {hour} AS hour, MAX(known_at) AS known_at "
+            f"SELECT asset_key, {hour} AS hour, MAX(known_at) AS known_at, "
+            "SUM(CASE WHEN quality = 1 THEN 1 ELSE 0 END) AS estimated, "
+            "SUM(CASE WHEN quality = 2 THEN 1 ELSE 0 END) AS edited "
             f"FROM readings WHERE asset_key IN ({self._placeholders(len(keys))}) "
-            f"AND ts >= ? AND ts < ? AND {late} GROUP BY 1, 2 ORDER BY 1, 2"
+            f"AND ts >= ? AND ts < ? AND ({late} OR quality <> 0) GROUP BY 1, 2 ORDER BY 1, 2"
         )
-        return self._fetch(sql, [*keys, start, end, bound], LATE_HOURS_SCHEMA)
+        return self._fetch(sql, [*keys, start, end, bound], HOUR_MARKS_SCHEMA)
 
     def load_weather_versions(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
