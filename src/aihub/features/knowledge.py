@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
@@ -145,3 +146,45 @@ def schedule_origins(schedule: OriginSchedule, start: int, end: int) -> list[int
         .sort("o")
     )
     return local.get_column("o").to_list()
+
+
+def knowledge_options(
+    *,
+    every_hours: int | None = None,
+    at: str | None = None,
+    timezone: str | None = None,
+    horizons: Sequence[int] | dict[str, int] | None = None,
+    as_known: str | datetime | None = None,
+    origins_given: bool = False,
+) -> Knowledge | None:
+    """An export request's options, or None when it gives none of them (today's rows)."""
+    if not origins_given and horizons is None and as_known is None:
+        return None
+    return Knowledge(
+        horizons=parse_horizons(horizons),
+        as_known=parse_as_known(as_known),
+        origins=parse_schedule(every_hours, at, timezone),
+    )
+
+
+def describe(options: dict[str, Any] | None) -> str:
+    """An export's options in a few words (``24h from 10:00 Europe/Berlin, h 14..37,
+    as known at origin``); ``-`` for none."""
+    if not options:
+        return "-"
+    o = options.get("origins") or {}
+    hs = list(options.get("horizons") or [0])
+    span = f"{hs[0]}..{hs[-1]}" if hs == list(range(hs[0], hs[-1] + 1)) else ",".join(map(str, hs))
+    return (f"{o.get('every_hours')}h from {o.get('at')} {o.get('timezone')}, h {span}, "
+            f"as known {options.get('as_known')}")
+
+
+def parse_horizon_text(text: str) -> list[int] | dict[str, int]:
+    """``"14..37"`` or ``"0,1,24"`` (the CLI's ``--horizons``)."""
+    try:
+        if ".." in text:
+            lo, hi = text.split("..", 1)
+            return {"min": int(lo), "max": int(hi)}
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        raise InvalidInput(f"--horizons: '{text}' is not like 14..37 or 0,1,24") from exc

@@ -10,13 +10,7 @@ from aihub.api.auth import require_role
 from aihub.api.deps import ExportServiceDep
 from aihub.api.schemas.common import Name
 from aihub.api.schemas.features import ExportCreate, ExportPage, ExportPublic
-from aihub.features.knowledge import (
-    Knowledge,
-    OriginSchedule,
-    parse_as_known,
-    parse_horizons,
-    parse_schedule,
-)
+from aihub.features.knowledge import Knowledge, knowledge_options
 from aihub.services.exports import ExportRequest
 from aihub.stores.metadata.exports import ExportRecord
 
@@ -25,14 +19,14 @@ router = APIRouter(prefix="/ai/features", tags=["exports"])
 
 def export_knowledge(body: ExportCreate) -> Knowledge | None:
     """The request's origins, horizons and as_known (None when it gives none of them)."""
-    if body.origins is None and body.horizons is None and body.as_known is None:
-        return None
     o = body.origins
-    schedule = parse_schedule(o.every_hours, o.at, o.timezone) if o else OriginSchedule()
-    return Knowledge(
-        horizons=parse_horizons(body.horizons),
-        as_known=parse_as_known(body.as_known),
-        origins=schedule,
+    return knowledge_options(
+        every_hours=o.every_hours if o else None,
+        at=o.at if o else None,
+        timezone=o.timezone if o else None,
+        horizons=body.horizons,
+        as_known=body.as_known,
+        origins_given=o is not None,
     )
 
 
