@@ -391,6 +391,27 @@ class FeatureService:
             raise NotFound(f"unknown asset(s) for tenant '{req.tenant_id}': {unknown[:20]}")
         return [found[a] for a in asset_ids]
 
+    def known_rows(
+        self,
+        req: OnlineRequest,
+        asset_ids: Sequence[str],
+        *,
+        horizons: Sequence[int],
+        as_known: AsKnown,
+    ) -> tuple[datetime, list[Asset], pl.DataFrame]:
+        """The feature rows of ``asset_ids`` at origin ``as_of`` (default: the current
+        hour) for every horizon, as known per ``as_known``: ``(origin, assets, rows)``,
+        rows sorted by asset key and target (``knowledge_frame``; one store read)."""
+        self.check_lookback(req.lookback_hours)
+        fs = self.feature_set(req.tenant_id, req.feature_set)
+        assets = self._resolve_assets(req, asset_ids)
+        origin = self._hour_for(req)
+        frame = self.knowledge_frame(
+            assets, fs, origins=[to_us(origin)], horizons=horizons,
+            lookback_hours=req.lookback_hours, as_known=as_known, with_target_only=False,
+        )
+        return origin, assets, frame
+
     def get_known(
         self,
         req: OnlineRequest,
@@ -403,14 +424,9 @@ class FeatureService:
         ``horizons`` and ``as_known``, computed from the store (never cached: the cache
         holds ``h = 0``, ``"latest"`` answers only). Without ``horizons`` the answer has
         today's shape (plus ``as_known``), with them one row per horizon."""
-        self.check_lookback(req.lookback_hours)
         fs = self.feature_set(req.tenant_id, req.feature_set)
-        assets = self._resolve_assets(req, asset_ids)
-        origin = self._hour_for(req)
-        o = to_us(origin)
-        frame = self.knowledge_frame(
-            assets, fs, origins=[o], horizons=list(horizons or [0]),
-            lookback_hours=req.lookback_hours, as_known=as_known, with_target_only=False,
+        origin, assets, frame = self.known_rows(
+            req, asset_ids, horizons=list(horizons or [0]), as_known=as_known
         )
         shown = as_known if isinstance(as_known, str) else iso(from_us(as_known))
         by_key: dict[int, list[dict[str, Any]]] = {}
