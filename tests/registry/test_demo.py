@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -17,7 +18,8 @@ from aihub.stores.metadata.models import VersionFilter
 @pytest.mark.slow
 def test_demo_runs_the_full_loop(tmp_path: Path) -> None:
     env = {"AIHUB_DATA_DIR": str(tmp_path / "data"), "EXPORT_STORAGE_PATH":
-           str(tmp_path / "exports"), "COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+           str(tmp_path / "exports"), "COLUMNS": "200", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     plot = tmp_path / "forecast.png"
     done = subprocess.run(
         [sys.executable, "-c", "from aihub.cli import main; main()", "demo", "--assets", "3",
