@@ -79,11 +79,21 @@ def ingest_readings(
     timezone: TzOpt = None,
     fmt: FormatOpt = None,
     chunk_rows: ChunkOpt = DEFAULT_CHUNK_ROWS,
+    known_at_col: Annotated[
+        str | None,
+        typer.Option(help="Column of knowledge times (when each value became known; "
+                     "backfills of archives). Default: the import's commit time"),
+    ] = None,
+    quality_col: Annotated[
+        str | None, typer.Option(help="Column of quality flags: actual, estimated, edited")
+    ] = None,
 ) -> None:
     """Import meter readings of a file of any size, in chunks of --chunk-rows rows: each
     chunk is validated and stored in one transaction. A bad row is reported (row and
     column) with how far the file got; nothing of its chunk is stored, and running the
-    same command again after fixing the file stores the same (re-sent readings replace)."""
+    same command again after fixing the file stores the same (re-sent readings add no
+    version). A changed value of a stored reading keeps the earlier version (see "What
+    was known when")."""
     started = time.perf_counter()
     batches = readings_chunks(
         file,
@@ -94,6 +104,8 @@ def ingest_readings(
         value_col=value_col,
         asset_id=asset_id,
         timezone=timezone,
+        known_at_col=known_at_col,
+        quality_col=quality_col,
     )
     result = _run_chunks("readings", tenant, file, fmt, batches)
     first = iso(from_us(result.first_ts)) if result.first_ts is not None else "-"
@@ -121,6 +133,11 @@ def ingest_weather(
     timezone: TzOpt = None,
     fmt: FormatOpt = None,
     chunk_rows: ChunkOpt = DEFAULT_CHUNK_ROWS,
+    issued_at_col: Annotated[
+        str | None,
+        typer.Option(help="Column of issue times (a forecast's issue, an observation's "
+                     "arrival); every issued version is kept. Default: commit time"),
+    ] = None,
 ) -> None:
     """Import weather observations or forecasts (temperature, humidity, wind_speed,
     solar_irradiance, cloud_cover columns; any subset), in chunks like readings."""
@@ -132,6 +149,7 @@ def ingest_weather(
         ts_col=ts_col,
         location_id=location_id,
         timezone=timezone,
+        issued_at_col=issued_at_col,
     )
     result = _run_chunks("weather", tenant, file, fmt, batches)
     console.print(

@@ -29,18 +29,22 @@ from aihub.config import Settings
 from aihub.errors import AihubError, BackendUnavailable, InvalidInput, NotFound
 from aihub.features.catalog import CATALOG, FeatureSet
 from aihub.features.compute import MAX_SHIFT_HOURS
+from aihub.features.knowledge import Knowledge, OriginSchedule, schedule_origins
+from aihub.features.origin_compute import WINDOW
 from aihub.metrics import record_export
 from aihub.names import check_name
 from aihub.services import export_parts
 from aihub.services.executors import DaskExecutor, Executor, InlineExecutor
 from aihub.services.export_reaper import owner_token, reap_stale_exports
-from aihub.services.features import FeatureService
+from aihub.services.features import FeatureService, check_horizons
 from aihub.stores.metadata.exports import ExportRecord, ExportStore
 from aihub.stores.timeseries.base import Asset
 from aihub.timeutil import HOUR_US, require_aware, to_us, utcnow
 
 # Rows of the dense hourly grid computed at once; sets the memory of an export.
 CHUNK_GRID_ROWS = 300_000
+# Cells of the origin windows (and rows) computed at once, for exports at origins.
+CHUNK_KNOWN_CELLS = 8_000_000
 MAX_EXPORT_HOURS = 20 * 8784
 
 
@@ -52,6 +56,8 @@ class ExportRequest:
     end_time: datetime
     asset_ids: Sequence[str] | None = None
     lookback_hours: int = 168
+    # origins, horizons, as_known ("What was known when"); None: today's rows and columns
+    knowledge: Knowledge | None = None
 
 
 ExportProgress = Callable[[int, int], None]  # (assets done, assets total)
@@ -133,7 +139,9 @@ class ExportService:
         store = self.features.store
         if not store.tenant_exists(req.tenant_id):
             raise NotFound(f"unknown tenant '{req.tenant_id}'")
-        self.features.feature_set(req.tenant_id, req.feature_set)
+        fs = self.features.feature_set(req.tenant_id, req.feature_set)
+        if req.knowledge is not None:
+            check_horizons(fs, req.knowledge.horizons)
         if req.asset_ids is not None:
             for a in req.asset_ids:
                 check_name(a, "asset_ids")
@@ -211,6 +219,7 @@ class ExportService:
             message=None,
             created_at=utcnow(),
             completed_at=None,
+            options=req.knowledge.to_dict() if req.knowledge else None,
         )
         # The record and its owner in one transaction: a crash can't leave a running
         # export that no process owns.
@@ -352,11 +361,18 @@ class ExportService:
         progress: ExportProgress | None,
     ) -> int:
         fs = self.features.feature_set(req.tenant_id, req.feature_set)
+        known = req.knowledge
+        origins = schedule_origins(known.origins or OriginSchedule(), start, end) if known else []
         span_hours = (end - start) // HOUR_US + MAX_SHIFT_HOURS
         per_chunk = max(1, CHUNK_GRID_ROWS // span_hours)
+        if known is not None:  # a window of WINDOW hours per origin, a row per horizon
+            cells = max(1, len(origins)) * (WINDOW + 8 * len(known.horizons))
+            per_chunk = max(1, CHUNK_KNOWN_CELLS // cells)
         chunks = [assets[i : i + per_chunk] for i in range(0, len(assets), per_chunk)]
 
         def compute(chunk: list[Asset]) -> pl.DataFrame:
+            if known is not None:
+                return self._known_rows(req, fs, chunk, origins, known)
             rows = self.features.frame(
                 chunk, fs, start=start, end=end, lookback_hours=req.lookback_hours
             )
@@ -392,7 +408,7 @@ class ExportService:
                     if progress:
                         progress(done_assets, len(assets))
             if writer is None:  # no rows: still a valid, empty file with the right columns
-                empty = self._empty(fs)
+                empty = self._empty(fs, known is not None)
                 writer = _parquet_writer(path, empty.to_arrow().schema)
                 writer.write_table(empty.to_arrow())
         finally:
@@ -400,17 +416,47 @@ class ExportService:
                 writer.close()
         return total
 
+    def _known_rows(
+        self, req: ExportRequest, fs: FeatureSet, chunk: list[Asset], origins: list[int],
+        known: Knowledge,
+    ) -> pl.DataFrame:
+        """One chunk's rows at (origin, horizon), as known per the request."""
+        rows = self.features.knowledge_frame(
+            chunk, fs, origins=origins, horizons=known.horizons,
+            lookback_hours=req.lookback_hours, as_known=known.as_known, with_target_only=True,
+        )
+        ids = pl.DataFrame(
+            {"asset_key": [a.key for a in chunk], "asset_id": [a.asset_id for a in chunk]},
+            schema={"asset_key": pl.Int64, "asset_id": pl.String},
+        )
+        utc = pl.Datetime("us", "UTC")
+        return rows.join(ids, on="asset_key", how="left").select(
+            pl.lit(req.tenant_id).alias("tenant_id"),
+            "asset_id",
+            pl.col("origin").cast(utc),
+            pl.col("hour").cast(utc).alias("timestamp"),
+            "horizon",
+            *fs.features,
+            *(["target", "target_quality"] if fs.has_target else []),
+        )
+
     @staticmethod
-    def _empty(fs: FeatureSet) -> pl.DataFrame:
+    def _empty(fs: FeatureSet, known: bool = False) -> pl.DataFrame:
         schema: dict[str, pl.DataType] = {
             "tenant_id": pl.String(),
             "asset_id": pl.String(),
-            "timestamp": pl.Datetime("us", "UTC"),
         }
+        if known:
+            schema["origin"] = pl.Datetime("us", "UTC")
+        schema["timestamp"] = pl.Datetime("us", "UTC")
+        if known:
+            schema["horizon"] = pl.Int32()
         for f in fs.features:
             schema[f] = pl.Int32() if CATALOG[f].dtype == "int" else pl.Float64()
         if fs.has_target:
             schema["target"] = pl.Float64()
+            if known:
+                schema["target_quality"] = pl.String()
         return pl.DataFrame(schema=schema)
 
     # -- records --------------------------------------------------------------------------

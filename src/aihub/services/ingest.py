@@ -28,6 +28,15 @@ from aihub.stores.online.base import OnlineStore, cache_key
 from aihub.stores.timeseries.base import IngestResult, Progress, TimeSeriesStore
 
 
+def with_default(frame: pl.DataFrame, column: str, value: int | None) -> pl.DataFrame:
+    """``frame`` with ``column``'s nulls (or the missing column) set to ``value``."""
+    if value is None:
+        return frame
+    if column not in frame.columns:
+        return frame.with_columns(pl.lit(value, pl.Int64).alias(column))
+    return frame.with_columns(pl.col(column).fill_null(value))
+
+
 class IngestService:
     def __init__(
         self, *, engine: sa.Engine, store: TimeSeriesStore, online: OnlineStore, max_rows: int
@@ -46,11 +55,14 @@ class IngestService:
         max_rows: int | None = None,
         labels: Mapping[str, str] | None = None,
         first_row: int = 0,
+        known_at: int | None = None,
     ) -> IngestResult:
         """``max_rows`` overrides the API's batch limit (the CLI imports whole files);
         ``labels`` name the fields in messages (the CLI: the file's columns); ``first_row``
-        numbers the batch's rows in messages (a chunk of a file)."""
+        numbers the batch's rows in messages (a chunk of a file); ``known_at`` (epoch us) is
+        the knowledge time of rows that give none (default: commit time)."""
         check_name(tenant_id, "tenant_id")
+        readings = with_default(readings, "known_at", known_at)
         batch = validate_readings(
             readings, max_rows=max_rows or self.max_rows, labels=labels, first_row=first_row
         )
@@ -71,8 +83,12 @@ class IngestService:
         max_rows: int | None = None,
         labels: Mapping[str, str] | None = None,
         first_row: int = 0,
+        issued_at: int | None = None,
     ) -> IngestResult:
+        """Like ``ingest_readings``; ``issued_at`` is the knowledge time of rows that give
+        none (a forecast's issue time; default: commit time)."""
         check_name(tenant_id, "tenant_id")
+        observations = with_default(observations, "issued_at", issued_at)
         batch = validate_weather(
             observations, max_rows=max_rows or self.max_rows, labels=labels, first_row=first_row
         )

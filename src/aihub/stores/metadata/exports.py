@@ -39,6 +39,8 @@ class ExportRecord:
     # A dataset export's parts: ``{"path", "rows", "bytes"}`` each, path relative to
     # ``storage_path`` (None for a single file).
     parts: list[dict[str, Any]] | None = None
+    # origins, horizons and as_known of the request (None: today's rows and columns)
+    options: dict[str, Any] | None = None
 
     def finished(self, **changes: Any) -> ExportRecord:
         return replace(self, **changes)
@@ -117,6 +119,7 @@ def _values(record: ExportRecord) -> dict[str, Any]:
         "created_at": record.created_at,
         "completed_at": record.completed_at,
         "parts": record.parts,
+        "options": record.options,
     }
 
 
@@ -137,4 +140,5 @@ def _export(row: Any) -> ExportRecord:
         created_at=row.created_at,
         completed_at=row.completed_at,
         parts=row.parts,
+        options=row.options,
     )
