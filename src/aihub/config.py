@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     export_stale_after_s: int = Field(default=6 * 3600, ge=60,
                                       validation_alias="AIHUB_EXPORT_STALE_AFTER")
 
+    # Forecast monitoring (README "Forecast monitoring"): days a logged prediction is kept
+    # (by its target), seconds between writes of the queued log (at most 1), seconds
+    # between retention purges and between refreshes of the accuracy gauges (0: off).
+    prediction_log_days: int = Field(default=400, ge=1,
+                                     validation_alias="AIHUB_PREDICTION_LOG_DAYS")
+    prediction_log_interval: float = Field(default=1.0, gt=0, le=1.0,
+                                           validation_alias="AIHUB_PREDICTION_LOG_INTERVAL")
+    prediction_log_purge_interval: float = Field(
+        default=6 * 3600.0, ge=0, validation_alias="AIHUB_PREDICTION_LOG_PURGE_INTERVAL")
+    monitoring_gauge_interval: float = Field(default=60.0, ge=0,
+                                             validation_alias="AIHUB_MONITORING_GAUGE_INTERVAL")
+
     @field_validator("redis_cluster_nodes")
     @classmethod
     def _cluster_nodes(cls, value: str | None) -> str | None:

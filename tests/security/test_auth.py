@@ -151,6 +151,7 @@ ROLES = {
     ("PUT", "/ai/models/{model_id}/artifact"): "write",
     ("GET", "/ai/models/{model_id}/artifact"): "read",
     ("POST", "/ai/models/{model_id}/predict"): "read",
+    ("POST", "/ai/models/{model_id}/predictions"): "write",
     ("GET", "/metrics"): "read",
     ("GET", "/ready"): "read",
 }

@@ -58,6 +58,9 @@ def cross_tenant_requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str,
         ("POST", f"/ai/models/{model}/predict", {"json": {
             "asset_ids": ["m1"], "feature_set": "forecast_basic",
             "as_of": "2024-01-08T00:00:00Z"}}),
+        ("POST", f"/ai/models/{model}/predictions", {"json": {"predictions": [
+            {"asset_id": "m1", "origin": "2024-01-08T00:00:00Z",
+             "timestamp": "2024-01-08T01:00:00Z", "value": 1.0}]}}),
     ]
 
 

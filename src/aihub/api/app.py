@@ -21,6 +21,7 @@ from aihub.api.routes import (
     ingest,
     model_artifacts,
     models,
+    monitoring,
     whoami,
 )
 from aihub.config import Settings
@@ -30,6 +31,7 @@ from aihub.services.artifact_sweeper import ArtifactSweeper
 from aihub.services.background import PeriodicTask
 from aihub.services.change_follower import ChangeFollower
 from aihub.services.container import Services, build_services
+from aihub.services.prediction_log import LogPurger
 
 log = logging.getLogger("aihub.api")
 
@@ -56,6 +58,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if svc.settings.artifact_sweep_interval > 0:
             workers.append(ArtifactSweeper(svc.model_artifacts,
                                            svc.settings.artifact_sweep_interval))
+        workers.append(svc.prediction_log)  # writes the queued log at least every second
+        if svc.settings.prediction_log_purge_interval > 0:
+            workers.append(LogPurger(svc.prediction_log,
+                                     svc.settings.prediction_log_purge_interval))
         app.state.background = {worker.name: worker for worker in workers}
         for worker in workers:
             await run_in_threadpool(worker.start)
@@ -88,7 +94,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # router declares it once here.
     app.include_router(features.router)
     app.include_router(ingest.router, dependencies=[require_role("write")])
-    for module in (exports, assets, models, model_artifacts, health, whoami):
+    for module in (exports, assets, monitoring, models, model_artifacts, health, whoami):
         app.include_router(module.router)
     install_dashboard(app)
     return app

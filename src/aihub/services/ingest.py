@@ -4,7 +4,7 @@ asset."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import polars as pl
 import sqlalchemy as sa
@@ -25,6 +25,9 @@ class IngestService:
         self.store = store
         self.online = online
         self.max_rows = max_rows
+        # Called inside a readings batch's transaction once it is stored (the prediction
+        # log refreshes the actuals of the hours it touched).
+        self.on_readings: list[Callable[[sa.Connection, str, IngestResult], None]] = []
 
     def ingest_readings(
         self,
@@ -41,6 +44,8 @@ class IngestService:
         batch = validate_readings(readings, max_rows=max_rows or self.max_rows, labels=labels)
         with write_transaction(self.engine) as conn:
             result = self.store.ingest_readings(conn, tenant_id, batch, progress=progress)
+            for hook in self.on_readings:
+                hook(conn, tenant_id, result)
         record_ingest("readings", result.accepted)
         # After the commit: a reader that filled the cache before it is invalidated now.
         self.online.invalidate(

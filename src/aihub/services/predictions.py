@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -24,6 +24,9 @@ from aihub.services.features import FeatureService, OnlineRequest
 from aihub.services.model_artifacts import ArtifactService
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.models import ModelVersion
+
+if TYPE_CHECKING:
+    from aihub.services.monitor import LogKey, Monitor
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class PredictionService:
         self.features = features
         self.cache = cache
         self.allow_pickle = allow_pickle
+        self.monitor: Monitor | None = None  # forecast monitoring (``services/monitor.py``)
         registry.on_delete.append(self._forget)
 
     def _forget(self, version: ModelVersion) -> None:
@@ -66,19 +70,27 @@ class PredictionService:
 
         return self.cache.get(digest, _load)
 
-    def predict_rows(self, model_id: str, rows: Sequence[dict[str, Any]]) -> Prediction:
+    def predict_rows(self, model_id: str, rows: Sequence[dict[str, Any]], *,
+                     keys: Sequence[LogKey] | None = None) -> Prediction:
         version = self.registry.get(model_id)
         model = self.load(version)
-        return Prediction(version, _run(model, version, rows))
+        p = Prediction(version, _run(model, version, rows))
+        if self.monitor is not None:
+            self.monitor.predicted(model_id, p, rows, keys=keys)
+        return p
 
     def predict_assets(self, model_id: str, *, asset_ids: Sequence[str], feature_set: str,
-                       lookback_hours: int, as_of: datetime | None) -> Prediction:
+                       lookback_hours: int, as_of: datetime | None,
+                       log: bool = True) -> Prediction:
         version = self.registry.get(model_id)
         model = self.load(version)
         req = OnlineRequest(version.tenant_id, feature_set, lookback_hours, as_of)
         hour, responses = self.features.get_online(req, list(asset_ids))
         rows = [orjson.loads(r)["features"] for r in responses]
-        return Prediction(version, _run(model, version, rows, asset_ids), list(asset_ids), hour)
+        p = Prediction(version, _run(model, version, rows, asset_ids), list(asset_ids), hour)
+        if self.monitor is not None:
+            self.monitor.predicted(model_id, p, rows, log=log)
+        return p
 
 
 def feature_order(model: LoadedModel, version: ModelVersion) -> list[str]:

@@ -13,6 +13,7 @@ from aihub.api.deps import ModelArtifactsDep, PredictionsDep
 from aihub.api.routes.models import json_response
 from aihub.api.schemas.models import ArtifactPublic, PredictionPublic, PredictRequest
 from aihub.api.streaming import feed_blocking
+from aihub.services.monitor import LogKey, check_keys
 
 router = APIRouter(prefix="/ai/models", tags=["models"])
 
@@ -74,12 +75,16 @@ def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep) ->
     # A worker thread (plain ``def``): the registry read, a model load and the features
     # all touch a backend, and none of them may stall the event loop.
     if body.rows is not None:
-        p = predictions.predict_rows(model_id, body.rows)
+        keys = None if body.keys is None else [
+            LogKey(k.asset_id, k.origin or k.timestamp, k.timestamp) for k in body.keys]
+        if keys is not None:
+            check_keys(keys, "keys")
+        p = predictions.predict_rows(model_id, body.rows, keys=keys)
     else:
         assert body.asset_ids is not None and body.feature_set is not None
         p = predictions.predict_assets(
             model_id, asset_ids=body.asset_ids, feature_set=body.feature_set,
-            lookback_hours=body.lookback_hours, as_of=body.as_of)
+            lookback_hours=body.lookback_hours, as_of=body.as_of, log=body.log)
     return json_response(PredictionPublic(
         model_id=p.version.model_id, version=p.version.version, predictions=p.predictions,
         asset_ids=p.asset_ids, timestamp=p.timestamp))

@@ -129,6 +129,15 @@ class ArtifactPublic(BaseModel):
     format: str | None
 
 
+class PredictKey(BaseModel):
+    """What a row of ``rows`` forecasts, so the prediction is logged and scored."""
+
+    model_config = ConfigDict(extra="forbid")
+    asset_id: Name
+    timestamp: Timestamp
+    origin: Timestamp | None = Field(default=None, description="default: timestamp")
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -143,11 +152,17 @@ class PredictRequest(BaseModel):
     feature_set: Name | None = None
     lookback_hours: int = Field(default=168, ge=1)
     as_of: Timestamp | None = None
+    log: bool = Field(default=True, description="log predictions by asset_ids (monitoring)")
+    keys: list[PredictKey] | None = Field(
+        default=None, max_length=100_000,
+        description="one per row: the asset and hour it forecasts; the rows are then logged")
 
     @model_validator(mode="after")
     def _one_source(self) -> PredictRequest:
         if (self.rows is None) == (self.asset_ids is None):
             raise ValueError("give either 'rows' or 'asset_ids' (with 'feature_set')")
+        if self.keys is not None and (self.rows is None or len(self.keys) != len(self.rows)):
+            raise ValueError("'keys' go with 'rows', one per row")
         if self.asset_ids is not None and self.feature_set is None:
             raise ValueError("'asset_ids' needs 'feature_set'")
         return self
