@@ -25,6 +25,7 @@ from aihub.services.features import FeatureService
 from aihub.services.ingest import IngestService
 from aihub.services.model_artifacts import ArtifactService
 from aihub.services.monitor import Monitor
+from aihub.services.performance import PerformanceService
 from aihub.services.prediction_log import PredictionLog
 from aihub.services.predictions import PredictionService
 from aihub.services.registry import RegistryService
@@ -57,6 +58,7 @@ class Services:
     # Forecast monitoring (filled by ``build_monitoring``).
     prediction_log: PredictionLog = field(default=None)  # type: ignore[assignment]
     shadows: ShadowRunner = field(default=None)  # type: ignore[assignment]
+    performance: PerformanceService = field(default=None)  # type: ignore[assignment]
     # API keys (filled by ``build_auth``).
     api_keys: ApiKeyService = field(default=None)  # type: ignore[assignment]
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
@@ -182,6 +184,7 @@ def build_monitoring(svc: Services) -> None:
     svc.predictions.monitor = Monitor(registry=svc.registry, prediction_log=svc.prediction_log,
                                       shadows=svc.shadows)
     svc.ingest.on_readings.append(svc.prediction_log.refresh)
+    svc.performance = PerformanceService(engine=svc.engine, registry=svc.registry)
     svc.registry.on_delete.append(svc.prediction_log.forget)
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aihub.api.schemas.common import FiniteFloat, Name, TenantName, Timestamp
+from aihub.api.schemas.monitoring import ComparisonPublic
 
 Stage = Literal["staging", "production", "archived"]
 
@@ -99,6 +100,9 @@ class PromotionPublic(BaseModel):
     message: str
     archived_model_id: str | None = Field(
         default=None, description="The production version this promotion archived")
+    comparison: ComparisonPublic | None = Field(
+        default=None, description="The promoted and the archived version's live scores on "
+                                  "the forecasts both logged (when there are such rows)")
 
 
 class ModelDeleted(BaseModel):
