@@ -155,6 +155,7 @@ ROLES = {
     ("GET", "/ai/models/{model_id}/performance"): "read",
     ("GET", "/ai/models/performance"): "read",
     ("PUT", "/ai/models/{model_id}/shadow"): "write",
+    ("GET", "/ai/models/{model_id}/drift"): "read",
     ("GET", "/metrics"): "read",
     ("GET", "/ready"): "read",
 }

@@ -64,6 +64,7 @@ def cross_tenant_requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str,
         ("GET", f"/ai/models/{model}/performance", {}),
         ("GET", f"/ai/models/performance?tenant_id={B}&model_name=forecast_lgb", {}),
         ("PUT", f"/ai/models/{model}/shadow", {"json": {"enabled": False}}),
+        ("GET", f"/ai/models/{model}/drift", {}),
     ]
 
 

@@ -20,6 +20,7 @@ from aihub.config import Settings
 from aihub.db import create_db_engine, is_sqlite, upgrade
 from aihub.inference.cache import ModelCache
 from aihub.services.assets import AssetService
+from aihub.services.drift import DriftService
 from aihub.services.exports import ExportService
 from aihub.services.features import FeatureService
 from aihub.services.ingest import IngestService
@@ -59,6 +60,7 @@ class Services:
     prediction_log: PredictionLog = field(default=None)  # type: ignore[assignment]
     shadows: ShadowRunner = field(default=None)  # type: ignore[assignment]
     performance: PerformanceService = field(default=None)  # type: ignore[assignment]
+    drift: DriftService = field(default=None)  # type: ignore[assignment]
     # API keys (filled by ``build_auth``).
     api_keys: ApiKeyService = field(default=None)  # type: ignore[assignment]
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
@@ -185,6 +187,8 @@ def build_monitoring(svc: Services) -> None:
                                       shadows=svc.shadows)
     svc.ingest.on_readings.append(svc.prediction_log.refresh)
     svc.performance = PerformanceService(engine=svc.engine, registry=svc.registry)
+    svc.drift = DriftService(engine=svc.engine, registry=svc.registry, exports=ExportStore(),
+                             store=store)
     svc.registry.on_delete.append(svc.prediction_log.forget)
 
 

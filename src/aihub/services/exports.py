@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -24,6 +25,7 @@ from aihub.features.catalog import CATALOG, FeatureSet
 from aihub.features.compute import MAX_SHIFT_HOURS
 from aihub.metrics import record_export
 from aihub.names import check_name
+from aihub.services.drift import reference_bins
 from aihub.services.export_reaper import owner_token, reap_stale_exports
 from aihub.services.features import FeatureService
 from aihub.stores.metadata.exports import ExportRecord, ExportStore
@@ -188,6 +190,7 @@ class ExportService:
             rows = self._write(req, job.assets, job.start, job.end, partial, progress)
             partial.replace(final)
             size = final.stat().st_size
+            reference = self._reference(req, final)
             location = self.publish(final) if self.publish else str(final)
         except BaseException as exc:
             partial.unlink(missing_ok=True)
@@ -210,8 +213,20 @@ class ExportService:
             completed_at=utcnow(),
             message=f"Exported {rows} rows to {location}",
         )
-        self._save(done)
+        with self.engine.begin() as conn:
+            self.records.update(conn, done)
+            if reference is not None:
+                self.records.set_reference(conn, done.export_id, reference)
         return done
+
+    def _reference(self, req: ExportRequest, path: Path) -> dict[str, Any] | None:
+        """Reference bins of the written features (drift); an export never fails on them."""
+        try:
+            features = self.features.feature_set(req.tenant_id, req.feature_set).features
+            return reference_bins(path, features)
+        except Exception:
+            log.exception("reference bins of %s not computed", path)
+            return None
 
     def _save(self, record: ExportRecord) -> None:
         with self.engine.begin() as conn:

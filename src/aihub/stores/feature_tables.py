@@ -63,4 +63,5 @@ feature_exports = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
     sa.Column("owner", sa.String(300)),  # host:pid:start of the writer (migration 0004)
+    sa.Column("reference", sa.Text),  # JSON: reference bins of the features (0009)
 )

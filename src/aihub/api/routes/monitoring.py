@@ -14,7 +14,9 @@ from aihub.api.schemas.monitoring import (
     Accepted,
     ComparisonPublic,
     Coverage,
+    DriftPublic,
     ExternalForecasts,
+    FeatureDrift,
     GroupBy,
     PerformancePublic,
     ScoreGroup,
@@ -93,3 +95,24 @@ def set_shadow(model_id: str, body: ShadowSet, request: Request) -> ShadowPublic
     (only staging versions: 409 otherwise). ``false`` stops it."""
     v = _services(request).shadows.set_shadow(model_id, body.enabled)
     return ShadowPublic(model_id=v.model_id, stage=v.stage, shadow=body.enabled)
+
+
+@router.get("/{model_id}/drift", response_model=DriftPublic,
+            summary="Drift of the served features from the training export",
+            dependencies=[require_role("read")])
+def drift(
+    model_id: str,
+    request: Request,
+    start: Annotated[Timestamp | None, Query()] = None,
+    end: Annotated[Timestamp | None, Query()] = None,
+) -> Response:
+    """The features logged with the version's predictions (target in ``[start, end)``)
+    against the reference bins of the export named by its ``metadata.export_id``: PSI over
+    10 quantile bins of the training values, null rates, ``drifted`` at PSI >= 0.2."""
+    d = _services(request).drift.drift(model_id, start=start, end=end)
+    return json_response(DriftPublic(
+        model_id=d.model_id, export_id=d.export_id, start=d.start, end=d.end,
+        served_rows=d.served_rows,
+        features={k: FeatureDrift(psi=f.psi, null_rate_train=f.null_rate_train,
+                                  null_rate_served=f.null_rate_served, drifted=f.drifted)
+                  for k, f in d.features.items()}))
