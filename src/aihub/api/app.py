@@ -27,6 +27,7 @@ from aihub.api.routes import (
 from aihub.config import Settings
 from aihub.dashboard import install as install_dashboard
 from aihub.metrics import MetricsMiddleware
+from aihub.services.accuracy_gauges import AccuracyGauges
 from aihub.services.artifact_sweeper import ArtifactSweeper
 from aihub.services.background import PeriodicTask
 from aihub.services.change_follower import ChangeFollower
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if svc.settings.prediction_log_purge_interval > 0:
             workers.append(LogPurger(svc.prediction_log,
                                      svc.settings.prediction_log_purge_interval))
+        if svc.settings.monitoring_gauge_interval > 0:
+            workers.append(AccuracyGauges(svc.performance,
+                                          svc.settings.monitoring_gauge_interval))
         app.state.background = {worker.name: worker for worker in workers}
         for worker in workers:
             await run_in_threadpool(worker.start)

@@ -25,8 +25,13 @@ from aihub.timeutil import to_us
 
 GROUP_BY = ("none", "horizon", "asset", "day")
 _DAY_US = 86_400_000_000
+HORIZON_BUCKETS = ("0", "1-6", "7-24", "25-48", "49-168")
 _KEYS = {"none": "0", "horizon": "horizon", "asset": "asset_id",
-         "day": f"(target / {_DAY_US})"}
+         "day": f"(target / {_DAY_US})",
+         # bounded labels for the gauges (``bucket`` is not offered by the API)
+         "bucket": "(CASE WHEN horizon = 0 THEN '0' WHEN horizon <= 6 THEN '1-6' "
+                   "WHEN horizon <= 24 THEN '7-24' WHEN horizon <= 48 THEN '25-48' "
+                   "ELSE '49-168' END)"}
 
 # The sums every score needs, over rows with an actual (``e`` is null otherwise).
 _SUMS = """
@@ -218,6 +223,8 @@ def _key(group_by: str, raw: Any) -> int | str | None:
         return None
     if group_by == "horizon":
         return int(raw)
+    if group_by == "bucket":
+        return str(raw)
     if group_by == "day":
         return datetime.fromtimestamp(int(raw) * 86_400, UTC).strftime("%Y-%m-%d")
     return str(raw)
