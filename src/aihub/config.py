@@ -80,6 +80,8 @@ class Settings(BaseSettings):
                                            validation_alias="AIHUB_PREDICTION_LOG_INTERVAL")
     prediction_log_purge_interval: float = Field(
         default=6 * 3600.0, ge=0, validation_alias="AIHUB_PREDICTION_LOG_PURGE_INTERVAL")
+    score_compact_interval: float = Field(default=10.0, gt=0,
+                                          validation_alias="AIHUB_SCORE_COMPACT_INTERVAL")
     monitoring_gauge_interval: float = Field(default=60.0, ge=0,
                                              validation_alias="AIHUB_MONITORING_GAUGE_INTERVAL")
 

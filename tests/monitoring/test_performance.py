@@ -213,3 +213,54 @@ def test_versions_are_compared_on_common_rows_only(
     unknown = client.get("/ai/models/performance", params={"tenant_id": TENANT,
                                                            "model_name": "nope"})
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize("group_by", ["none", "horizon", "day"])
+def test_stored_sums_score_exactly_like_the_log(
+    client: TestClient, services: Services, scored: tuple[str, list], group_by: str
+) -> None:
+    """Scores read the sums of clean days and the log rows of changed ones: the same
+    answer before the sums are rebuilt, after, and after a correction made them stale."""
+    model_id, rows = scored
+    params = {"group_by": group_by, "start": iso(at(DAY8 + 3)), "end": iso(at(DAY8 + 40))}
+
+    def groups() -> list[dict[str, Any]]:
+        r = client.get(f"/ai/models/{model_id}/performance", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["groups"]  # type: ignore[no-any-return]
+
+    def same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+        assert [g["key"] for g in a] == [g["key"] for g in b]
+        for x, y in zip(a, b, strict=True):
+            assert x["n"] == y["n"] and x["mape_n"] == y["mape_n"]
+            for k in ("mae", "rmse", "bias", "nmae", "nrmse", "mape"):
+                assert x[k] == pytest.approx(y[k], rel=1e-9, abs=1e-12), k
+            assert x["skill"] == pytest.approx(y["skill"], rel=1e-9, abs=1e-12)
+
+    version = services.registry.get(model_id)
+    with services.engine.connect() as conn:
+        assert services.performance.scores.dirty_days(conn, version.id)
+    from_log = groups()
+    services.score_compactor.run_once()
+    with services.engine.connect() as conn:
+        assert services.performance.scores.dirty_days(conn, version.id) == []
+    same(groups(), from_log)
+    # A correction of one target hour makes its days stale: still exact, before and after
+    # the rebuild.
+    ingest(client, TENANT, [{"asset_id": "m-b", "ts": iso(at(DAY8 + 20) + timedelta(minutes=m)),
+                             "value": 900.0} for m in (0, 30)])
+    with services.engine.connect() as conn:
+        assert services.performance.scores.dirty_days(conn, version.id)
+    changed = groups()
+    inside = [r for r in rows if DAY8 + 3 <= _h(r["timestamp"]) < DAY8 + 40]
+    if group_by == "none":
+        assert changed[0]["mae"] != pytest.approx(from_log[0]["mae"])
+        assert changed[0]["n"] == expected(inside)["n"]
+    services.score_compactor.run_once()
+    same(groups(), changed)
+    # Logging again (idempotent) and purging keep the sums right too.
+    client.post(f"/ai/models/{model_id}/predictions", json={"predictions": rows})
+    services.prediction_log.flush()
+    same(groups(), changed)
+    services.score_compactor.run_once()
+    same(groups(), changed)

@@ -156,6 +156,7 @@ def test_retention_purge_keeps_recent_rows(client: TestClient, services: Service
         {"asset_id": "m", "origin": iso(ts), "timestamp": iso(ts), "value": 1.0}
         for ts in (old, old + timedelta(days=40), recent)]})
     assert logged(services, model_id).height == 3
+    services.score_compactor.run_once()  # the score sums of those days exist
     log = services.prediction_log
     assert log.retention_days == 400
     deleted = log.purge(now=recent + timedelta(days=390))
@@ -163,6 +164,8 @@ def test_retention_purge_keeps_recent_rows(client: TestClient, services: Service
     left = logged(services, model_id)
     assert left.get_column("target").to_list() == [to_us(recent)]
     assert left.get_column("target")[0] % HOUR_US == 0
+    coverage = client.get(f"/ai/models/{model_id}/performance").json()["coverage"]
+    assert coverage["predicted"] == 1
 
 
 def test_deleting_a_version_drops_its_log(client: TestClient, services: Services,

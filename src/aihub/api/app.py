@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             workers.append(ArtifactSweeper(svc.model_artifacts,
                                            svc.settings.artifact_sweep_interval))
         workers.append(svc.prediction_log)  # writes the queued log at least every second
+        workers.append(svc.score_compactor)  # rebuilds the score sums of changed days
         if svc.settings.prediction_log_purge_interval > 0:
             workers.append(LogPurger(svc.prediction_log,
                                      svc.settings.prediction_log_purge_interval))

@@ -27,7 +27,7 @@ from aihub.services.ingest import IngestService
 from aihub.services.model_artifacts import ArtifactService
 from aihub.services.monitor import Monitor
 from aihub.services.performance import PerformanceService
-from aihub.services.prediction_log import PredictionLog
+from aihub.services.prediction_log import PredictionLog, ScoreCompactor
 from aihub.services.predictions import PredictionService
 from aihub.services.registry import RegistryService
 from aihub.services.shadow import ShadowRunner
@@ -35,6 +35,7 @@ from aihub.stores.artifacts.base import ArtifactStore
 from aihub.stores.metadata.exports import ExportStore
 from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.metadata.models import ModelMetadataStore
+from aihub.stores.metadata.prediction_scores import ScoreStore
 from aihub.stores.metadata.predictions import PredictionLogStore
 from aihub.stores.online.base import OnlineStore
 from aihub.stores.timeseries.base import TimeSeriesStore
@@ -61,6 +62,7 @@ class Services:
     shadows: ShadowRunner = field(default=None)  # type: ignore[assignment]
     performance: PerformanceService = field(default=None)  # type: ignore[assignment]
     drift: DriftService = field(default=None)  # type: ignore[assignment]
+    score_compactor: ScoreCompactor = field(default=None)  # type: ignore[assignment]
     # API keys (filled by ``build_auth``).
     api_keys: ApiKeyService = field(default=None)  # type: ignore[assignment]
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
@@ -177,8 +179,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
 def build_monitoring(svc: Services) -> None:
     """The prediction log (fed by predict, refreshed by ingest) and the shadow runner."""
     store = PredictionLogStore(svc.engine)
+    scores = ScoreStore(svc.engine)
     svc.prediction_log = PredictionLog(
-        engine=svc.engine, store=store, timeseries=svc.timeseries,
+        engine=svc.engine, store=store, scores=scores, timeseries=svc.timeseries,
         interval=svc.settings.prediction_log_interval,
         retention_days=svc.settings.prediction_log_days)
     svc.shadows = ShadowRunner(engine=svc.engine, store=store, registry=svc.registry,
@@ -186,7 +189,10 @@ def build_monitoring(svc: Services) -> None:
     svc.predictions.monitor = Monitor(registry=svc.registry, prediction_log=svc.prediction_log,
                                       shadows=svc.shadows)
     svc.ingest.on_readings.append(svc.prediction_log.refresh)
-    svc.performance = PerformanceService(engine=svc.engine, registry=svc.registry)
+    svc.performance = PerformanceService(engine=svc.engine, registry=svc.registry,
+                                         scores=scores)
+    svc.score_compactor = ScoreCompactor(svc.engine, scores,
+                                         svc.settings.score_compact_interval)
     svc.drift = DriftService(engine=svc.engine, registry=svc.registry, exports=ExportStore(),
                              store=store)
     svc.registry.on_delete.append(svc.prediction_log.forget)

@@ -1,17 +1,19 @@
 """Scores of logged forecasts against their actuals (DESIGN.md "Forecast monitoring").
 
-Every logged row carries its actual ``L(T)`` and baselines (kept current by ingest), so a
-score is one aggregate scan of the log in SQL: sums per group, turned into the metrics
-here. With ``e = prediction - actual``: mae, rmse, bias, nmae and nrmse (over mean
-|actual|), mape over rows with |actual| > 1e-9 (``mape_n`` of them), and skill
-``1 - mae / mae_baseline`` against persistence ``L(O-1h)`` and seasonal naive
-``L(T-168h)``, each over the rows where that baseline exists.
+Every logged row carries its actual ``L(T)`` and baselines (kept current by ingest), and
+the sums scores are made of are kept per ``(version, target hour, horizon)``
+(``stores/metadata/prediction_scores.py``): a score adds those sums for the days whose
+sums are current and aggregates the log rows of the days changed since, all in SQL. With
+``e = prediction - actual``: mae, rmse, bias, nmae and nrmse (over mean |actual|), mape
+over rows with |actual| > 1e-9 (``mape_n`` of them), and skill ``1 - mae / mae_baseline``
+against persistence ``L(O-1h)`` and seasonal naive ``L(T-168h)``, each over the rows where
+that baseline exists. Grouping by asset reads the log rows (the sums have no asset).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,35 +23,24 @@ import sqlalchemy as sa
 from aihub.errors import InvalidInput, NotFound
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.models import ModelVersion, VersionFilter
+from aihub.stores.metadata.prediction_scores import (
+    DAY_US,
+    ROW_SUMS,
+    STORED_SUMS,
+    ScoreStore,
+    add_sums,
+    empty_sums,
+)
 from aihub.timeutil import to_us
 
 GROUP_BY = ("none", "horizon", "asset", "day")
-_DAY_US = 86_400_000_000
 HORIZON_BUCKETS = ("0", "1-6", "7-24", "25-48", "49-168")
 _KEYS = {"none": "0", "horizon": "horizon", "asset": "asset_id",
-         "day": f"(target / {_DAY_US})",
+         "day": f"(target / {DAY_US})",
          # bounded labels for the gauges (``bucket`` is not offered by the API)
          "bucket": "(CASE WHEN horizon = 0 THEN '0' WHEN horizon <= 6 THEN '1-6' "
                    "WHEN horizon <= 24 THEN '7-24' WHEN horizon <= 48 THEN '25-48' "
                    "ELSE '49-168' END)"}
-
-# The sums every score needs, over rows with an actual (``e`` is null otherwise).
-_SUMS = """
-count(*) AS predicted,
-count(actual) AS n,
-sum(abs(prediction - actual)) AS sae,
-sum((prediction - actual) * (prediction - actual)) AS se2,
-sum(prediction - actual) AS se,
-sum(abs(actual)) AS sa,
-sum(CASE WHEN abs(actual) > 1e-9 THEN abs(prediction - actual) / abs(actual) END) AS sape,
-count(CASE WHEN abs(actual) > 1e-9 THEN 1 END) AS nape,
-count(CASE WHEN persistence IS NOT NULL THEN actual END) AS np,
-sum(CASE WHEN persistence IS NOT NULL THEN abs(prediction - actual) END) AS saep,
-sum(abs(persistence - actual)) AS sabp,
-count(CASE WHEN seasonal IS NOT NULL THEN actual END) AS ns,
-sum(CASE WHEN seasonal IS NOT NULL THEN abs(prediction - actual) END) AS saes,
-sum(abs(seasonal - actual)) AS sabs
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,20 +88,20 @@ def _skill(sae: float | None, sab: float | None, n: int) -> float | None:
     return 1.0 - float(sae) / float(sab)
 
 
-def score(key: int | str | None, row: Any) -> Score:
-    """A group's metrics from its sums (a row of ``_SUMS``)."""
-    n = int(row.n)
-    mae = _div(row.sae, n) if n else None
-    mean_abs = _div(row.sa, n) if n else None
-    rmse = math.sqrt(float(row.se2) / n) if n else None
-    nape = int(row.nape)
+def score(key: int | str | None, sums: Mapping[str, Any]) -> Score:
+    """A group's metrics from its sums (``ROW_SUMS``)."""
+    n = int(sums["n"] or 0)
+    mae = _div(sums["sae"], n) if n else None
+    mean_abs = _div(sums["sa"], n) if n else None
+    rmse = math.sqrt(max(float(sums["se2"] or 0.0), 0.0) / n) if n else None
+    nape = int(sums["nape"] or 0)
     return Score(
-        key=key, predicted=int(row.predicted), n=n, mae=mae, rmse=rmse,
-        bias=_div(row.se, n) if n else None,
+        key=key, predicted=int(sums["predicted"] or 0), n=n, mae=mae, rmse=rmse,
+        bias=_div(sums["se"], n) if n else None,
         nmae=_div(mae, mean_abs), nrmse=_div(rmse, mean_abs),
-        mape=100.0 * float(row.sape) / nape if nape else None, mape_n=nape,
-        skill_persistence=_skill(row.saep, row.sabp, int(row.np)),
-        skill_seasonal=_skill(row.saes, row.sabs, int(row.ns)),
+        mape=100.0 * float(sums["sape"]) / nape if nape else None, mape_n=nape,
+        skill_persistence=_skill(sums["saep"], sums["sabp"], int(sums["np"] or 0)),
+        skill_seasonal=_skill(sums["saes"], sums["sabs"], int(sums["ns"] or 0)),
     )
 
 
@@ -128,9 +119,11 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict[str
 
 
 class PerformanceService:
-    def __init__(self, *, engine: sa.Engine, registry: RegistryService) -> None:
+    def __init__(self, *, engine: sa.Engine, registry: RegistryService,
+                 scores: ScoreStore) -> None:
         self.engine = engine
         self.registry = registry
+        self.scores = scores
 
     def performance(self, model_id: str, *, start: datetime | None = None,
                     end: datetime | None = None, group_by: str = "none") -> Performance:
@@ -142,13 +135,37 @@ class PerformanceService:
     def of_version(self, version: ModelVersion, *, start: datetime | None = None,
                    end: datetime | None = None, group_by: str = "none") -> Performance:
         where, params = _window(start, end)
+        params["v"] = version.id
         key = _KEYS[group_by]
-        group = "" if group_by == "none" else f" GROUP BY {key} ORDER BY {key}"
-        sql = (f"SELECT {key} AS k, {_SUMS} FROM prediction_log "
-               f"WHERE version_id = :v{where}{group}")
+        group = "" if group_by == "none" else f" GROUP BY {key}"
+        days: Any = sa.bindparam("days", expanding=True)
+        totals: dict[Any, dict[str, Any]] = {}
+
+        def add(rows: Sequence[Any]) -> None:
+            for r in rows:
+                add_sums(totals.setdefault(r.k, empty_sums()), r._mapping)
+
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(sql), {"v": version.id, **params}).all()
-        groups = [score(_key(group_by, r.k), r) for r in rows]
+            if group_by == "asset":  # the sums have no asset: the log itself
+                add(conn.execute(sa.text(
+                    f"SELECT {key} AS k, {ROW_SUMS} FROM prediction_log "
+                    f"WHERE version_id = :v{where}{group}"), params).all())
+            else:
+                dirty = self.scores.dirty_days(conn, version.id)
+                stale = f" AND (target / {DAY_US}) NOT IN :days" if dirty else ""
+                add(conn.execute(sa.text(
+                    f"SELECT {key} AS k, {STORED_SUMS} FROM prediction_scores "
+                    f"WHERE version_id = :v{where}{stale}{group}").bindparams(
+                        *([days] if dirty else [])), {**params, "days": dirty}).all())
+                if dirty:
+                    span = {"dlo": dirty[0] * DAY_US, "dhi": (dirty[-1] + 1) * DAY_US}
+                    add(conn.execute(sa.text(
+                        f"SELECT {key} AS k, {ROW_SUMS} FROM prediction_log "
+                        f"WHERE version_id = :v{where} AND target >= :dlo "
+                        f"AND target < :dhi AND (target / {DAY_US}) IN :days{group}"
+                    ).bindparams(days), {**params, **span, "days": dirty}).all())
+        groups = [score(_key(group_by, k), sums) for k, sums in
+                  sorted(totals.items(), key=lambda kv: (kv[0] is None, kv[0]))]
         return Performance(
             version=version, start=start, end=end, group_by=group_by,
             predicted=sum(g.predicted for g in groups),
@@ -169,11 +186,11 @@ class PerformanceService:
     def compare(self, versions: Sequence[ModelVersion], *, start: datetime | None = None,
                 end: datetime | None = None) -> VersionComparison:
         where, params = _window(start, end)
-        ids: Any = sa.bindparam("ids", expanding=True)
         with self.engine.connect() as conn:
             present = {int(r[0]) for r in conn.execute(sa.text(
                 "SELECT DISTINCT version_id FROM prediction_log "
-                f"WHERE version_id IN :ids{where}").bindparams(ids),
+                f"WHERE version_id IN :ids{where}").bindparams(
+                    sa.bindparam("ids", expanding=True)),
                 {"ids": [v.id for v in versions], **params})}
             chosen = [v for v in versions if v.id in present]
             if not chosen:
@@ -183,7 +200,7 @@ class PerformanceService:
                 SELECT asset_id, origin, target FROM prediction_log
                 WHERE version_id IN :ids AND actual IS NOT NULL{where}
                 GROUP BY asset_id, origin, target HAVING count(*) = :nv)
-            SELECT p.version_id AS k, {_SUMS}
+            SELECT p.version_id AS k, {ROW_SUMS}
             FROM prediction_log p JOIN common c
               ON c.asset_id = p.asset_id AND c.origin = p.origin AND c.target = p.target
             WHERE p.version_id IN :ids GROUP BY p.version_id
@@ -191,31 +208,10 @@ class PerformanceService:
             rows = conn.execute(sa.text(sql).bindparams(sa.bindparam("ids", expanding=True)),
                                 {"ids": [v.id for v in chosen], "nv": len(chosen),
                                  **params}).all()
-        by_id = {int(r.k): score(None, r) for r in rows}
+        by_id = {int(r.k): score(None, dict(r._mapping)) for r in rows}
         common = max((s.n for s in by_id.values()), default=0)
-        return VersionComparison(common, [(v, by_id[v.id]) for v in chosen if v.id in by_id]
-                                 or [(v, score(None, _EMPTY)) for v in chosen])
-
-
-@dataclass(frozen=True, slots=True)
-class _Empty:
-    predicted: int = 0
-    n: int = 0
-    sae: None = None
-    se2: float = 0.0
-    se: None = None
-    sa: None = None
-    sape: float = 0.0
-    nape: int = 0
-    np: int = 0
-    saep: None = None
-    sabp: None = None
-    ns: int = 0
-    saes: None = None
-    sabs: None = None
-
-
-_EMPTY = _Empty()
+        return VersionComparison(common, [(v, by_id.get(v.id) or score(None, empty_sums()))
+                                          for v in chosen])
 
 
 def _key(group_by: str, raw: Any) -> int | str | None:

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from aihub.db import write_transaction
 from aihub.services.background import PeriodicTask
 from aihub.stores.metadata.models import ModelVersion
+from aihub.stores.metadata.prediction_scores import DAY_US, ScoreStore
 from aihub.stores.metadata.predictions import LOG_COLUMNS, LOG_SCHEMA, PredictionLogStore
 from aihub.stores.timeseries.base import IngestResult, TimeSeriesStore
 from aihub.timeutil import HOUR_US, to_us, utcnow
@@ -55,12 +56,13 @@ class PredictionLog(PeriodicTask):
 
     name = "aihub-prediction-log"
 
-    def __init__(self, *, engine: sa.Engine, store: PredictionLogStore,
+    def __init__(self, *, engine: sa.Engine, store: PredictionLogStore, scores: ScoreStore,
                  timeseries: TimeSeriesStore, interval: float = 1.0,
                  retention_days: int = 400, max_pending: int = 2_000_000) -> None:
         super().__init__(min(interval, 1.0))
         self.engine = engine
         self.store = store
+        self.scores = scores
         self.timeseries = timeseries
         self.retention_days = retention_days
         self.max_pending = max_pending
@@ -174,6 +176,8 @@ class PredictionLog(PeriodicTask):
             full = self._with_baselines(rows, keys)
             self.store.upsert(conn, full)
             self.store.upsert_features(conn, features)
+            self.scores.mark(conn, rows.select(
+                "version_id", pl.col("target") // DAY_US).unique().iter_rows())
         return rows.height
 
     def _with_baselines(self, rows: pl.DataFrame, keys: dict[str, int]) -> pl.DataFrame:
@@ -208,12 +212,16 @@ class PredictionLog(PeriodicTask):
             return
         lo = result.first_ts // HOUR_US * HOUR_US
         hi = result.last_ts // HOUR_US * HOUR_US + HOUR_US
-        self.store.refresh(conn, tenant_id, result.asset_ids, lo, hi)
+        if self.store.refresh(conn, tenant_id, result.asset_ids, lo, hi):
+            # the targets whose actual or baselines may have changed: [lo, hi + 168h)
+            self.scores.mark_tenant_days(conn, tenant_id, lo // DAY_US,
+                                         (hi + _WEEK_US) // DAY_US)
 
     def forget(self, version: ModelVersion) -> None:
         """Registry hook: a deleted version's log, served features and shadow flag go."""
         with write_transaction(self.engine) as conn:
             self.store.delete_version(conn, version.id)
+            self.scores.delete_version(conn, version.id)
 
     # -- retention ------------------------------------------------------------------------
     def purge(self, now: datetime | None = None) -> int:
@@ -221,7 +229,9 @@ class PredictionLog(PeriodicTask):
         cutoff = to_us((now or utcnow()) - timedelta(days=self.retention_days))
         cutoff = cutoff // HOUR_US * HOUR_US
         with write_transaction(self.engine) as conn:
-            return self.store.purge(conn, cutoff)
+            deleted = self.store.purge(conn, cutoff)
+            self.scores.purge(conn, cutoff)
+            return deleted
 
 
 class LogPurger(PeriodicTask):
@@ -238,3 +248,23 @@ class LogPurger(PeriodicTask):
         n = self.prediction_log.purge()
         if n:
             log.info("purged %d logged predictions in %.1f s", n, time.monotonic() - started)
+
+
+class ScoreCompactor(PeriodicTask):
+    """Rebuilds the score sums of the days changed since their last rebuild (default
+    every 10 s), one day per transaction."""
+
+    name = "aihub-score-compactor"
+
+    def __init__(self, engine: sa.Engine, scores: ScoreStore, interval: float) -> None:
+        super().__init__(interval)
+        self.engine = engine
+        self.scores = scores
+
+    def run_once(self) -> None:
+        while batch := self.scores.dirty():
+            for version_id, day in batch:
+                with write_transaction(self.engine) as conn:
+                    self.scores.recompute(conn, version_id, day)
+            if len(batch) < 1000:
+                return

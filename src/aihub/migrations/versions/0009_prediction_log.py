@@ -8,6 +8,11 @@ never a join with the rollups. On PostgreSQL the table is partitioned by month o
 target (partitions are created by the writer as months come; purge drops whole months),
 so retention is a metadata operation and a target window reads only its months.
 
+``prediction_scores`` holds the sums scores are made of per ``(version, target hour,
+horizon)`` (summed over assets), recomputed in the background for the days
+``score_days`` marks as changed (``gen`` > ``clean_gen``): scoring a long window reads
+these sums for clean days and the log itself only for changed ones.
+
 Revision ID: 0009
 Revises: 0005
 Create Date: 2026-12-02
@@ -61,6 +66,25 @@ def upgrade() -> None:
             sqlite_with_rowid=False,
         )
         op.create_index("ix_prediction_log_target", "prediction_log", ["target"])
+    sums = [sa.Column(c, sa.BigInteger, nullable=False)
+            for c in ("predicted", "n", "nape", "np", "ns")]
+    sums += [sa.Column(c, sa.Float, nullable=True)
+             for c in ("sae", "se2", "se", "sa", "sape", "saep", "sabp", "saes", "sabs")]
+    op.create_table(
+        "prediction_scores",
+        sa.Column("version_id", sa.Integer, primary_key=True),
+        sa.Column("target", sa.BigInteger, primary_key=True),
+        sa.Column("horizon", sa.SmallInteger, primary_key=True),
+        *sums,
+    )
+    op.create_table(
+        "score_days",
+        sa.Column("version_id", sa.Integer, primary_key=True),
+        sa.Column("day", sa.Integer, primary_key=True),  # days since 1970-01-01 (UTC)
+        sa.Column("gen", sa.BigInteger, nullable=False),
+        sa.Column("clean_gen", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_score_days_dirty", "score_days", ["gen", "clean_gen"])
     op.create_table(
         "served_features",
         sa.Column("version_id", sa.Integer, primary_key=True),
@@ -83,6 +107,9 @@ def downgrade() -> None:
     with op.batch_alter_table("feature_exports") as batch:
         batch.drop_column("reference")
     op.drop_table("model_shadows")
+    op.drop_index("ix_score_days_dirty", "score_days")
+    op.drop_table("score_days")
+    op.drop_table("prediction_scores")
     op.drop_index("ix_served_features_target", "served_features")
     op.drop_table("served_features")
     if op.get_bind().dialect.name == "postgresql":

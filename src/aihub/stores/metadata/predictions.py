@@ -131,15 +131,17 @@ class PredictionLogStore:
             raw.executemany(_FEATURES_UPSERT.format(p="?"), list(rows))
 
     def refresh(self, conn: sa.Connection, tenant_id: str, asset_ids: Sequence[str],
-                lo: int, hi: int) -> None:
+                lo: int, hi: int) -> int:
         """Re-read the actual and baselines of logged rows whose hours lie in ``[lo, hi)``
         (hour boundaries, epoch us) for these assets: called by ingest inside its
-        transaction, after it rewrote those hours' rollups."""
+        transaction, after it rewrote those hours' rollups. Returns the rows updated."""
+        updated = 0
         for i in range(0, len(asset_ids), _IN_CHUNK):
             params = {"tenant": tenant_id, "assets": list(asset_ids[i:i + _IN_CHUNK]),
                       "lo": lo, "hi": hi, "hour": HOUR_US, "week": _WEEK_US}
             for stmt in self._refresh:
-                conn.execute(stmt, params)
+                updated += conn.execute(stmt, params).rowcount
+        return updated
 
     def asset_keys(self, conn: sa.Connection, tenant_id: str, asset_ids: Sequence[str],
                    *, lock: bool) -> dict[str, int]:
