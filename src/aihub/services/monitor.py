@@ -10,10 +10,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import polars as pl
 
 from aihub.errors import InvalidInput
-from aihub.services.prediction_log import MAX_HORIZON, PredictionLog
+from aihub.services.prediction_log import MAX_HORIZON, Forecasts, PredictionLog
 from aihub.services.registry import RegistryService
 from aihub.timeutil import HOUR_US, to_us
 
@@ -45,16 +44,6 @@ def check_keys(keys: Sequence[LogKey], field: str) -> None:
                                "after origin", details={"index": i})
 
 
-def forecast_frame(asset_ids: Sequence[str], origins: Sequence[int], targets: Sequence[int],
-                   predictions: Sequence[float | None]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {"asset_id": list(asset_ids), "origin": list(origins), "target": list(targets),
-         "prediction": list(predictions)},
-        schema={"asset_id": pl.String, "origin": pl.Int64, "target": pl.Int64,
-                "prediction": pl.Float64},
-    )
-
-
 class Monitor:
     def __init__(self, *, registry: RegistryService, prediction_log: PredictionLog,
                  shadows: ShadowRunner | None = None) -> None:
@@ -68,9 +57,9 @@ class Monitor:
         needed): ``keys[i]`` forecast ``values[i]``. Returns how many were accepted."""
         check_keys(keys, "predictions")
         version = self.registry.get(model_id)
-        frame = forecast_frame([k.asset_id for k in keys], [to_us(k.origin) for k in keys],
-                               [to_us(k.target) for k in keys], values)
-        return self.prediction_log.log(version, frame, source="external")
+        rows = Forecasts([k.asset_id for k in keys], [to_us(k.origin) for k in keys],
+                         [to_us(k.target) for k in keys], list(values))
+        return self.prediction_log.log(version, rows, source="external")
 
     def predicted(self, model_id: str, p: Prediction, inputs: Sequence[dict[str, Any]], *,
                   keys: Sequence[LogKey] | None = None, log: bool = True) -> None:
@@ -82,13 +71,13 @@ class Monitor:
         if p.asset_ids is not None and p.timestamp is not None:
             hour = to_us(p.timestamp)
             n = len(p.asset_ids)
-            frame = forecast_frame(p.asset_ids, [hour] * n, [hour] * n, p.predictions)
+            rows = Forecasts(p.asset_ids, [hour] * n, [hour] * n, p.predictions)
         elif keys is not None:
-            frame = forecast_frame([k.asset_id for k in keys], [to_us(k.origin) for k in keys],
-                                   [to_us(k.target) for k in keys], p.predictions)
+            rows = Forecasts([k.asset_id for k in keys], [to_us(k.origin) for k in keys],
+                             [to_us(k.target) for k in keys], p.predictions)
         else:
             return
         features = [orjson.dumps(row).decode() for row in inputs]
-        self.prediction_log.log(p.version, frame, source="predict", features=features)
+        self.prediction_log.log(p.version, rows, source="predict", features=features)
         if self.shadows is not None and model_id.endswith(":production"):
-            self.shadows.submit(p.version, inputs, frame.drop("prediction"), features)
+            self.shadows.submit(p.version, inputs, rows, features)

@@ -45,10 +45,51 @@ SOURCES = ("predict", "shadow", "external")
 
 
 @dataclass(frozen=True, slots=True)
+class Forecasts:
+    """Rows to log, as columns: instants in epoch us on hour boundaries."""
+
+    asset_ids: Sequence[str]
+    origins: Sequence[int]
+    targets: Sequence[int]
+    predictions: Sequence[float | None]
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+
+_FRAME_SCHEMA = {"asset_id": pl.String, "origin": pl.Int64, "target": pl.Int64,
+                 "prediction": pl.Float64, "features": pl.String}
+
+
+@dataclass(frozen=True, slots=True)
 class _Batch:
     tenant_id: str
-    rows: pl.DataFrame  # LOG_SCHEMA without the actual and baselines
-    features: list[tuple[int, str, int, int, str]]
+    version_id: int
+    source: str
+    logged_at: int
+    forecasts: Forecasts
+    features: Sequence[str] | None
+
+    def frame(self) -> pl.DataFrame:
+        """``LOG_SCHEMA`` without the actual and baselines, plus ``features`` (built by
+        the writer, never on a request's path); rows without a finite prediction go."""
+        f = self.forecasts
+        n = len(f)
+        frame = pl.DataFrame(
+            {"asset_id": f.asset_ids, "origin": f.origins, "target": f.targets,
+             "prediction": f.predictions,
+             "features": self.features if self.features is not None else [None] * n},
+            schema=_FRAME_SCHEMA,
+        )
+        return frame.filter(pl.col("prediction").is_finite()).select(
+            pl.lit(self.version_id, pl.Int64).alias("version_id"),
+            "asset_id", "origin", "target",
+            ((pl.col("target") - pl.col("origin")) // HOUR_US).alias("horizon"),
+            "prediction",
+            pl.lit(self.logged_at, pl.Int64).alias("logged_at"),
+            pl.lit(self.source).alias("source"),
+            "features",
+        )
 
 
 class PredictionLog(PeriodicTask):
@@ -74,47 +115,28 @@ class PredictionLog(PeriodicTask):
         self._write_lock = threading.Lock()
 
     # -- the request side: never touches the database ------------------------------------
-    def log(self, version: ModelVersion, forecasts: pl.DataFrame, *, source: str,
+    def log(self, version: ModelVersion, forecasts: Forecasts, *, source: str,
             features: Sequence[str] | None = None) -> int:
-        """Queue ``forecasts`` (``asset_id``, ``origin``, ``target`` in epoch us, on hour
-        boundaries, and ``prediction``) under ``version``; rows without a prediction are
-        skipped. ``features``: the served features of each row as JSON text (drift).
-        Returns how many rows were queued."""
+        """Queue ``forecasts`` under ``version`` (a row without a finite prediction is
+        skipped when written). ``features``: each row's served features as JSON text
+        (drift). Returns how many rows were queued."""
         assert source in SOURCES
-        frame = forecasts.select(
-            pl.lit(version.id, pl.Int64).alias("version_id"),
-            pl.col("asset_id").cast(pl.String),
-            pl.col("origin").cast(pl.Int64),
-            pl.col("target").cast(pl.Int64),
-            ((pl.col("target") - pl.col("origin")) // HOUR_US).cast(pl.Int64).alias("horizon"),
-            pl.col("prediction").cast(pl.Float64),
-            pl.lit(to_us(utcnow()), pl.Int64).alias("logged_at"),
-            pl.lit(source).alias("source"),
-        )
-        if features is not None:
-            frame = frame.with_columns(pl.Series("features", list(features), pl.String))
-        frame = frame.filter(pl.col("prediction").is_not_null()
-                             & pl.col("prediction").is_finite())
-        if frame.is_empty():
+        if not len(forecasts):
             return 0
-        feats: list[tuple[int, str, int, int, str]] = []
-        if features is not None:
-            feats = list(frame.select("version_id", "asset_id", "origin", "target",
-                                      "features").iter_rows())
-            frame = frame.drop("features")
-        self._push(_Batch(version.tenant_id, frame, feats))
-        return frame.height
+        self._push(_Batch(version.tenant_id, version.id, source, to_us(utcnow()), forecasts,
+                          features))
+        return len(forecasts)
 
     def _push(self, batch: _Batch) -> None:
         with self._queue_lock:
             self._queue.append(batch)
-            self._pending += batch.rows.height
+            self._pending += len(batch.forecasts)
             while self._pending > self.max_pending and len(self._queue) > 1:
                 old = self._queue.popleft()
-                self._pending -= old.rows.height
-                self.dropped += old.rows.height
+                self._pending -= len(old.forecasts)
+                self.dropped += len(old.forecasts)
                 log.warning("prediction log queue full: dropped %d queued rows",
-                            old.rows.height)
+                            len(old.forecasts))
 
     @property
     def pending(self) -> int:
@@ -149,25 +171,24 @@ class PredictionLog(PeriodicTask):
             done: set[str] = set()
             try:
                 for tenant_id, group in by_tenant.items():
-                    rows = pl.concat([b.rows for b in group])
-                    feats = [f for b in group for f in b.features]
-                    written += self._write(tenant_id, rows, feats)
+                    written += self._write(tenant_id, pl.concat([b.frame() for b in group]))
                     done.add(tenant_id)
             except Exception:
                 with self._queue_lock:
                     retry = [b for b in batches if b.tenant_id not in done]
                     self._queue.extendleft(reversed(retry))
-                    self._pending += sum(b.rows.height for b in retry)
+                    self._pending += sum(len(b.forecasts) for b in retry)
                 raise
             self.written += written
             return written
 
-    def _write(self, tenant_id: str, rows: pl.DataFrame,
-               features: list[tuple[int, str, int, int, str]]) -> int:
+    def _write(self, tenant_id: str, rows: pl.DataFrame) -> int:
+        """Upsert ``rows`` (``_Batch.frame``) of one tenant with their actuals."""
         rows = rows.unique(subset=["version_id", "asset_id", "origin", "target"],
                            keep="last", maintain_order=True)
-        if features:
-            features = list({f[:4]: f for f in features}.values())
+        features = list(rows.filter(pl.col("features").is_not_null()).select(
+            "version_id", "asset_id", "origin", "target", "features").iter_rows())
+        rows = rows.drop("features")
         if self.store.postgres:
             self.store.ensure_partitions(rows.get_column("target"))
         asset_ids = rows.get_column("asset_id").unique().sort().to_list()

@@ -15,15 +15,15 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
-import polars as pl
 import sqlalchemy as sa
 
 from aihub.db import write_transaction
 from aihub.errors import Conflict
 from aihub.services.lifecycle import parse_model_id
-from aihub.services.prediction_log import PredictionLog
+from aihub.services.prediction_log import Forecasts, PredictionLog
 from aihub.services.predictions import PredictionService, _run
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.models import ModelVersion
@@ -89,9 +89,10 @@ class ShadowRunner:
 
     # -- running --------------------------------------------------------------------------
     def submit(self, production: ModelVersion, inputs: Sequence[dict[str, Any]],
-               keys: pl.DataFrame, features: Sequence[str]) -> bool:
-        """Queue a run of the shadows on ``inputs`` (rows aligned with ``keys``: asset_id,
-        origin, target). Never blocks; False if the queue is full and the job dropped."""
+               keys: Forecasts, features: Sequence[str]) -> bool:
+        """Queue a run of the shadows on ``inputs`` (rows aligned with ``keys``, whose
+        predictions are production's). Never blocks; False if the queue is full and the
+        job dropped."""
         with self._lock:
             if self._queued >= self.max_queued:
                 self.dropped += 1
@@ -105,15 +106,14 @@ class ShadowRunner:
         return True
 
     def _run(self, production: ModelVersion, inputs: list[dict[str, Any]],
-             keys: pl.DataFrame, features: list[str]) -> None:
+             keys: Forecasts, features: list[str]) -> None:
         try:
             for version in self.shadows_of(production.tenant_id, production.model_name):
                 try:
                     model = self.predictions.load(version)
                     out = _run(model, version, inputs)
-                    self.prediction_log.log(version, keys.with_columns(
-                        pl.Series("prediction", out, pl.Float64)), source="shadow",
-                        features=features)
+                    rows = replace(keys, predictions=out)
+                    self.prediction_log.log(version, rows, source="shadow", features=features)
                     self.ran += 1
                 except Exception as exc:  # a shadow's failure stays its own
                     self.failed += 1
