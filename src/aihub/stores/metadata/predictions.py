@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+import psycopg
 import sqlalchemy as sa
 
 from aihub.stores.model_tables import metadata as model_metadata
@@ -53,11 +54,14 @@ _UPSERT_TAIL = (
     "actual = excluded.actual, persistence = excluded.persistence, "
     "seasonal = excluded.seasonal, logged_at = excluded.logged_at, source = excluded.source"
 )
+# PostgreSQL: COPY (CSV from Polars) into a session-local stage, then one upsert.
+_PG_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS prediction_log_in (LIKE prediction_log) "
+             "ON COMMIT DELETE ROWS")
+_PG_COPY = f"COPY prediction_log_in ({', '.join(LOG_COLUMNS)}) FROM STDIN (FORMAT csv)"
+_PG_COPY_DIRECT = _PG_COPY.replace("prediction_log_in", "prediction_log")
 _PG_UPSERT = (
-    "INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") "
-    "SELECT * FROM unnest(%s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::smallint[], "
-    "%s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::bigint[], %s::text[])"
-    + _UPSERT_TAIL
+    f"INSERT INTO prediction_log ({', '.join(LOG_COLUMNS)}) "
+    f"SELECT {', '.join(LOG_COLUMNS)} FROM prediction_log_in" + _UPSERT_TAIL
 )
 _SQLITE_UPSERT = (
     "INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") VALUES ("
@@ -110,13 +114,28 @@ class PredictionLogStore:
         """Insert or replace rows (``LOG_SCHEMA``; unique on the key within the frame)."""
         if rows.is_empty():
             return
-        cols = [rows.get_column(c).to_list() for c in LOG_COLUMNS]
         raw: Any = conn.connection.driver_connection
         if self.postgres:
             self.ensure_partitions(rows.get_column("target"))
+            data = rows.select(LOG_COLUMNS).write_csv(include_header=False,
+                                                      null_value="").encode()
             with raw.cursor() as cur:
-                cur.execute(_PG_UPSERT, cols)
+                # New rows (the usual case) go straight in by COPY; if some exist, the
+                # batch is staged and upserted instead.
+                cur.execute("SAVEPOINT aihub_log_copy")
+                try:
+                    with cur.copy(_PG_COPY_DIRECT) as copy:
+                        copy.write(data)
+                except psycopg.errors.UniqueViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT aihub_log_copy")
+                    cur.execute(_PG_STAGE)
+                    with cur.copy(_PG_COPY) as copy:
+                        copy.write(data)
+                    cur.execute(_PG_UPSERT)
+                    cur.execute("TRUNCATE prediction_log_in")
+                cur.execute("RELEASE SAVEPOINT aihub_log_copy")
         else:
+            cols = [rows.get_column(c).to_list() for c in LOG_COLUMNS]
             raw.executemany(_SQLITE_UPSERT, list(zip(*cols, strict=True)))
 
     def upsert_features(self, conn: sa.Connection,
@@ -161,7 +180,9 @@ class PredictionLogStore:
 
     def ensure_partitions(self, targets: pl.Series) -> None:
         """PostgreSQL: create the monthly partitions ``targets`` fall in (each in a
-        transaction of its own, so a concurrent creator is harmless)."""
+        transaction of its own, so a concurrent creator is harmless); SQLite: nothing."""
+        if not self.postgres:
+            return
         months = set(pl.from_epoch(targets.unique(), time_unit="us").dt.truncate("1mo")
                      .dt.epoch("us").to_list())
         with self._months_lock:
