@@ -3,8 +3,10 @@ ingest, retention. Every test runs on both configurations."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -177,3 +179,23 @@ def test_deleting_a_version_drops_its_log(client: TestClient, services: Services
     assert services.prediction_log.store.count() == 1
     assert client.delete(f"/ai/models/{model_id}").status_code == 200
     assert services.prediction_log.store.count() == 0
+
+
+def test_the_background_writer_writes_within_about_a_second(
+    http: httpx.Client, services: Services
+) -> None:
+    """Over a real server: nobody flushes, the app's writer does (at least every second)."""
+    r = http.post("/ai/models/register", json={"tenant_id": TENANT, "model_name": "vendor",
+                                                "version": "v1.0.0"})
+    model_id = r.json()["model_id"]
+    r = http.post(f"/ai/models/{model_id}/predictions", json={"predictions": [
+        {"asset_id": "m", "origin": iso(at(0)), "timestamp": iso(at(h)), "value": 1.0}
+        for h in range(5)]})
+    assert r.json() == {"accepted": 5}
+    deadline = time.monotonic() + 5
+    predicted = 0
+    while time.monotonic() < deadline and predicted < 5:
+        time.sleep(0.1)
+        predicted = http.get(f"/ai/models/{model_id}/performance").json()[
+            "coverage"]["predicted"]
+    assert predicted == 5

@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         try:
             yield
         finally:
+            # Shadow runs already under way log their results before the last write.
+            await run_in_threadpool(svc.shadows.wait_idle, 5.0)
             for worker in workers:
                 await run_in_threadpool(worker.stop)
             if owned:

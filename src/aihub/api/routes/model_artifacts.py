@@ -75,7 +75,7 @@ def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep) ->
     # A worker thread (plain ``def``): the registry read, a model load and the features
     # all touch a backend, and none of them may stall the event loop.
     if body.rows is not None:
-        keys = None if body.keys is None else [
+        keys = None if body.keys is None or not body.log else [
             LogKey(k.asset_id, k.origin or k.timestamp, k.timestamp) for k in body.keys]
         if keys is not None:
             check_keys(keys, "keys")
