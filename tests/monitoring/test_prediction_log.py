@@ -199,3 +199,24 @@ def test_the_background_writer_writes_within_about_a_second(
         predicted = http.get(f"/ai/models/{model_id}/performance").json()[
             "coverage"]["predicted"]
     assert predicted == 5
+
+
+def test_a_failed_write_keeps_the_rows_for_the_next_round(
+    client: TestClient, services: Services, register: Register
+) -> None:
+    """PostgreSQL: a month's partition dropped by another process (its purge) after this
+    one created it: the write fails, the rows stay queued, the next round recreates it."""
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("partitions exist on PostgreSQL only")
+    model_id = register(artifact=False)
+    body = {"predictions": [
+        {"asset_id": "m", "origin": iso(at(0)), "timestamp": iso(at(0)), "value": 1.0}]}
+    client.post(f"/ai/models/{model_id}/predictions", json=body)
+    assert logged(services, model_id).height == 1
+    with services.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE prediction_log_p2024_01")
+    client.post(f"/ai/models/{model_id}/predictions", json=body)
+    with pytest.raises(Exception, match="partition"):
+        services.prediction_log.flush()
+    assert services.prediction_log.pending == 1
+    assert logged(services, model_id).height == 1

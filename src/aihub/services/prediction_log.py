@@ -174,6 +174,7 @@ class PredictionLog(PeriodicTask):
                     written += self._write(tenant_id, pl.concat([b.frame() for b in group]))
                     done.add(tenant_id)
             except Exception:
+                self.store.forget_partitions()
                 with self._queue_lock:
                     retry = [b for b in batches if b.tenant_id not in done]
                     self._queue.extendleft(reversed(retry))

@@ -199,6 +199,12 @@ class PredictionLogStore:
             with self._months_lock:
                 self._months.add(start)
 
+    def forget_partitions(self) -> None:
+        """Look the partitions up again on the next write (another process may have
+        dropped one this process knew)."""
+        with self._months_lock:
+            self._months.clear()
+
     def purge(self, conn: sa.Connection, cutoff: int) -> int:
         """Delete rows (and served features) with target before ``cutoff``; on PostgreSQL
         whole months go by dropping their partitions. Returns the rows deleted where
