@@ -108,6 +108,10 @@ class PredictionLogStore:
                 sa.bindparam("assets", expanding=True))
             for c, v, w in _REFRESHES
         ]
+        self._any_logged = sa.text(
+            "SELECT 1 FROM prediction_log WHERE version_id IN "
+            "(SELECT id FROM model_versions WHERE tenant_id = :tenant) "
+            "AND asset_id IN :assets LIMIT 1").bindparams(sa.bindparam("assets", expanding=True))
 
     # -- writes ---------------------------------------------------------------------------
     def upsert(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
@@ -158,6 +162,8 @@ class PredictionLogStore:
         for i in range(0, len(asset_ids), _IN_CHUNK):
             params = {"tenant": tenant_id, "assets": list(asset_ids[i:i + _IN_CHUNK]),
                       "lo": lo, "hi": hi, "hour": HOUR_US, "week": _WEEK_US}
+            if conn.execute(self._any_logged, params).first() is None:
+                continue  # nothing logged for these assets: one cheap look, no updates
             for stmt in self._refresh:
                 updated += conn.execute(stmt, params).rowcount
         return updated
