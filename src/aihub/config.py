@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     # A Dask scheduler (``tcp://host:8786``): exports run there as datasets of parts
     # (``aihub export --dask`` / ``--workers`` choose per command).
     dask_scheduler: str | None = Field(default=None, validation_alias="AIHUB_DASK_SCHEDULER")
+    # Forecast monitoring (README "Forecast monitoring"): days a logged prediction is kept
+    # (by its target), seconds between writes of the queued log (at most 1), seconds
+    # between retention purges and between refreshes of the accuracy gauges (0: off).
+    prediction_log_days: int = Field(default=400, ge=1,
+                                     validation_alias="AIHUB_PREDICTION_LOG_DAYS")
+    prediction_log_interval: float = Field(default=1.0, gt=0, le=1.0,
+                                           validation_alias="AIHUB_PREDICTION_LOG_INTERVAL")
+    prediction_log_purge_interval: float = Field(
+        default=6 * 3600.0, ge=0, validation_alias="AIHUB_PREDICTION_LOG_PURGE_INTERVAL")
+    score_compact_interval: float = Field(default=10.0, gt=0,
+                                          validation_alias="AIHUB_SCORE_COMPACT_INTERVAL")
+    monitoring_gauge_interval: float = Field(default=60.0, ge=0,
+                                             validation_alias="AIHUB_MONITORING_GAUGE_INTERVAL")
 
     @field_validator("redis_cluster_nodes")
     @classmethod

@@ -17,6 +17,9 @@ of any worker aggregates all of them.
     aihub_stream_dead_letters_total                          dead-letter records written
     aihub_stream_batch_duration_seconds                      histogram, one per micro-batch
     aihub_stream_reconnects_total                            broker connections made again
+    aihub_forecast_mae{model,version,role,horizon}           logged forecasts of the last
+    aihub_forecast_nmae{model,version,role,horizon}          7 days, production and shadow
+    aihub_forecast_skill{model,version,role,horizon,baseline}  versions (horizon: 5 buckets)
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -81,6 +85,30 @@ STREAM_BATCH = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 STREAM_RECONNECTS = Counter("aihub_stream_reconnects", "MQTT broker connections made again")
+
+_FORECAST_LABELS = ["model", "version", "role", "horizon"]
+FORECAST_MAE = Gauge("aihub_forecast_mae", "MAE of logged forecasts (last 7 days)",
+                     _FORECAST_LABELS, multiprocess_mode="mostrecent")
+FORECAST_NMAE = Gauge("aihub_forecast_nmae", "MAE / mean |actual| of logged forecasts",
+                      _FORECAST_LABELS, multiprocess_mode="mostrecent")
+FORECAST_SKILL = Gauge("aihub_forecast_skill", "1 - MAE / MAE of a baseline",
+                       [*_FORECAST_LABELS, "baseline"], multiprocess_mode="mostrecent")
+
+
+def set_forecast_scores(rows: Sequence[tuple[tuple[str, str, str, str], dict[str, float | None]]]
+                        ) -> None:
+    """Replace every forecast gauge with ``rows`` of ``(labels, scores)``: versions that
+    left production or the shadows disappear instead of lingering."""
+    for gauge in (FORECAST_MAE, FORECAST_NMAE, FORECAST_SKILL):
+        gauge.clear()
+    for labels, scores in rows:
+        for gauge, name in ((FORECAST_MAE, "mae"), (FORECAST_NMAE, "nmae")):
+            if scores.get(name) is not None:
+                gauge.labels(*labels).set(scores[name])  # type: ignore[arg-type]
+        for baseline in ("persistence", "seasonal_naive"):
+            value = scores.get(f"skill_{baseline}")
+            if value is not None:
+                FORECAST_SKILL.labels(*labels, baseline).set(value)
 
 
 # Resolved once: looking a labelled child up costs more than the increment (hot path).

@@ -22,16 +22,19 @@ from aihub.api.routes import (
     ingest,
     model_artifacts,
     models,
+    monitoring,
     streams,
     whoami,
 )
 from aihub.config import Settings
 from aihub.dashboard import install as install_dashboard
 from aihub.metrics import MetricsMiddleware
+from aihub.services.accuracy_gauges import AccuracyGauges
 from aihub.services.artifact_sweeper import ArtifactSweeper
 from aihub.services.background import PeriodicTask
 from aihub.services.change_follower import ChangeFollower
 from aihub.services.container import Services, build_services
+from aihub.services.prediction_log import LogPurger
 
 log = logging.getLogger("aihub.api")
 
@@ -58,6 +61,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if svc.settings.artifact_sweep_interval > 0:
             workers.append(ArtifactSweeper(svc.model_artifacts,
                                            svc.settings.artifact_sweep_interval))
+        workers.append(svc.prediction_log)  # writes the queued log at least every second
+        workers.append(svc.score_compactor)  # rebuilds the score sums of changed days
+        if svc.settings.prediction_log_purge_interval > 0:
+            workers.append(LogPurger(svc.prediction_log,
+                                     svc.settings.prediction_log_purge_interval))
+        if svc.settings.monitoring_gauge_interval > 0:
+            workers.append(AccuracyGauges(svc.performance,
+                                          svc.settings.monitoring_gauge_interval))
         app.state.background = {worker.name: worker for worker in workers}
         for worker in workers:
             await run_in_threadpool(worker.start)
@@ -68,6 +79,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             if app.state.stream is not None:
                 await run_in_threadpool(_stop_stream, svc, app.state.stream)
+            # Shadow runs already under way log their results before the last write.
+            await run_in_threadpool(svc.shadows.wait_idle, 5.0)
             for worker in workers:
                 await run_in_threadpool(worker.stop)
             if owned:
@@ -94,7 +107,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # router declares it once here.
     app.include_router(features.router)
     app.include_router(ingest.router, dependencies=[require_role("write")])
-    for module in (exports, assets, models, model_artifacts, health, whoami, streams):
+    for module in (exports, assets, monitoring, models, model_artifacts, health, whoami, streams):
         app.include_router(module.router)
     install_dashboard(app)
     return app

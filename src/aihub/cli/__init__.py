@@ -11,6 +11,7 @@ from aihub.cli import (  # noqa: F401  (register commands)
     ingest,
     keys,
     models,
+    monitoring,
     serve,
     stream,
 )

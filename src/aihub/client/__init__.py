@@ -17,10 +17,11 @@ from __future__ import annotations
 from aihub.client.base import BaseClient
 from aihub.client.features import FeaturesMixin
 from aihub.client.models import ModelsMixin
+from aihub.client.monitoring import MonitoringMixin
 
 
-class Client(FeaturesMixin, ModelsMixin, BaseClient):
-    """Every feature-store and model-registry endpoint, one method each."""
+class Client(FeaturesMixin, ModelsMixin, MonitoringMixin, BaseClient):
+    """Every feature-store, model-registry and monitoring endpoint, one method each."""
 
 
 __all__ = ["Client"]

@@ -7,6 +7,7 @@ directory or S3 from ``MINIO_ENDPOINT_URL``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,23 @@ from aihub.config import Settings
 from aihub.db import create_db_engine, is_sqlite, upgrade
 from aihub.inference.cache import ModelCache
 from aihub.services.assets import AssetService
+from aihub.services.drift import DriftService
 from aihub.services.exports import ExportService
 from aihub.services.features import FeatureService
 from aihub.services.ingest import IngestService
 from aihub.services.model_artifacts import ArtifactService
+from aihub.services.monitor import Monitor
+from aihub.services.performance import PerformanceService
+from aihub.services.prediction_log import PredictionLog, ScoreCompactor
 from aihub.services.predictions import PredictionService
 from aihub.services.registry import RegistryService
+from aihub.services.shadow import ShadowRunner
 from aihub.stores.artifacts.base import ArtifactStore
 from aihub.stores.metadata.exports import ExportStore
 from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.metadata.models import ModelMetadataStore
+from aihub.stores.metadata.prediction_scores import ScoreStore
+from aihub.stores.metadata.predictions import PredictionLogStore
 from aihub.stores.online.base import OnlineStore
 from aihub.stores.timeseries.base import TimeSeriesStore
 
@@ -49,11 +57,21 @@ class Services:
     model_artifacts: ArtifactService = field(default=None)  # type: ignore[assignment]
     predictions: PredictionService = field(default=None)  # type: ignore[assignment]
     extras: dict[str, Any] = field(default_factory=dict)
+    # Forecast monitoring (filled by ``build_monitoring``).
+    prediction_log: PredictionLog = field(default=None)  # type: ignore[assignment]
+    shadows: ShadowRunner = field(default=None)  # type: ignore[assignment]
+    performance: PerformanceService = field(default=None)  # type: ignore[assignment]
+    drift: DriftService = field(default=None)  # type: ignore[assignment]
+    score_compactor: ScoreCompactor = field(default=None)  # type: ignore[assignment]
     # API keys (filled by ``build_auth``).
     api_keys: ApiKeyService = field(default=None)  # type: ignore[assignment]
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
 
     def close(self) -> None:
+        if self.prediction_log is not None:
+            self.shadows.close()
+            with contextlib.suppress(Exception):  # the database is gone: nothing to save
+                self.prediction_log.flush()
         self.exports.close()
         if self.artifact_store is not None:
             self.artifact_store.close()
@@ -153,8 +171,31 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     svc.exports.stale_after_s = settings.export_stale_after_s
     build_registry(svc)
+    build_monitoring(svc)
     build_auth(svc)
     return svc
+
+
+def build_monitoring(svc: Services) -> None:
+    """The prediction log (fed by predict, refreshed by ingest) and the shadow runner."""
+    store = PredictionLogStore(svc.engine)
+    scores = ScoreStore(svc.engine)
+    svc.prediction_log = PredictionLog(
+        engine=svc.engine, store=store, scores=scores, timeseries=svc.timeseries,
+        interval=svc.settings.prediction_log_interval,
+        retention_days=svc.settings.prediction_log_days)
+    svc.shadows = ShadowRunner(engine=svc.engine, store=store, registry=svc.registry,
+                               predictions=svc.predictions, prediction_log=svc.prediction_log)
+    svc.predictions.monitor = Monitor(registry=svc.registry, prediction_log=svc.prediction_log,
+                                      shadows=svc.shadows)
+    svc.ingest.on_readings.append(svc.prediction_log.refresh)
+    svc.performance = PerformanceService(engine=svc.engine, registry=svc.registry,
+                                         scores=scores)
+    svc.score_compactor = ScoreCompactor(svc.engine, scores,
+                                         svc.settings.score_compact_interval)
+    svc.drift = DriftService(engine=svc.engine, registry=svc.registry, exports=ExportStore(),
+                             store=store)
+    svc.registry.on_delete.append(svc.prediction_log.forget)
 
 
 def build_auth(svc: Services) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -34,6 +35,7 @@ from aihub.features.origin_compute import WINDOW
 from aihub.metrics import record_export
 from aihub.names import check_name
 from aihub.services import export_parts
+from aihub.services.drift import reference_bins
 from aihub.services.executors import DaskExecutor, Executor, InlineExecutor
 from aihub.services.export_reaper import owner_token, reap_stale_exports
 from aihub.services.features import FeatureService, check_horizons
@@ -244,6 +246,7 @@ class ExportService:
             rows = self._write(req, job.assets, job.start, job.end, partial, progress)
             partial.replace(final)
             size = final.stat().st_size
+            reference = self._reference(req, final)
             location = self.publish(final) if self.publish else str(final)
         except BaseException as exc:
             partial.unlink(missing_ok=True)
@@ -266,7 +269,10 @@ class ExportService:
             completed_at=utcnow(),
             message=f"Exported {rows} rows to {location}",
         )
-        self._save(done)
+        with self.engine.begin() as conn:
+            self.records.update(conn, done)
+            if reference is not None:
+                self.records.set_reference(conn, done.export_id, reference)
         return done
 
     def _run_on_dask(self, job: _Job) -> ExportRecord:
@@ -344,8 +350,22 @@ class ExportService:
             message=f"Exported {rows} rows in {len(parts)} part(s) to {dataset} "
             f"({executor.name}, {executor.workers} worker(s))",
         )
-        self._save(done)
+        # Reference bins for drift from a local dataset (read as one table); a dataset on
+        # S3 gets none (its parts would be read back over the network).
+        reference = None if dataset.startswith("s3://") else self._reference(req, Path(dataset))
+        with self.engine.begin() as conn:
+            self.records.update(conn, done)
+            if reference is not None:
+                self.records.set_reference(conn, done.export_id, reference)
         return done
+    def _reference(self, req: ExportRequest, path: Path) -> dict[str, Any] | None:
+        """Reference bins of the written features (drift); an export never fails on them."""
+        try:
+            features = self.features.feature_set(req.tenant_id, req.feature_set).features
+            return reference_bins(path, features)
+        except Exception:
+            log.exception("reference bins of %s not computed", path)
+            return None
 
     def _save(self, record: ExportRecord) -> None:
         with self.engine.begin() as conn:

@@ -11,7 +11,7 @@ what one pass over the fixed file would have.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -45,6 +45,9 @@ class IngestService:
         self.store = store
         self.online = online
         self.max_rows = max_rows
+        # Called inside a readings batch's transaction once it is stored (the prediction
+        # log refreshes the actuals of the hours it touched).
+        self.on_readings: list[Callable[[sa.Connection, str, IngestResult], None]] = []
 
     def ingest_readings(
         self,
@@ -68,6 +71,8 @@ class IngestService:
         )
         with write_transaction(self.engine) as conn:
             result = self.store.ingest_readings(conn, tenant_id, batch, progress=progress)
+            for hook in self.on_readings:
+                hook(conn, tenant_id, result)
         record_ingest("readings", result.accepted)
         # After the commit: a reader that filled the cache before it is invalidated now.
         self.online.invalidate(
@@ -106,7 +111,10 @@ class IngestService:
                        batch: pl.DataFrame) -> IngestResult:
         """Store an already validated batch (``split_readings``) in the caller's write
         transaction; once it committed, ``committed`` invalidates what it touched."""
-        return self.store.ingest_readings(conn, tenant_id, batch)
+        result = self.store.ingest_readings(conn, tenant_id, batch)
+        for hook in self.on_readings:
+            hook(conn, tenant_id, result)
+        return result
 
     def store_weather(self, conn: sa.Connection, tenant_id: str,
                       batch: pl.DataFrame) -> IngestResult:
@@ -121,6 +129,7 @@ class IngestService:
             self.online.invalidate(
                 [cache_key(tenant_id, a) for a in result.asset_ids], seq=result.seq or None
             )
+
     def ingest_chunks(
         self,
         kind: Literal["readings", "weather"],

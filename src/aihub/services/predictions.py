@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -23,6 +23,7 @@ from aihub.inference.cache import ModelCache
 from aihub.inference.loaders import LoadedModel, load_model
 from aihub.services.features import FeatureService, OnlineRequest
 from aihub.services.model_artifacts import ArtifactService
+from aihub.services.monitor import LogKey
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.models import ModelVersion
 from aihub.timeutil import from_us
@@ -53,6 +54,9 @@ class HorizonPrediction:
     keys: list[HorizonKey]
     predictions: list[float | None]
 
+if TYPE_CHECKING:
+    from aihub.services.monitor import Monitor
+
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
@@ -71,6 +75,7 @@ class PredictionService:
         self.features = features
         self.cache = cache
         self.allow_pickle = allow_pickle
+        self.monitor: Monitor | None = None  # forecast monitoring (``services/monitor.py``)
         registry.on_delete.append(self._forget)
 
     def _forget(self, version: ModelVersion) -> None:
@@ -94,20 +99,27 @@ class PredictionService:
 
         return self.cache.get(digest, _load)
 
-    def predict_rows(self, model_id: str, rows: Sequence[dict[str, Any]]) -> Prediction:
+    def predict_rows(self, model_id: str, rows: Sequence[dict[str, Any]], *,
+                     keys: Sequence[LogKey] | None = None) -> Prediction:
         version = self.registry.get(model_id)
         model = self.load(version)
-        return Prediction(version, _run(model, version, rows))
+        p = Prediction(version, _run(model, version, rows))
+        if self.monitor is not None:
+            self.monitor.predicted(model_id, p, rows, keys=keys)
+        return p
 
     def predict_assets(self, model_id: str, *, asset_ids: Sequence[str], feature_set: str,
-                       lookback_hours: int, as_of: datetime | None) -> Prediction:
+                       lookback_hours: int, as_of: datetime | None,
+                       log: bool = True) -> Prediction:
         version = self.registry.get(model_id)
         model = self.load(version)
         req = OnlineRequest(version.tenant_id, feature_set, lookback_hours, as_of)
         hour, responses = self.features.get_online(req, list(asset_ids))
         rows = [orjson.loads(r)["features"] for r in responses]
-        return Prediction(version, _run(model, version, rows, asset_ids), list(asset_ids), hour)
-
+        p = Prediction(version, _run(model, version, rows, asset_ids), list(asset_ids), hour)
+        if self.monitor is not None:
+            self.monitor.predicted(model_id, p, rows, log=log)
+        return p
 
     def horizon_features(self, tenant_id: str, *, asset_ids: Sequence[str], feature_set: str,
                          lookback_hours: int, as_of: datetime | None,
@@ -132,16 +144,23 @@ class PredictionService:
 
     def predict_horizons(self, model_id: str, *, asset_ids: Sequence[str], feature_set: str,
                          lookback_hours: int, as_of: datetime | None,
-                         horizons: Sequence[int], as_known: AsKnown) -> HorizonPrediction:
-        """A forecast of many assets for many horizons from one origin in one call."""
+                         horizons: Sequence[int], as_known: AsKnown,
+                         log: bool = True) -> HorizonPrediction:
+        """A forecast of many assets for many horizons from one origin in one call, logged
+        (unless ``log`` is false) by asset, origin and target for monitoring."""
         version = self.registry.get(model_id)
         model = self.load(version)
         built = self.horizon_features(
             version.tenant_id, asset_ids=asset_ids, feature_set=feature_set,
             lookback_hours=lookback_hours, as_of=as_of, horizons=horizons, as_known=as_known)
         where = [f"asset {k.asset_id} horizon {k.horizon}" for k in built.keys]
-        return HorizonPrediction(version, built.origin, built.keys,
-                                 _run(model, version, built.rows, where))
+        hp = HorizonPrediction(version, built.origin, built.keys,
+                               _run(model, version, built.rows, where))
+        if self.monitor is not None:
+            keys = [LogKey(k.asset_id, built.origin, k.timestamp) for k in built.keys]
+            self.monitor.predicted(model_id, Prediction(version, hp.predictions), built.rows,
+                                   keys=keys, log=log)
+        return hp
 
 
 def feature_order(model: LoadedModel, version: ModelVersion) -> list[str]:

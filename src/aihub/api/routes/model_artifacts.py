@@ -20,6 +20,7 @@ from aihub.api.schemas.models import (
 )
 from aihub.api.streaming import feed_blocking
 from aihub.features.knowledge import parse_as_known, parse_horizons
+from aihub.services.monitor import LogKey, check_keys
 
 router = APIRouter(prefix="/ai/models", tags=["models"])
 
@@ -89,7 +90,7 @@ def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep) ->
             model_id, asset_ids=body.asset_ids, feature_set=body.feature_set,
             lookback_hours=body.lookback_hours, as_of=body.as_of,
             horizons=parse_horizons(body.horizons) if body.horizons is not None else (0,),
-            as_known=parse_as_known(body.as_known))
+            as_known=parse_as_known(body.as_known), log=body.log)
         return json_response(HorizonPredictionPublic(
             model_id=hp.version.model_id, version=hp.version.version, origin=hp.origin,
             predictions=[
@@ -98,12 +99,16 @@ def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep) ->
                 for k, v in zip(hp.keys, hp.predictions, strict=True)
             ]))
     if body.rows is not None:
-        p = predictions.predict_rows(model_id, body.rows)
+        keys = None if body.keys is None or not body.log else [
+            LogKey(k.asset_id, k.origin or k.timestamp, k.timestamp) for k in body.keys]
+        if keys is not None:
+            check_keys(keys, "keys")
+        p = predictions.predict_rows(model_id, body.rows, keys=keys)
     else:
         assert body.asset_ids is not None and body.feature_set is not None
         p = predictions.predict_assets(
             model_id, asset_ids=body.asset_ids, feature_set=body.feature_set,
-            lookback_hours=body.lookback_hours, as_of=body.as_of)
+            lookback_hours=body.lookback_hours, as_of=body.as_of, log=body.log)
     return json_response(PredictionPublic(
         model_id=p.version.model_id, version=p.version.version, predictions=p.predictions,
         asset_ids=p.asset_ids, timestamp=p.timestamp))

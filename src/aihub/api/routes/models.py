@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aihub.api.auth import ForceDep, require_role
 from aihub.api.deps import ModelArtifactsDep, RegistryDep
+from aihub.api.routes.monitoring_views import live_comparison
 from aihub.api.schemas.common import Name
 from aihub.api.schemas.models import (
     HistoryPublic,
@@ -150,10 +151,12 @@ def get_model(model_id: str, registry: RegistryDep) -> Response:
 
 @router.put("/{model_id}/promote", response_model=PromotionPublic,
             summary="Move a version to another stage", dependencies=[require_role("write")])
-def promote(model_id: str, body: ModelPromote, registry: RegistryDep) -> PromotionPublic:
+def promote(model_id: str, body: ModelPromote, registry: RegistryDep,
+            request: Request) -> PromotionPublic:
     """Promoting to production archives the current production version in the same
-    transaction (named in ``archived_model_id``) and needs an artifact. A disallowed
-    transition is a 409 naming the allowed ones."""
+    transaction (named in ``archived_model_id``) and needs an artifact; ``comparison``
+    then scores both on the forecasts both logged. A disallowed transition is a 409
+    naming the allowed ones."""
     p = registry.promote(model_id, body.target_stage, body.reason)
     v = p.version
     message = f"Model promoted from {p.previous_stage} to {v.stage}"
@@ -163,6 +166,7 @@ def promote(model_id: str, body: ModelPromote, registry: RegistryDep) -> Promoti
         model_id=v.model_id, model_name=v.model_name, version=v.version,
         previous_stage=p.previous_stage, current_stage=v.stage, promoted_at=p.at,
         message=message, archived_model_id=p.archived.model_id if p.archived else None,
+        comparison=live_comparison(request.app.state.services, v, p.archived),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aihub.api.schemas.common import FiniteFloat, Name, TenantName, Timestamp
+from aihub.api.schemas.monitoring import ComparisonPublic
 
 Stage = Literal["staging", "production", "archived"]
 
@@ -99,6 +100,9 @@ class PromotionPublic(BaseModel):
     message: str
     archived_model_id: str | None = Field(
         default=None, description="The production version this promotion archived")
+    comparison: ComparisonPublic | None = Field(
+        default=None, description="The promoted and the archived version's live scores on "
+                                  "the forecasts both logged (when there are such rows)")
 
 
 class ModelDeleted(BaseModel):
@@ -129,6 +133,15 @@ class ArtifactPublic(BaseModel):
     format: str | None
 
 
+class PredictKey(BaseModel):
+    """What a row of ``rows`` forecasts, so the prediction is logged and scored."""
+
+    model_config = ConfigDict(extra="forbid")
+    asset_id: Name
+    timestamp: Timestamp
+    origin: Timestamp | None = Field(default=None, description="default: timestamp")
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -153,11 +166,17 @@ class PredictRequest(BaseModel):
         description='"latest" (default), "origin" or an ISO time K: which versions of the '
         "data the features see",
     )
+    log: bool = Field(default=True, description="log predictions by asset_ids (monitoring)")
+    keys: list[PredictKey] | None = Field(
+        default=None, max_length=100_000,
+        description="one per row: the asset and hour it forecasts; the rows are then logged")
 
     @model_validator(mode="after")
     def _one_source(self) -> PredictRequest:
         if (self.rows is None) == (self.asset_ids is None):
             raise ValueError("give either 'rows' or 'asset_ids' (with 'feature_set')")
+        if self.keys is not None and (self.rows is None or len(self.keys) != len(self.rows)):
+            raise ValueError("'keys' go with 'rows', one per row")
         if self.asset_ids is not None and self.feature_set is None:
             raise ValueError("'asset_ids' needs 'feature_set'")
         if self.rows is not None and (self.horizons is not None or self.as_known is not None):

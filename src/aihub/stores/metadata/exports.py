@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from aihub.stores.feature_tables import feature_exports
@@ -89,6 +90,16 @@ class ExportStore:
     def last(self, conn: sa.Connection, tenant_id: str) -> ExportRecord | None:
         records, _ = self.list(conn, tenant_id, limit=1, offset=0)
         return records[0] if records else None
+
+    def set_reference(self, conn: sa.Connection, export_id: str,
+                      reference: dict[str, Any]) -> None:
+        """Record the reference bins of an export's features (drift)."""
+        conn.execute(T.update().where(T.c.export_id == export_id)
+                     .values(reference=orjson.dumps(reference).decode()))
+
+    def reference(self, conn: sa.Connection, export_id: str) -> dict[str, Any] | None:
+        raw = conn.execute(sa.select(T.c.reference).where(T.c.export_id == export_id)).scalar()
+        return orjson.loads(raw) if raw else None
 
     def running(self, conn: sa.Connection) -> builtins.list[RunningExport]:
         rows = conn.execute(sa.select(T).where(T.c.status == "running")).all()

@@ -1,0 +1,135 @@
+"""Feature drift: the features a version was served, against the training export it names.
+
+Every export records, per feature, reference bins of the rows it wrote: 9 inner edges at
+the 10%..90% quantiles (so 10 bins), the share of non-null values in each bin, and the
+null rate (``reference_bins``). ``GET /ai/models/{id}/drift`` bins the features logged
+with that version's predictions in a window the same way and reports the population
+stability index ``PSI = sum((s - t) * ln(s / t))`` over the bins (an empty bin counts as
+1e-4), the null rates, and ``drifted`` at PSI >= 0.2.
+
+Served values are those stored with each logged prediction (``served_features``), not
+recomputed: a correction arriving later must not rewrite what the model actually saw.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from aihub.errors import Conflict, NotFound
+from aihub.services.registry import RegistryService
+from aihub.stores.metadata.exports import ExportStore
+from aihub.stores.metadata.predictions import PredictionLogStore
+from aihub.timeutil import to_us
+
+log = logging.getLogger("aihub.drift")
+
+BINS = 10
+EMPTY_BIN = 1e-4
+DRIFTED_AT = 0.2
+
+
+def bins_of(values: np.ndarray, n_total: int) -> dict[str, Any]:
+    """Reference bins of one feature: ``values`` are its non-null values out of
+    ``n_total`` rows."""
+    null_rate = 1.0 - len(values) / n_total if n_total else 0.0
+    if len(values) == 0:
+        return {"edges": [], "shares": [], "null_rate": null_rate, "n": 0}
+    edges = np.quantile(values, np.linspace(0, 1, BINS + 1)[1:-1])
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=BINS)
+    return {"edges": [float(e) for e in edges],
+            "shares": [float(c) / len(values) for c in counts],
+            "null_rate": null_rate, "n": len(values)}
+
+
+def reference_bins(path: Path | str, features: Sequence[str]) -> dict[str, Any]:
+    """Reference bins of every feature column of the Parquet file (or dataset) at
+    ``path``, read one column at a time."""
+    out: dict[str, Any] = {}
+    for name in features:
+        column = pq.read_table(path, columns=[name]).column(0)
+        values = column.drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
+        values = values[np.isfinite(values)]
+        out[name] = bins_of(values, len(column))
+    return {"bins": BINS, "features": out}
+
+
+def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:
+    """PSI of ``values`` (non-null served values) against one feature's reference bins."""
+    if len(values) == 0 or not reference["shares"]:
+        return None
+    edges = np.asarray(reference["edges"])
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=BINS)
+    served = np.maximum(counts / len(values), EMPTY_BIN)
+    train = np.maximum(np.asarray(reference["shares"]), EMPTY_BIN)
+    return float(np.sum((served - train) * np.log(served / train)))
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDrift:
+    psi: float | None
+    null_rate_train: float
+    null_rate_served: float | None
+    drifted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    model_id: str
+    export_id: str
+    start: datetime | None
+    end: datetime | None
+    served_rows: int
+    features: dict[str, FeatureDrift]
+
+
+class DriftService:
+    def __init__(self, *, engine: sa.Engine, registry: RegistryService,
+                 exports: ExportStore, store: PredictionLogStore) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.exports = exports
+        self.store = store
+
+    def drift(self, model_id: str, *, start: datetime | None = None,
+              end: datetime | None = None) -> Drift:
+        version = self.registry.get(model_id)
+        export_id = version.metadata.get("export_id")
+        if not isinstance(export_id, str) or not export_id:
+            raise Conflict(f"{version.model_id} names no training export (metadata.export_id)")
+        with self.engine.connect() as conn:
+            record = self.exports.get(conn, export_id)
+            reference = self.exports.reference(conn, export_id) if record else None
+        if record is None or record.tenant_id != version.tenant_id:
+            raise NotFound(f"unknown export '{export_id}' (metadata.export_id of "
+                           f"{version.model_id})")
+        if reference is None:
+            raise Conflict(f"export '{export_id}' has no reference bins (it failed, or was "
+                           "made before exports recorded them); export again")
+        names = list(reference["features"])
+        if version.feature_names:
+            names = [n for n in names if n in set(version.feature_names)]
+        lo = to_us(start) if start is not None else -(2**62)
+        hi = to_us(end) if end is not None else 2**62
+        rows = [orjson.loads(r) for r in self.store.served_features(version.id, lo, hi)]
+        features = {}
+        for name in names:
+            ref = reference["features"][name]
+            raw = [r.get(name) for r in rows]
+            present = np.array([v for v in raw if isinstance(v, int | float)], dtype=np.float64)
+            present = present[np.isfinite(present)]
+            p = psi(ref, present)
+            features[name] = FeatureDrift(
+                psi=p, null_rate_train=float(ref["null_rate"]),
+                null_rate_served=1.0 - len(present) / len(rows) if rows else None,
+                drifted=p is not None and p >= DRIFTED_AT)
+        return Drift(version.model_id, export_id, start, end, len(rows), features)

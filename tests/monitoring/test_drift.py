@@ -1,0 +1,120 @@
+"""Drift of served features against the training export's reference bins: a synthetic
+shift (PSI above 0.2) and no shift (PSI below 0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from aihub.services.container import Services
+from aihub.services.drift import bins_of, psi
+from tests.factories import at, ingest, iso, readings
+from tests.monitoring.conftest import TENANT, logged
+from tests.registry.models import FEATURES, lightgbm_text
+
+pytestmark = pytest.mark.backends
+
+ASSETS = [f"m{i}" for i in range(10)]
+
+
+def weekly(asset: int, level: float) -> Callable[[float], float]:
+    """A weekly cycle (shifted per asset) plus noise: a full week of it has the same
+    distribution of lags and rolling means as any other full week."""
+    rng = np.random.default_rng(asset)
+
+    def value(h: float) -> float:
+        return float(level + 10 * np.sin(2 * np.pi * (h + 7 * asset) / 168) + rng.normal(0, 2))
+
+    return value
+
+
+@pytest.fixture
+def trained(client: TestClient) -> str:
+    """Ten meters over 16 days, an export of one week (days 1-7) and a version trained on
+    it."""
+    for i, asset in enumerate(ASSETS):
+        ingest(client, TENANT, readings(asset, range(24 * 16), weekly(i, 40.0)))
+    r = client.post("/ai/features/export", json={
+        "tenant_id": TENANT, "feature_set": "forecast_basic",
+        "start_time": iso(at(24)), "end_time": iso(at(24 * 8))})  # one full week
+    assert r.status_code == 200, r.text
+    export_id = r.json()["export_id"]
+    body = {"tenant_id": TENANT, "model_name": "load", "version": "v1.0.0",
+            "metadata": {"feature_names": FEATURES, "export_id": export_id}}
+    model_id = client.post("/ai/models/register", json=body).json()["model_id"]
+    client.put(f"/ai/models/{model_id}/artifact", content=lightgbm_text())
+    return str(model_id)
+
+
+def serve(client: TestClient, services: Services, model_id: str, hours: range) -> None:
+    for h in hours:
+        r = client.post(f"/ai/models/{model_id}/predict", json={
+            "asset_ids": ASSETS, "feature_set": "forecast_basic", "as_of": iso(at(h))})
+        assert r.status_code == 200, r.text
+    services.prediction_log.flush()
+
+
+def test_reference_bins_describe_the_exported_rows(client: TestClient, services: Services,
+                                                   trained: str) -> None:
+    export_id = services.registry.get(trained).metadata["export_id"]
+    with services.engine.connect() as conn:
+        record = services.exports.records.get(conn, export_id)
+        reference = services.exports.records.reference(conn, export_id)
+    assert record is not None and reference is not None
+    table = pq.read_table(record.storage_path) if record.storage_path and \
+        not record.storage_path.startswith("s3://") else None
+    assert set(reference["features"]) >= set(FEATURES)
+    lag = reference["features"]["lag_24h"]
+    assert len(lag["edges"]) == 9 and sum(lag["shares"]) == pytest.approx(1.0)
+    if table is not None:
+        column = table.column("lag_24h")
+        values = column.drop_null().to_numpy()
+        assert lag["edges"] == pytest.approx(list(np.quantile(values, np.arange(1, 10) / 10)))
+        assert lag["null_rate"] == pytest.approx(column.null_count / len(column))
+
+
+def test_no_shift_is_below_0_1_and_a_shift_above_0_2(client: TestClient, services: Services,
+                                                     trained: str) -> None:
+    serve(client, services, trained, range(24 * 8, 24 * 15))  # the next full week
+    r = client.get(f"/ai/models/{trained}/drift",
+                   params={"start": iso(at(24 * 8)), "end": iso(at(24 * 15))})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["served_rows"] == 10 * 168 and body["export_id"]
+    assert set(body["features"]) == set(FEATURES)
+    for name, f in body["features"].items():
+        assert f["psi"] < 0.1, (name, f)
+        assert not f["drifted"]
+        assert f["null_rate_served"] == 0.0
+    # The load jumps by half: lags and windows drift, the hour of day does not.
+    for i, asset in enumerate(ASSETS):
+        ingest(client, TENANT, readings(asset, range(24 * 16, 24 * 19), weekly(i, 60.0)))
+    serve(client, services, trained, range(24 * 17 + 1, 24 * 19))
+    shifted = client.get(f"/ai/models/{trained}/drift",
+                         params={"start": iso(at(24 * 17))}).json()["features"]
+    assert shifted["lag_24h"]["psi"] > 0.2 and shifted["lag_24h"]["drifted"]
+    assert shifted["rolling_24h_avg"]["psi"] > 0.2 and shifted["rolling_24h_avg"]["drifted"]
+    assert shifted["hour_of_day"]["psi"] < 0.1 and not shifted["hour_of_day"]["drifted"]
+    assert logged(services, trained).height == 10 * 168 + 10 * 47
+
+
+def test_psi_counts_empty_bins_as_1e_4() -> None:
+    ref = bins_of(np.arange(100, dtype=float), 100)
+    served = np.full(50, 1000.0)  # everything in the last bin
+    shares = np.maximum(np.array(ref["shares"]), 1e-4)
+    got = np.maximum(np.array([0.0] * 9 + [1.0]), 1e-4)
+    assert psi(ref, served) == pytest.approx(float(np.sum((got - shares) * np.log(got / shares))))
+    assert psi(ref, np.array([])) is None
+
+
+def test_drift_needs_an_export(client: TestClient, services: Services) -> None:
+    body = {"tenant_id": TENANT, "model_name": "load", "version": "v3.0.0", "metadata": {}}
+    plain = client.post("/ai/models/register", json=body).json()["model_id"]
+    assert client.get(f"/ai/models/{plain}/drift").status_code == 409
+    body = {**body, "version": "v3.0.1", "metadata": {"export_id": "nope"}}
+    missing = client.post("/ai/models/register", json=body).json()["model_id"]
+    assert client.get(f"/ai/models/{missing}/drift").status_code == 404
