@@ -10,9 +10,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from aihub.db import write_transaction
 from aihub.services.container import Services
+from aihub.services.validation import split_readings
 from aihub.timeutil import HOUR_US, to_us
-from tests.factories import at, ingest, iso, readings
+from tests.factories import at, ingest, iso, readings, readings_frame
 from tests.monitoring.conftest import TENANT, Register, load, logged
 
 pytestmark = pytest.mark.backends
@@ -220,3 +222,82 @@ def test_a_failed_write_keeps_the_rows_for_the_next_round(
         services.prediction_log.flush()
     assert services.prediction_log.pending == 1
     assert logged(services, model_id).height == 1
+
+
+def test_predict_with_horizons_logs_each_target_from_its_origin(
+    client: TestClient, services: Services, register: Register, meters: list[str]
+) -> None:
+    model_id = register()
+    origin = at(24 * 8 + 5)
+    r = client.post(f"/ai/models/{model_id}/predict", json={
+        "asset_ids": meters, "feature_set": "forecast_basic", "as_of": iso(origin),
+        "horizons": [1, 24]})
+    assert r.status_code == 200, r.text
+    answer = {(p["asset_id"], p["horizon"]): p["prediction"] for p in r.json()["predictions"]}
+    assert len(answer) == 4
+    rows = logged(services, model_id).to_dicts()
+    assert len(rows) == 4
+    o = to_us(origin)
+    for row in rows:
+        h = row["horizon"]
+        assert row["origin"] == o and row["target"] == o + h * HOUR_US
+        assert row["prediction"] == pytest.approx(answer[(row["asset_id"], h)])
+        assert row["persistence"] == pytest.approx(
+            load(24 * 8 + 4, 1.0 if row["asset_id"] == "meter-a" else 2.0))
+    # "log": false logs nothing, with horizons too
+    r = client.post(f"/ai/models/{model_id}/predict", json={
+        "asset_ids": meters, "feature_set": "forecast_basic", "as_of": iso(origin + timedelta(
+            hours=1)), "horizons": [1], "log": False})
+    assert r.status_code == 200, r.text
+    assert logged(services, model_id).height == 4
+
+
+def test_a_batch_stored_by_a_stream_refreshes_actuals(
+    client: TestClient, services: Services, register: Register, meters: list[str]
+) -> None:
+    # The stream stores validated batches in its own transaction (store_readings): the
+    # logged actuals follow it exactly as they follow an HTTP ingest.
+
+    model_id = register(artifact=False)
+    client.post(f"/ai/models/{model_id}/predictions", json={"predictions": [
+        {"asset_id": "meter-a", "origin": iso(at(100)), "timestamp": iso(at(100)),
+         "value": 40.0}]})
+    assert logged(services, model_id).to_dicts()[0]["actual"] == pytest.approx(load(100))
+    batch, problems = split_readings(readings_frame(readings("meter-a", [100], lambda h: 9.5)))
+    assert not problems
+    with write_transaction(services.engine) as conn:
+        result = services.ingest.store_readings(conn, TENANT, batch)
+    services.ingest.committed(TENANT, "readings", result)
+    assert logged(services, model_id).to_dicts()[0]["actual"] == 9.5
+
+
+def test_an_assets_logged_forecasts_are_listed_by_target_in_pages(
+    client: TestClient, services: Services, register: Register, meters: list[str]
+) -> None:
+    model_id = register(artifact=False)
+    rows = [{"asset_id": a, "origin": iso(at(100)), "timestamp": iso(at(100 + h)),
+             "value": float(h)} for a in meters for h in (1, 2, 3)]
+    rows.append({"asset_id": "meter-a", "origin": iso(at(101)), "timestamp": iso(at(102)),
+                 "value": 99.0})
+    assert client.post(f"/ai/models/{model_id}/predictions",
+                       json={"predictions": rows}).json() == {"accepted": 7}
+    services.prediction_log.flush()
+    url = f"/ai/models/{model_id}/predictions"
+    body = client.get(url, params={"asset_id": "meter-a"}).json()
+    assert body["total"] == 4 and body["model_id"] == model_id
+    got = [(p["timestamp"], p["origin"], p["horizon"], p["prediction"])
+           for p in body["predictions"]]
+    assert got == [(iso(at(101)), iso(at(100)), 1, 1.0), (iso(at(102)), iso(at(100)), 2, 2.0),
+                   (iso(at(102)), iso(at(101)), 1, 99.0), (iso(at(103)), iso(at(100)), 3, 3.0)]
+    assert body["predictions"][0]["actual"] == pytest.approx(load(101))
+    assert body["predictions"][0]["source"] == "external"
+    page = client.get(url, params={"asset_id": "meter-a", "start": iso(at(102)),
+                                   "end": iso(at(103)), "limit": 1, "offset": 1}).json()
+    assert page["total"] == 2 and [p["prediction"] for p in page["predictions"]] == [99.0]
+    assert client.get(url, params={"asset_id": "meter-c"}).json()["total"] == 0
+    for bad in ({}, {"asset_id": "meter-a", "limit": 0},
+                {"asset_id": "meter-a", "start": iso(at(5)), "end": iso(at(5))},
+                {"asset_id": "meter-a", "start": "yesterday"}):
+        assert client.get(url, params=bad).status_code == 422, bad
+    assert client.get("/ai/models/t1:load:v9.9.9/predictions",
+                      params={"asset_id": "meter-a"}).status_code == 404

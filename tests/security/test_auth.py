@@ -152,6 +152,7 @@ ROLES = {
     ("GET", "/ai/models/{model_id}/artifact"): "read",
     ("POST", "/ai/models/{model_id}/predict"): "read",
     ("POST", "/ai/models/{model_id}/predictions"): "write",
+    ("GET", "/ai/models/{model_id}/predictions"): "read",
     ("GET", "/ai/models/{model_id}/performance"): "read",
     ("GET", "/ai/models/performance"): "read",
     ("PUT", "/ai/models/{model_id}/shadow"): "write",

@@ -62,6 +62,7 @@ def cross_tenant_requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str,
         ("POST", f"/ai/models/{model}/predictions", {"json": {"predictions": [
             {"asset_id": "m1", "origin": "2024-01-08T00:00:00Z",
              "timestamp": "2024-01-08T01:00:00Z", "value": 1.0}]}}),
+        ("GET", f"/ai/models/{model}/predictions?asset_id=m1", {}),
         ("GET", f"/ai/models/{model}/performance", {}),
         ("GET", f"/ai/models/performance?tenant_id={B}&model_name=forecast_lgb", {}),
         ("PUT", f"/ai/models/{model}/shadow", {"json": {"enabled": False}}),

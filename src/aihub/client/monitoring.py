@@ -23,6 +23,17 @@ class MonitoringMixin(BaseClient):
         return self._json("POST",  # type: ignore[no-any-return]
                           f"/ai/models/{_mid(model_id)}/predictions", json=body)
 
+    def logged_predictions(self, model_id: str, asset_id: str, *,
+                           start: datetime | str | None = None,
+                           end: datetime | str | None = None, limit: int = 1000,
+                           offset: int = 0) -> dict[str, Any]:
+        """One asset's logged forecasts of a version (target in ``[start, end)``), each
+        with its origin, horizon and the actual as known now; a page of ``limit``."""
+        params = drop_none(asset_id=asset_id, start=iso(start), end=iso(end), limit=limit,
+                           offset=offset)
+        return self._json("GET",  # type: ignore[no-any-return]
+                          f"/ai/models/{_mid(model_id)}/predictions", params=params)
+
     def performance(self, model_id: str, *, group_by: str = "none",
                     start: datetime | str | None = None,
                     end: datetime | str | None = None) -> dict[str, Any]:

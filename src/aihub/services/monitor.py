@@ -44,6 +44,13 @@ def check_keys(keys: Sequence[LogKey], field: str) -> None:
                                "after origin", details={"index": i})
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedPage:
+    model_id: str
+    rows: list[dict[str, Any]]  # LOG_SCHEMA columns (times in epoch microseconds)
+    total: int
+
+
 class Monitor:
     def __init__(self, *, registry: RegistryService, prediction_log: PredictionLog,
                  shadows: ShadowRunner | None = None) -> None:
@@ -60,6 +67,20 @@ class Monitor:
         rows = Forecasts([k.asset_id for k in keys], [to_us(k.origin) for k in keys],
                          [to_us(k.target) for k in keys], list(values))
         return self.prediction_log.log(version, rows, source="external")
+
+    def logged(self, model_id: str, asset_id: str, start: datetime | None,
+               end: datetime | None, *, limit: int, offset: int) -> LoggedPage:
+        """One asset's logged forecasts of a version (aliases resolve), target in
+        ``[start, end)`` (open ends: everything), by target then origin, a page at a time.
+        Rows still queued for the log (at most a second old) are not there yet."""
+        version = self.registry.get(model_id)
+        lo = to_us(start) if start is not None else 0
+        hi = to_us(end) if end is not None else 2**62
+        if hi <= lo:
+            raise InvalidInput("end: must be after start")
+        frame, total = self.prediction_log.store.asset_page(
+            version.id, asset_id, lo, hi, limit=limit, offset=offset)
+        return LoggedPage(version.model_id, frame.to_dicts(), total)
 
     def predicted(self, model_id: str, p: Prediction, inputs: Sequence[dict[str, Any]], *,
                   keys: Sequence[LogKey] | None = None, log: bool = True) -> None:

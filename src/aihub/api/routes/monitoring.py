@@ -18,6 +18,8 @@ from aihub.api.schemas.monitoring import (
     ExternalForecasts,
     FeatureDrift,
     GroupBy,
+    LoggedForecast,
+    LoggedForecastPage,
     PerformancePublic,
     ScoreGroup,
     ShadowPublic,
@@ -25,6 +27,7 @@ from aihub.api.schemas.monitoring import (
 )
 from aihub.services.container import Services
 from aihub.services.monitor import LogKey
+from aihub.timeutil import from_us
 
 router = APIRouter(prefix="/ai/models", tags=["monitoring"])
 
@@ -45,6 +48,32 @@ def log_predictions(model_id: str, body: ExternalForecasts, request: Request) ->
     n = svc.predictions.monitor.log_external(model_id, keys,
                                              [p.value for p in body.predictions])
     return Accepted(accepted=n)
+
+
+@router.get("/{model_id}/predictions", response_model=LoggedForecastPage,
+            summary="One asset's logged forecasts of a version",
+            dependencies=[require_role("read")])
+def list_predictions(
+    model_id: str,
+    request: Request,
+    asset_id: Annotated[Name, Query(description="the asset whose forecasts to list")],
+    start: Annotated[Timestamp | None, Query(description="first target (inclusive)")] = None,
+    end: Annotated[Timestamp | None, Query(description="last target (exclusive)")] = None,
+    limit: Annotated[int, Query(ge=1, le=50_000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> Response:
+    """The prediction log of one asset (aliases such as ``tenant:name:production``
+    resolve): each forecast with its origin, target, horizon and the actual as known now,
+    ordered by target then origin; charts draw them against the readings."""
+    monitor = _services(request).predictions.monitor
+    assert monitor is not None
+    page = monitor.logged(model_id, asset_id, start, end, limit=limit, offset=offset)
+    return json_response(LoggedForecastPage(
+        model_id=page.model_id, asset_id=asset_id, total=page.total, limit=limit,
+        offset=offset, predictions=[LoggedForecast(
+            origin=from_us(r["origin"]), timestamp=from_us(r["target"]),
+            horizon=r["horizon"], prediction=r["prediction"], actual=r["actual"],
+            source=r["source"]) for r in page.rows]))
 
 
 @router.get("/performance", response_model=ComparisonPublic,

@@ -34,6 +34,24 @@ class Accepted(BaseModel):
     accepted: int
 
 
+class LoggedForecast(BaseModel):
+    origin: datetime
+    timestamp: datetime = Field(description="the target hour T")
+    horizon: int
+    prediction: float | None
+    actual: float | None = Field(description="L(T) as known now; null until it arrives")
+    source: str = Field(description="predict, shadow or external")
+
+
+class LoggedForecastPage(BaseModel):
+    model_id: str
+    asset_id: str
+    predictions: list[LoggedForecast]
+    total: int
+    limit: int
+    offset: int
+
+
 class Skill(BaseModel):
     persistence: float | None
     seasonal_naive: float | None

@@ -301,8 +301,25 @@ class PredictionLogStore:
                 "ORDER BY asset_id, origin, target"), params).all()
         return pl.DataFrame([tuple(r) for r in result], schema=LOG_SCHEMA, orient="row")
 
+    def asset_page(self, version_id: int, asset_id: str, start: int, end: int, *,
+                   limit: int, offset: int) -> tuple[pl.DataFrame, int]:
+        """One asset's logged rows of a version with target in ``[start, end)``, by target
+        then origin: a page of them and how many there are."""
+        where = ("version_id = :v AND asset_id = :a AND target >= :s AND target < :e")
+        params: dict[str, Any] = {"v": version_id, "a": asset_id, "s": start, "e": end}
+        with self.engine.connect() as conn:
+            total = int(conn.execute(sa.text(f"SELECT count(*) FROM prediction_log WHERE {where}"),
+                                     params).scalar_one())
+            result = conn.execute(sa.text(
+                f"SELECT {', '.join(LOG_COLUMNS)} FROM prediction_log WHERE {where} "
+                "ORDER BY target, origin LIMIT :limit OFFSET :offset"),
+                {**params, "limit": limit, "offset": offset}).all()
+        return pl.DataFrame([tuple(r) for r in result], schema=LOG_SCHEMA, orient="row"), total
+
 
 def _next_month(us: int) -> int:
+
+
     d = from_us(us)
     y, m = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
     return to_us(datetime(y, m, 1, tzinfo=UTC))
