@@ -31,6 +31,7 @@ def test_demo_runs_the_full_loop(tmp_path: Path) -> None:
     assert "held-out week, day-ahead" in done.stdout  # trained as known at the origin ...
     assert "the leaky backtest reports" in done.stdout  # ... and the leak, scored beside it
     assert "promoted tenant-123:demo_forecast:v" in done.stdout
+    assert "live accuracy by horizon" in done.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     svc = build_services(Settings(AIHUB_DATA_DIR=tmp_path / "data"))
@@ -43,6 +44,13 @@ def test_demo_runs_the_full_loop(tmp_path: Path) -> None:
         evaluated = model.metadata["evaluation_date_range"]["start"]
         assert datetime.fromisoformat(trained) < datetime.fromisoformat(evaluated)
         assert model.artifact_format == "lightgbm"
+        # The held-out week was replayed through predict and logged: monitoring scores it
+        # by horizon against the readings (day-ahead: horizons 14..37).
+        live = svc.performance.performance(model.model_id, group_by="horizon")
+        horizons = {g.key for g in live.groups}
+        assert horizons <= set(range(14, 38)) and len(horizons) >= 20, horizons
+        assert all(g.n > 0 and g.mae is not None for g in live.groups)
+        assert any(g.skill_seasonal is not None for g in live.groups)
     finally:
         svc.close()
     # 24 forecast rows for each of the 2 meters

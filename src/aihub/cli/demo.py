@@ -69,6 +69,28 @@ def _print_comparison(run: object) -> None:
                   + (" (it flatters the model)" if ratio < 1 else ""))
 
 
+def _print_live(run: object) -> None:
+    """The held-out week replayed through predict, as forecast monitoring scores it."""
+    live = getattr(run, "live", [])
+    if not live:
+        return
+    table = Table(title="held-out week replayed through predict: live accuracy by horizon")
+    for col in ("horizon", "n", "mae", "nmae", "skill vs seasonal naive",
+                "skill vs persistence"):
+        table.add_column(col, justify="right")
+
+    def num(v: float | None, fmt: str = ".3f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    for g in live:
+        table.add_row(str(g.key), str(g.n), num(g.mae), num(g.nmae), num(g.skill_seasonal),
+                      num(g.skill_persistence))
+    console.print(table)
+    model = getattr(run, "model_id", "")
+    console.print(f"the same scores: [bold]aihub models performance {model} --by horizon[/bold]"
+                  " (every logged forecast is scored against the readings as they arrive)")
+
+
 def _train_and_forecast(spec: DemoSpec, *, meters: int, plot: Path) -> None:
     from aihub.demo.pipeline import run_demo_pipeline
     from aihub.demo.plot import plot_forecast
@@ -86,6 +108,7 @@ def _train_and_forecast(spec: DemoSpec, *, meters: int, plot: Path) -> None:
     _print_comparison(run)
     console.print(f"registered, uploaded and promoted [bold]{run.model_id}[/bold] to production"
                   + (f" (archived {run.archived})" if run.archived else ""))
+    _print_live(run)
     origin = f" from {run.origin:%Y-%m-%d %H:%M}Z" if run.origin else ""
     table = Table(title=f"forecast, next 24 hours of tomorrow{origin} (kW, hourly mean)")
     table.add_column("hour (UTC)")
