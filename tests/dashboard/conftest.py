@@ -110,17 +110,31 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         rows = [{"asset_id": f"site-{i:04d}", "ts": last, "value": 1.0} for i in range(120)]
         assert http.post("/ai/features/ingest",
                          json={"tenant_id": TENANT, "readings": rows}).status_code == 200
-        v1 = register(http, "v1.0.0")
-        r = http.put(f"/ai/models/{v1}/promote",
-                     json={"target_stage": "production", "reason": "first model"})
-        assert r.status_code == 200, r.text
-        register(http, "v1.1.0")
-        register(http, "v0.1.0", artifact=False, name="anomaly_iforest")
         end = datetime.fromisoformat(last)
         r = http.post("/ai/features/export", json={
             "tenant_id": TENANT, "feature_set": "forecast_basic", "asset_ids": ["meter-001"],
             "start_time": (end - timedelta(days=7)).isoformat(), "end_time": end.isoformat()})
         assert r.status_code in (200, 201), r.text
+        export_id = r.json()["export_id"]
+        # v1 names its training export (drift), is promoted, and forecasts the last two
+        # days of two meters through the production alias (logged: accuracy, the chart).
+        body = register_body("v1.0.0")
+        body["metadata"] = {**body["metadata"], "export_id": export_id}  # type: ignore[dict-item]
+        r = http.post("/ai/models/register", json=body)
+        assert r.status_code == 201, r.text
+        v1 = r.json()["model_id"]
+        assert http.put(f"/ai/models/{v1}/artifact", content=lightgbm_text()).status_code == 200
+        r = http.put(f"/ai/models/{v1}/promote",
+                     json={"target_stage": "production", "reason": "first model"})
+        assert r.status_code == 200, r.text
+        for hours_back in range(48, 0, -1):
+            r = http.post(f"/ai/models/{TENANT}:forecast_lgb:production/predict", json={
+                "asset_ids": ["meter-001", "meter-002"], "feature_set": "forecast_basic",
+                "as_of": (end - timedelta(hours=hours_back)).isoformat()})
+            assert r.status_code == 200, r.text
+        register(http, "v1.1.0")
+        register(http, "v0.1.0", artifact=False, name="anomaly_iforest")
+        svc.prediction_log.flush()
         yield Hub(server.url, svc, http, spike_hour=int(spike.timestamp()))
     svc.close()
 

@@ -76,6 +76,28 @@ def test_chart_paints_a_year_of_hourly_data(visit: Visit, hub: Hub) -> None:
     visit.check()
 
 
+def test_chart_draws_the_production_models_logged_forecasts(visit: Visit, hub: Hub) -> None:
+    page = visit.open("/assets/meter-001")
+    page.wait_for_selector("#asset-chart[data-forecast]", timeout=20_000)
+    hours = int(page.get_attribute("#asset-chart", "data-forecast") or 0)
+    logged = hub.http.get(f"/ai/models/{MODEL}:production/predictions",
+                          params={"asset_id": "meter-001"}).json()["total"]
+    assert hours == logged == 48  # one forecast for each of the last 48 hours
+    assert "forecast forecast_lgb v1.0.0" in page.inner_text("#forecast-note") or \
+        "48 hours with a logged forecast" in page.inner_text("main")
+    visit.check()
+
+
+def test_version_page_shows_live_accuracy_and_drift(visit: Visit, hub: Hub) -> None:
+    page = visit.open(f"/models/{MODEL}:v1.0.0")
+    text = page.inner_text("main")
+    assert "No live accuracy data yet" not in text
+    drift = hub.http.get(f"/ai/models/{MODEL}:v1.0.0/drift").json()
+    assert page.locator("#drift tbody tr").count() == len(drift["features"]) > 0
+    assert f"{drift['served_rows']} served rows against export" in page.inner_text("#drift")
+    visit.check()
+
+
 def test_asset_search_and_paging(visit: Visit) -> None:
     page = visit.open("/assets")
     page.fill("#asset-q", "meter-")

@@ -70,8 +70,9 @@ export function metricsText(m) {
   return Object.entries(m || {}).map(([k, v]) => `${k} ${fmt.num(v)}`).join(", ") || "–";
 }
 
-// Models whose live accuracy is worse than the seasonal-naive baseline (the monitoring
-// API's skill < 0), when this server has forecast monitoring.
+// Production models whose live accuracy is worse than the seasonal-naive baseline (the
+// monitoring API's skill < 0) or whose served features drifted from their training export,
+// when this server has forecast monitoring.
 async function attention(tenant, versions) {
   if (!(await hasRoute("GET", "/ai/models/{model_id}/performance"))) {
     return h("p", { class: "empty" }, "No live accuracy data yet (forecast monitoring is not "
@@ -80,18 +81,28 @@ async function attention(tenant, versions) {
   const prod = versions.filter((m) => m.stage === "production");
   const rows = [];
   await Promise.all(prod.map(async (m) => {
+    let g = null, drifted = null;
     try {
       const p = await api(`/ai/models/${enc(m.model_id)}/performance`, { params: { group_by: "none", ...recentWindow() } });
-      const g = p.groups?.[0];
-      if (g) rows.push({ m, g });
+      g = p.groups?.[0] ?? null;
     } catch { /* no data yet for this one */ }
+    if (m.metadata?.export_id) {
+      try {
+        const d = await api(`/ai/models/${enc(m.model_id)}/drift`, { params: recentWindow() });
+        drifted = Object.values(d.features).filter((f) => f.drifted).length;
+      } catch { /* no served features yet */ }
+    }
+    if (g || drifted !== null) rows.push({ m, g, drifted });
   }));
-  const bad = rows.filter(({ g }) => (g.skill?.seasonal_naive ?? 1) < 0);
+  const bad = rows.filter(({ g, drifted }) => (g?.skill?.seasonal_naive ?? 1) < 0 || drifted > 0);
   if (!rows.length) return h("p", { class: "empty" }, "No live accuracy data yet.");
-  if (!bad.length) return h("p", { class: "muted" }, "Every production model beats seasonal naive.");
+  if (!bad.length) {
+    return h("p", { class: "muted" }, "Every production model beats seasonal naive, and no served feature drifted.");
+  }
   return table([
     { label: "Model", value: ({ m }) => h("a", { href: `#/models/${enc(m.model_id)}` }, m.model_id) },
-    { label: "MAE", num: true, value: ({ g }) => fmt.num(g.mae) },
-    { label: "Skill vs seasonal naive", num: true, value: ({ g }) => fmt.num(g.skill?.seasonal_naive) },
+    { label: "MAE", num: true, value: ({ g }) => fmt.num(g?.mae) },
+    { label: "Skill vs seasonal naive", num: true, value: ({ g }) => fmt.num(g?.skill?.seasonal_naive) },
+    { label: "Drifted features", num: true, value: ({ drifted }) => (drifted === null ? "–" : fmt.int(drifted)) },
   ], bad);
 }

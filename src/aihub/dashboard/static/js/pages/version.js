@@ -1,5 +1,5 @@
 // One model version: metadata, metrics, stage timeline, accuracy, promote/archive dialog.
-import { api, whoami } from "../api.js";
+import { api, hasRoute, recentWindow, whoami } from "../api.js";
 import { enc, errorBox, fmt, h, stage, table } from "../ui.js";
 import { allVersions, perfByHorizon } from "./models.js";
 
@@ -7,7 +7,7 @@ export async function modelVersion({ args, refresh }) {
   const [modelId] = args;
   const [v, hist, me] = await Promise.all([
     api(`/ai/models/${enc(modelId)}`), api(`/ai/models/${enc(modelId)}/history`), whoami()]);
-  const perf = await perfByHorizon(v.model_id);
+  const [perf, drift] = await Promise.all([perfByHorizon(v.model_id), driftOf(v)]);
   const nodes = [h("h1", {}, `${v.model_name} ${v.version}`),
     h("p", {}, stage(v.stage), ` since ${fmt.time(v.stage_changed_at)} · `, h("code", {}, v.model_id))];
   if (me.role !== "read") nodes.push(promoteDialog(v, refresh));
@@ -34,8 +34,43 @@ export async function modelVersion({ args, refresh }) {
     { label: "RMSE", num: true, value: (g) => fmt.num(g.rmse) },
     { label: "Skill vs seasonal naive", num: true, value: (g) => fmt.num(g.skill?.seasonal_naive) },
   ], perf.groups));
+  nodes.push(h("h2", {}, "Drift of the served features (last 28 days)"), driftView(drift));
   nodes.push(h("h2", {}, "Metadata"), h("pre", {}, JSON.stringify(v.metadata, null, 2)));
   return nodes;
+}
+
+// The monitoring API's drift of this version's served features against its training
+// export (metadata.export_id): a message when there is nothing to compare.
+export async function driftOf(v) {
+  if (!(await hasRoute("GET", "/ai/models/{model_id}/drift"))) {
+    return { message: "Drift is not available on this server." };
+  }
+  if (!v.metadata?.export_id) {
+    return { message: "This version names no training export (metadata.export_id), so there "
+      + "is nothing to compare its served features with." };
+  }
+  try {
+    return { drift: await api(`/ai/models/${enc(v.model_id)}/drift`, { params: recentWindow() }) };
+  } catch (e) {
+    if ([404, 409, 422].includes(e.status)) return { message: `No drift data: ${e.message}` };
+    throw e;
+  }
+}
+
+function driftView({ drift, message }) {
+  if (!drift) return h("p", { class: "empty" }, message);
+  const rows = Object.entries(drift.features).sort(([, a], [, b]) => (b.psi ?? -1) - (a.psi ?? -1));
+  const drifted = rows.filter(([, f]) => f.drifted).length;
+  return h("div", { id: "drift" },
+    h("p", { class: drifted ? "warn" : "muted" }, `${fmt.int(drift.served_rows)} served rows against export `,
+      h("code", {}, drift.export_id), drifted ? ` · ${drifted} feature(s) drifted (PSI >= 0.2)` : " · no feature drifted"),
+    table([
+      { label: "Feature", value: ([k]) => k },
+      { label: "PSI", num: true, value: ([, f]) => fmt.num(f.psi, 3) },
+      { label: "Null rate (training)", num: true, value: ([, f]) => fmt.num(f.null_rate_train, 3) },
+      { label: "Null rate (served)", num: true, value: ([, f]) => fmt.num(f.null_rate_served, 3) },
+      { label: "Drifted", value: ([, f]) => (f.drifted ? h("strong", { class: "bad" }, "yes") : "no") },
+    ], rows));
 }
 
 // "What was in production at time T": replay the stage histories of this model's versions.
