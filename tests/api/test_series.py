@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.factories import at, ingest, iso, readings
+from tests.factories import at, ingest, ingest_weather, iso, put_asset, readings, weather
 
 TENANT = "t-series"
 
@@ -84,3 +84,23 @@ def test_series_of_an_asset_without_readings_is_empty(client: TestClient) -> Non
     for bad in ("0", "732", "x"):
         r = client.get("/ai/assets/bare/series", params={"tenant_id": TENANT, "days": bad})
         assert r.status_code == 422, bad
+
+
+def test_series_with_weather_adds_the_locations_temperature_per_hour(
+        client: TestClient) -> None:
+    ingest(client, TENANT, readings("w1", range(6)))
+    put_asset(client, TENANT, "w1", location_id="berlin")
+    # Hours 0-3 have weather (hour 1 twice: two observations averaged), 4-5 none.
+    ingest_weather(client, TENANT, weather("berlin", [0, 1, 1.5, 2, 3],
+                                           temperature=lambda h: 10.0 + h))
+    ingest_weather(client, TENANT, weather("elsewhere", range(6), temperature=lambda h: 99.0))
+    body = client.get("/ai/assets/w1/series", params={"tenant_id": TENANT,
+                                                      "weather": "true"}).json()
+    assert body["count"] == 6
+    assert body["temperature"] == [10.0, 11.25, 12.0, 13.0, None, None]
+    plain = client.get("/ai/assets/w1/series", params={"tenant_id": TENANT}).json()
+    assert "temperature" not in plain
+    ingest(client, TENANT, readings("nowhere", range(2)))
+    bare = client.get("/ai/assets/nowhere/series", params={"tenant_id": TENANT,
+                                                           "weather": "true"}).json()
+    assert bare["temperature"] is None

@@ -73,6 +73,8 @@ def test_chart_paints_a_year_of_hourly_data(visit: Visit, hub: Hub) -> None:
     }""")
     assert painted["n"] > 0.02 * painted["total"], painted
     # The anomaly series holds the spike's hour (uPlot keeps its data on the instance).
+    # The weather feature's input is in the legend (the demo meters have a location).
+    assert "temperature °C" in page.inner_text("#asset-chart")
     visit.check()
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
+
 from aihub.errors import InvalidInput, NotFound
 from aihub.stores.timeseries.base import TimeSeriesStore
 from aihub.timeutil import floor_hour, from_us, to_us
@@ -26,6 +28,9 @@ class HourlySeries:
     max: list[float]
     n: list[int]
     last_hour: int | None  # epoch seconds of the asset's last hour with readings (any range)
+    # The asset's weather location's temperature at each hour of ``hour`` (null where none),
+    # when asked for and the asset has a location.
+    temperature: list[float | None] | None = None
 
 
 class SeriesService:
@@ -40,16 +45,20 @@ class SeriesService:
         end: datetime | None = None,
         *,
         days: int = 365,
+        weather: bool = False,
     ) -> HourlySeries:
         """Rollups of the hours ``start <= hour < end`` (``start`` floored to its hour).
         Without ``end``: up to and including the asset's last hour with readings (the
-        current hour if it has none); without ``start``: ``days`` before ``end``."""
+        current hour if it has none); without ``start``: ``days`` before ``end``. With
+        ``weather``: the temperature of the asset's location at each of those hours (the
+        current weather data, averaged per hour)."""
         if not 1 <= days <= MAX_RANGE.days:
             raise InvalidInput(f"days: must be between 1 and {MAX_RANGE.days}")
         found = self.store.get_assets(tenant_id, [asset_id])
         if not found:
             raise NotFound(f"unknown asset '{asset_id}' for tenant '{tenant_id}'")
-        key = found[0].key
+        asset = found[0]
+        key = asset.key
         last = self.store.last_rollup_hour(key)
         if end is None:
             end = (from_us(last) if last is not None else floor_hour(datetime.now(UTC))) \
@@ -63,6 +72,10 @@ class SeriesService:
         start = floor_hour(start)
         df = self.store.load_rollups([key], to_us(start), to_us(end),
                                      columns=("n", "mean", "min", "max"))
+        temperature = None
+        if weather and asset.location_id:
+            temperature = self._temperature(tenant_id, asset.location_id, df["hour"],
+                                            to_us(start), to_us(end))
         return HourlySeries(
             tenant_id=tenant_id,
             asset_id=asset_id,
@@ -74,4 +87,15 @@ class SeriesService:
             max=df["max"].to_list(),
             n=df["n"].to_list(),
             last_hour=None if last is None else last // 1_000_000,
+            temperature=temperature,
         )
+
+    def _temperature(self, tenant_id: str, location_id: str, hours: pl.Series, start: int,
+                     end: int) -> list[float | None]:
+        w = self.store.load_weather(tenant_id, [location_id], start, end)
+        per_hour = (
+            w.select((pl.col("ts") // HOUR_US * HOUR_US).alias("hour"), "temperature")
+            .group_by("hour").agg(pl.col("temperature").mean())
+        )
+        aligned = pl.DataFrame({"hour": hours}).join(per_hour, on="hour", how="left")
+        return aligned["temperature"].to_list()

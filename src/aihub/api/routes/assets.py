@@ -101,16 +101,21 @@ def series(
                     "asset's last hour with readings")] = None,
     days: Annotated[int, Query(ge=1, le=731,
                                description="range length when `start` is left out")] = 365,
+    weather: Annotated[bool, Query(
+        description="add `temperature`: the asset's weather location at each hour")] = False,
 ) -> Response:
     """Columns, not rows: ``hour`` (epoch seconds, UTC), ``mean``, ``min``, ``max``, ``n``
     of every hour with readings in ``[start, end)`` (a year of hours is ~400 KB of JSON),
     and ``last_hour``, the asset's last hour with readings. With no range given, the last
     ``days`` (365) up to that hour: one request draws an asset's recent history."""
     check_name(asset_id, "asset_id")
-    s = SeriesService(services.timeseries).hourly(tenant_id, asset_id, start, end, days=days)
+    s = SeriesService(services.timeseries).hourly(tenant_id, asset_id, start, end, days=days,
+                                                  weather=weather)
     body = {"tenant_id": s.tenant_id, "asset_id": s.asset_id, "start": s.start.isoformat(),
             "end": s.end.isoformat(), "count": len(s.hour), "last_hour": s.last_hour,
             "hour": s.hour, "mean": s.mean, "min": s.min, "max": s.max, "n": s.n}
+    if weather:
+        body["temperature"] = s.temperature
     return Response(orjson.dumps(body), media_type="application/json")
 
 

@@ -363,6 +363,9 @@ class SeriesPublic(BaseModel):
     min: list[float]
     max: list[float]
     n: list[int]
+    temperature: list[float | None] | None = Field(
+        default=None, description="with weather=true: the location's temperature per hour "
+        "(null for an asset without a location)")
 
 
 class StatusPublic(BaseModel):

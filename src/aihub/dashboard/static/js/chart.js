@@ -59,7 +59,6 @@ export function drawChart(el, series, { onPainted } = {}) {
   const opts = {
     width: width(), height: height(),
     title: undefined,
-    scales: { x: { time: true } },
     cursor: { drag: { x: true, y: false }, focus: { prox: 16 } },
     series: [
       {},
@@ -73,6 +72,7 @@ export function drawChart(el, series, { onPainted } = {}) {
     ],
     bands: [{ series: [2, 1], fill: "rgba(31,95,139,.15)" }],
     axes: [{}, { label: "load", size: 60 }],
+    scales: { x: { time: true }, temp: { auto: true } },
     hooks: {
       draw: [() => {
         if (!painted) { painted = true; onPainted?.(); }
@@ -81,6 +81,13 @@ export function drawChart(el, series, { onPainted } = {}) {
   };
   const lag = lagSeries(series.hour, series.mean);
   const data = [series.hour, series.min, series.max, series.mean, avg, lag, marks];
+  if (series.temperature) {
+    // The weather feature's input: the location's temperature, on its own axis (shown
+    // from the legend).
+    opts.series.push({ label: "temperature °C", stroke: "#d9480f", width: 1, scale: "temp", show: false });
+    opts.axes.push({ scale: "temp", side: 1, label: "°C", size: 50, grid: { show: false } });
+    data.push(series.temperature);
+  }
   const plot = new uPlot(opts, data, el);
   // Forecasts arrive after the first paint (a second request): added as one more series.
   plot.addForecast = (forecast) => {

@@ -44,7 +44,7 @@ export async function asset({ tenant, args, params }) {
   // the asset's last hour with data, so no status round trip comes first.
   const [a, series] = await Promise.all([
     api(`/ai/assets/${enc(assetId)}`, { params: { tenant_id: tenant } }),
-    api(`/ai/assets/${enc(assetId)}/series`, { params: { tenant_id: tenant, days } }),
+    api(`/ai/assets/${enc(assetId)}/series`, { params: { tenant_id: tenant, days, weather: true } }),
   ]);
   const nodes = [h("h1", {}, `Asset ${a.asset_id}`),
     h("p", { class: "muted" }, `${a.kind} · ${a.timezone}` + (a.country ? ` · ${a.country}` : "")
@@ -83,7 +83,8 @@ export async function asset({ tenant, args, params }) {
     chartEl,
     h("p", { class: "legend-note" }, `${fmt.int(series.count)} hours · ${count} hours with |z_score_24h| > 3 `
       + "(red points) · drag to zoom, double-click to reset, click a legend entry to show or hide it "
-      + "(24 h avg and lag 168 h are the rolling_24h_avg and lag_168h features). ",
+      + "(24 h avg and lag 168 h are the rolling_24h_avg and lag_168h features; temperature is the "
+      + "weather of the asset's location, on the right axis). ",
       forecastNote));
   return {
     nodes,
