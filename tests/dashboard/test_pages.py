@@ -228,6 +228,9 @@ def test_client_side_z_scores_follow_the_design(visit: Visit, hub: Hub) -> None:
 
 def test_compare_two_versions_from_the_models_page(visit: Visit) -> None:
     page = visit.open("/models")
+    # v1.0.0 forecast the last two days (logged): its live accuracy shows in its row.
+    row = page.locator("tr", has=page.locator(f"input[value='{MODEL}:v1.0.0']")).inner_text()
+    assert "MAE" in row and "(n " in row, row
     page.check(f"input[value='{MODEL}:v1.0.0']")
     page.check(f"input[value='{MODEL}:v1.1.0']")
     prev = page.get_attribute("main", "data-ready")
@@ -237,4 +240,5 @@ def test_compare_two_versions_from_the_models_page(visit: Visit) -> None:
     heads = page.locator("main thead th").all_inner_texts()
     assert f"{MODEL}:v1.0.0" in heads and f"{MODEL}:v1.1.0" in heads
     assert "rmse" in page.inner_text("main")
+    page.wait_for_selector("#compare-chart[data-painted] canvas", timeout=20_000)
     visit.check()

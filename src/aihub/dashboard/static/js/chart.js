@@ -99,3 +99,18 @@ export function drawChart(el, series, { onPainted } = {}) {
   window.addEventListener("resize", onResize);
   return plot;
 }
+
+// A small line chart over a numeric x (e.g. accuracy by horizon), one line per series.
+export function drawLines(el, xs, lines, { x, y } = {}) {
+  const width = () => Math.max(300, el.clientWidth || 300);
+  const opts = {
+    width: width(), height: 260,
+    scales: { x: { time: false } },
+    series: [{ label: x }, ...lines.map((l) => ({ label: l.label, stroke: l.stroke, width: 1.5,
+      points: { show: true, size: 5 } }))],
+    axes: [{ label: x }, { label: y, size: 60 }],
+  };
+  const plot = new uPlot(opts, [xs, ...lines.map((l) => l.values)], el);
+  window.addEventListener("resize", () => plot.setSize({ width: width(), height: 260 }));
+  return plot;
+}

@@ -1,5 +1,6 @@
 // Model names -> versions, and two versions side by side.
 import { api, hasRoute, recentWindow } from "../api.js";
+import { drawLines } from "../chart.js";
 import { enc, esc, fmt, h, table } from "../ui.js";
 import { metricsText } from "./overview.js";
 
@@ -32,6 +33,7 @@ export async function models({ tenant, params }) {
   const nodes = [h("h1", {}, `Models · ${tenant}`),
     h("p", { class: "muted" }, shown + "Tick two versions of a model to compare them.")];
   if (!versions.length) nodes.push(h("p", { class: "empty" }, "No models registered yet."));
+  const live = await liveAccuracy(tenant, [...byName.keys()]);
   const frag = document.createDocumentFragment();
   for (const [name, vs] of byName) {
     const id = `cmp-${name}`;
@@ -43,7 +45,7 @@ export async function models({ tenant, params }) {
     } });
     const msg = h("span", { class: "muted", "aria-live": "polite" });
     const wrap = h("div", { class: "table-wrap" });
-    wrap.innerHTML = versionsTable(vs);
+    wrap.innerHTML = versionsTable(vs, live);
     form.append(h("h2", { id }, name), wrap,
       h("p", {}, h("button", { type: "submit", class: "secondary" }, "Compare selected"), " ", msg));
     frag.append(form);
@@ -61,7 +63,22 @@ export async function models({ tenant, params }) {
   return nodes;
 }
 
-function versionsTable(vs) {
+// Live accuracy of every version of these models over the last 28 days, from the
+// monitoring API's comparison (versions scored on the rows all of them predicted): one
+// request per model name on the page. model_id -> {mae, skill, n}.
+async function liveAccuracy(tenant, names) {
+  const out = new Map();
+  if (!names.length || !(await hasRoute("GET", "/ai/models/performance"))) return out;
+  await Promise.all(names.map(async (name) => {
+    try {
+      const c = await api("/ai/models/performance", { params: { tenant_id: tenant, model_name: name, ...recentWindow() } });
+      for (const v of c.versions) out.set(v.model_id, { ...v, common: c.common_rows });
+    } catch { /* no logged forecasts of this model */ }
+  }));
+  return out;
+}
+
+function versionsTable(vs, live = new Map()) {
   const rows = vs.map((v) => {
     const artifact = v.model_size_bytes === null ? "none"
       : `${fmt.bytes(v.model_size_bytes)} ${v.artifact_format ?? ""}`;
@@ -69,12 +86,21 @@ function versionsTable(vs) {
     return `<tr><td><input type="checkbox" value="${esc(v.model_id)}" aria-label="compare ${esc(v.version)}"></td>`
       + `<td><a href="#/models/${esc(enc(v.model_id))}">${esc(v.version)}</a></td>`
       + `<td><span class="stage stage-${esc(v.stage)}">${esc(v.stage)}</span></td>`
-      + `<td>${esc(metricsText(v.metrics))}</td><td>${esc(artifact)}</td><td>${sha}</td>`
+      + `<td>${esc(metricsText(v.metrics))}</td><td>${esc(liveText(live.get(v.model_id)))}</td>`
+      + `<td>${esc(artifact)}</td><td>${sha}</td>`
       + `<td>${esc(fmt.time(v.uploaded_at))}</td></tr>`;
   });
   return "<table><thead><tr><th scope=col>Compare</th><th scope=col>Version</th>"
-    + "<th scope=col>Stage</th><th scope=col>Metrics</th><th scope=col>Artifact</th>"
+    + "<th scope=col>Stage</th><th scope=col>Metrics</th>"
+    + "<th scope=col title='last 28 days, rows all versions predicted'>Live accuracy</th><th scope=col>Artifact</th>"
     + `<th scope=col>sha256</th><th scope=col>Uploaded</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+function liveText(l) {
+  if (!l || !l.n) return "–";
+  const skill = l.skill?.seasonal_naive;
+  return `MAE ${fmt.num(l.mae)}` + (skill === null || skill === undefined ? "" : `, skill ${fmt.num(skill)}`)
+    + ` (n ${fmt.int(l.n)})`;
 }
 
 export async function perfByHorizon(modelId) {
@@ -104,10 +130,21 @@ export async function compare({ args }) {
     { label: b.model_id, value: (r) => r[2] },
   ], rows)];
   nodes.push(h("h2", {}, "Accuracy by horizon"));
+  let mounted = null;
   if (!pa && !pb) nodes.push(h("p", { class: "empty" }, "No live accuracy data yet."));
   else {
     const hz = [...new Set([...(pa?.groups ?? []), ...(pb?.groups ?? [])].map((g) => g.key))].sort((x, y) => x - y);
     const get = (p, k) => p?.groups.find((g) => g.key === k);
+    const chartEl = h("div", { class: "chart", id: "compare-chart", role: "img",
+      "aria-label": `MAE by horizon of ${a.version} and ${b.version} over ${hz.length} horizons` });
+    nodes.push(chartEl);
+    mounted = () => {
+      drawLines(chartEl, hz, [
+        { label: `MAE ${a.version}`, stroke: "#1f5f8b", values: hz.map((k) => get(pa, k)?.mae ?? null) },
+        { label: `MAE ${b.version}`, stroke: "#c07a00", values: hz.map((k) => get(pb, k)?.mae ?? null) },
+      ], { x: "horizon (h)", y: "MAE" });
+      chartEl.dataset.painted = "1";
+    };
     nodes.push(table([
       { label: "Horizon (h)", num: true, value: (k) => k },
       { label: `MAE ${a.version}`, num: true, value: (k) => fmt.num(get(pa, k)?.mae) },
@@ -116,5 +153,5 @@ export async function compare({ args }) {
       { label: `skill ${b.version}`, num: true, value: (k) => fmt.num(get(pb, k)?.skill?.seasonal_naive) },
     ], hz));
   }
-  return nodes;
+  return mounted ? { nodes, mounted } : nodes;
 }
