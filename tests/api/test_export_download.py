@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from aihub import Client
 from aihub.api.app import create_app
 from aihub.config import Settings
-from aihub.errors import Conflict, InvalidInput
+from aihub.errors import InvalidInput
 from aihub.services.container import Services, build_services
 from aihub.services.executors import InlineExecutor
 from aihub.services.export_reaper import owner_token

@@ -252,7 +252,8 @@ def test_exports_download_the_parquet_file_and_show_the_options(visit: Visit,
     r = hub.http.post("/ai/features/export", json={
         "tenant_id": TENANT, "feature_set": "forecast_basic", "asset_ids": ["meter-002"],
         "start_time": (end - timedelta(days=2)).isoformat(), "end_time": end.isoformat(),
-        "origins": {"every_hours": 24, "at": "10:00", "timezone": "Europe/Berlin"}, "horizons": [14, 15, 16]})
+        "origins": {"every_hours": 24, "at": "10:00", "timezone": "Europe/Berlin"},
+        "horizons": [14, 15, 16]})
     assert r.status_code == 200, r.text
     known = r.json()
     assert known["options"]["horizons"] == [14, 15, 16]
@@ -260,7 +261,8 @@ def test_exports_download_the_parquet_file_and_show_the_options(visit: Visit,
     page = visit.open("/exports")
     row = page.locator("tr", has_text=known["export_id"])
     options = row.locator(".export-options").inner_text()
-    assert "horizons 14..16" in options and "origins daily from 10:00 Europe/Berlin" in options, options
+    assert "horizons 14..16" in options, options
+    assert "origins daily from 10:00 Europe/Berlin" in options, options
     assert "as known: latest" in options
 
     link = page.locator("tr", has_text=fixture["export_id"]).get_by_role(
