@@ -9,6 +9,7 @@ piece, an S3 object by ``get_object`` in chunks), never read whole into memory."
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,8 +78,7 @@ def open_local(path: str, export_dir: Path, what: str) -> tuple[int, Iterator[by
         handle = resolved.open("rb")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise NotFound(f"{what} is gone from the export directory") from exc
-    size = resolved.stat().st_size
-    return size, _read(handle)
+    return os.fstat(handle.fileno()).st_size, _read(handle)
 
 
 def _read(handle: IO[bytes]) -> Iterator[bytes]:
