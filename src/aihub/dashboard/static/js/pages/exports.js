@@ -26,7 +26,8 @@ export async function exportsPage({ tenant }) {
 
 export function optionsText(e) {
   const parts = [`lookback ${e.lookback_hours} h`];
-  parts.push(e.asset_ids ? `${e.asset_ids.length} assets` : "all assets");
+  const n = e.asset_ids?.length;
+  parts.push(e.asset_ids ? `${n} asset${n === 1 ? "" : "s"}` : "all assets");
   const o = e.options || {};
   if (o.origins) {
     const s = o.origins;
