@@ -108,3 +108,28 @@ def test_a_write_key_sees_the_promote_control(tab: Visit, keyed: KeyedHub) -> No
     assert page.locator("#promote-open").count() == 1
     page.wait_for_selector("#who:has-text('write')")
     tab.check()
+
+
+def test_the_export_download_sends_the_key(tab: Visit, keyed: KeyedHub) -> None:
+    import io
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    r = keyed.http.post("/ai/features/export", json={
+        "tenant_id": TENANT, "feature_set": "forecast_basic",
+        "start_time": "2024-01-02T00:00:00Z",
+        "end_time": "2024-01-04T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    record = r.json()
+    # without the key the file is refused ...
+    assert httpx.get(f"{keyed.url}/ai/features/exports/{record['export_id']}/file"
+                     ).status_code == 401
+    # ... and the page's download carries it
+    _with_key(tab, keyed.read)
+    page = tab.open("/exports")
+    with page.expect_download() as info:
+        page.get_by_role("link", name=f"Download {record['export_id']}").click()
+    table = pq.read_table(io.BytesIO(Path(info.value.path()).read_bytes()))
+    assert table.num_rows == record["row_count"] == 48
+    tab.check()

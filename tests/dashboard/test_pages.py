@@ -242,3 +242,76 @@ def test_compare_two_versions_from_the_models_page(visit: Visit) -> None:
     assert "rmse" in page.inner_text("main")
     page.wait_for_selector("#compare-chart[data-painted] canvas", timeout=20_000)
     visit.check()
+
+
+def test_exports_download_the_parquet_file_and_show_the_options(visit: Visit,
+                                                                 hub: Hub) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    exports = hub.http.get("/ai/features/exports", params={"tenant_id": TENANT}).json()
+    fixture = next(e for e in exports["exports"] if e["status"] == "completed"
+                   and e["parts"] is None)
+    # one export at origins with horizons: its options show on the page
+    end = datetime.fromisoformat(fixture["end_time"])
+    r = hub.http.post("/ai/features/export", json={
+        "tenant_id": TENANT, "feature_set": "forecast_basic", "asset_ids": ["meter-002"],
+        "start_time": (end - timedelta(days=2)).isoformat(), "end_time": end.isoformat(),
+        "origins": {"every_hours": 24, "at": "10:00", "timezone": "Europe/Berlin"},
+        "horizons": [14, 15, 16]})
+    assert r.status_code == 200, r.text
+    known = r.json()
+    assert known["options"]["horizons"] == [14, 15, 16]
+
+    page = visit.open("/exports")
+    row = page.locator("tr", has_text=known["export_id"])
+    options = row.locator(".export-options").inner_text()
+    assert "horizons 14..16" in options, options
+    assert "origins daily from 10:00 Europe/Berlin" in options, options
+    assert "as known: latest" in options
+
+    link = page.locator("tr", has_text=fixture["export_id"]).get_by_role(
+        "link", name=f"Download {fixture['export_id']}")
+    link.focus()
+    with page.expect_download() as info:
+        page.keyboard.press("Enter")  # keyboard-usable: Enter on the focused link
+    download = info.value
+    assert download.suggested_filename == (
+        f"{TENANT}_forecast_basic_{fixture['export_id']}.parquet")
+    data = Path(download.path()).read_bytes()
+    assert data[:4] == b"PAR1" and data[-4:] == b"PAR1"
+    table = pq.read_table(io.BytesIO(data))
+    assert table.num_rows == fixture["row_count"] > 0
+    visit.check()
+
+
+def test_a_dataset_export_downloads_part_by_part(visit: Visit, hub: Hub) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from aihub.services.executors import InlineExecutor
+    from aihub.services.exports import ExportRequest
+
+    end = datetime.fromisoformat(hub.http.get("/ai/features/status", params={
+        "tenant_id": TENANT}).json()["last_reading"])
+    req = ExportRequest(tenant_id=TENANT, feature_set="forecast_basic",
+                        asset_ids=["meter-001", "meter-002"], start_time=end - timedelta(days=3),
+                        end_time=end)
+    with InlineExecutor() as executor:
+        record = hub.services.exports.export(req, executor=executor, part_assets=1)
+    assert record.parts is not None and len(record.parts) == 2
+
+    page = visit.open("/exports")
+    row = page.locator("tr", has_text=record.export_id)
+    assert "2 parts" in row.locator(".export-options").inner_text()
+    assert row.locator("a.download").all_inner_texts() == ["part 1", "part 2"]
+    with page.expect_download() as info:
+        row.get_by_role("link", name=f"Download {record.export_id} part 2").click()
+    download = info.value
+    assert download.suggested_filename.endswith(f"{record.export_id}_part-00001.parquet")
+    table = pq.read_table(io.BytesIO(Path(download.path()).read_bytes()))
+    assert table.num_rows == record.parts[1]["rows"] > 0
+    assert set(table.column("asset_id").to_pylist()) == {"meter-002"}
+    visit.check()

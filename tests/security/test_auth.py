@@ -136,6 +136,7 @@ ROLES = {
     ("POST", "/ai/features/export"): "read",  # a copy of the tenant's own data
     ("GET", "/ai/features/exports"): "read",
     ("GET", "/ai/features/exports/{export_id}"): "read",
+    ("GET", "/ai/features/exports/{export_id}/file"): "read",
     ("PUT", "/ai/assets/{asset_id}"): "write",
     ("GET", "/ai/assets/{asset_id}"): "read",
     ("GET", "/ai/assets"): "read",

@@ -32,6 +32,7 @@ def cross_tenant_requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str,
             "start_time": "2024-01-08T00:00:00Z", "end_time": "2024-01-09T00:00:00Z"}}),
         ("GET", f"/ai/features/exports?tenant_id={B}", {}),
         ("GET", f"/ai/features/exports/{export}", {}),
+        ("GET", f"/ai/features/exports/{export}/file", {}),
         ("GET", f"/ai/features/sets?tenant_id={B}", {}),
         ("POST", "/ai/features/sets", {"json": {"tenant_id": B, "name": "mine",
                                                 "features": ["lag_1h"]}}),
@@ -112,6 +113,13 @@ def test_other_tenants_ids_look_exactly_like_missing_ones(
     e1 = client.get(f"/ai/features/exports/{two_tenants[B]['export_id']}", headers=h)
     e2 = client.get("/ai/features/exports/00000000-0000-0000-0000-000000000000", headers=h)
     assert e1.status_code == e2.status_code == 404
+    f1 = client.get(f"/ai/features/exports/{two_tenants[B]['export_id']}/file", headers=h)
+    f2 = client.get("/ai/features/exports/00000000-0000-0000-0000-000000000000/file",
+                    headers=h)
+    assert f1.status_code == f2.status_code == 404
+    assert f1.json()["detail"].replace(two_tenants[B]["export_id"], "X") \
+        == f2.json()["detail"].replace("00000000-0000-0000-0000-000000000000", "X")
+    assert f1.headers["content-type"].startswith("application/json")
 
 
 @pytest.mark.parametrize("path", ["/ai/models/", "/ai/features/exports"])

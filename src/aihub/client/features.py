@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from aihub.client.base import BaseClient, drop_none, iso
+import httpx
+
+from aihub import errors
+from aihub.client.base import BaseClient, drop_none, error_from_response, iso
 
 
 class FeaturesMixin(BaseClient):
@@ -80,6 +85,32 @@ class FeaturesMixin(BaseClient):
 
     def get_export(self, export_id: str) -> dict[str, Any]:
         return self._json("GET", f"/ai/features/exports/{export_id}")  # type: ignore[no-any-return]
+
+    def download_export(self, export_id: str, dest_path: str | os.PathLike[str], *,
+                        part: int | None = None) -> Path:
+        """Stream an export's Parquet file (``part`` N of a dataset export) to
+        ``dest_path``, written whole or not at all; returns the path."""
+        dest = Path(dest_path)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        params = drop_none(part=part)
+        url = f"/ai/features/exports/{export_id}/file"
+        try:
+            with self._http.stream("GET", url, params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_response(response)
+                with tmp.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+        except httpx.TransportError as exc:
+            tmp.unlink(missing_ok=True)
+            raise errors.BackendUnavailable("aihub server",
+                                            str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(dest)
+        return dest
 
     def feature_sets(self, tenant_id: str | None = None) -> dict[str, Any]:
         return self._json("GET", "/ai/features/sets",  # type: ignore[no-any-return]

@@ -37,6 +37,7 @@ from aihub.names import check_name
 from aihub.services import export_parts
 from aihub.services.drift import reference_bins
 from aihub.services.executors import DaskExecutor, Executor, InlineExecutor
+from aihub.services.export_files import ExportFile, open_export_file
 from aihub.services.export_reaper import owner_token, reap_stale_exports
 from aihub.services.features import FeatureService, check_horizons
 from aihub.stores.metadata.exports import ExportRecord, ExportStore
@@ -492,6 +493,23 @@ class ExportService:
             raise NotFound(f"unknown export '{export_id}'")
         check_tenant(record.tenant_id, f"unknown export '{export_id}'")
         return record
+
+    def open_file(self, export_id: str, part: int | None = None) -> ExportFile:
+        """The bytes of a completed export (``part`` N of a dataset) to stream; the record
+        is read (and its tenant checked) exactly as ``get`` does (``export_files``)."""
+        record = self.get(export_id)
+        root = self.settings.export_storage_path if self.settings is not None else ""
+        s3_root = root if root.startswith("s3://") else None
+        return open_export_file(record, part, export_dir=self.export_dir, s3_root=s3_root,
+                                s3_client=self._s3_client)
+
+    def _s3_client(self) -> Any:
+        from aihub.stores.export_targets import S3ExportTarget
+
+        if isinstance(self.publish, S3ExportTarget):
+            return self.publish.client
+        assert self.settings is not None
+        return S3ExportTarget.from_settings(self.settings).client
 
     def list(
         self, tenant_id: str | None, *, limit: int, offset: int

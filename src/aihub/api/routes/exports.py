@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from aihub.api.auth import require_role
 from aihub.api.deps import ExportServiceDep
@@ -15,6 +16,7 @@ from aihub.services.exports import ExportRequest
 from aihub.stores.metadata.exports import ExportRecord
 
 router = APIRouter(prefix="/ai/features", tags=["exports"])
+PARQUET = "application/vnd.apache.parquet"
 
 
 def export_knowledge(body: ExportCreate) -> Knowledge | None:
@@ -103,3 +105,25 @@ def list_exports(
             dependencies=[require_role("read")])
 def get_export(export_id: str, exports: ExportServiceDep) -> ExportPublic:
     return export_public(exports.get(export_id))
+
+
+@router.get("/exports/{export_id}/file", summary="Download an export's Parquet data",
+            response_class=StreamingResponse,
+            responses={200: {"content": {PARQUET: {}}}},
+            dependencies=[require_role("read")])
+def download_export(
+    export_id: str,
+    exports: ExportServiceDep,
+    part: Annotated[int | None, Query(ge=0, le=2**31 - 1,
+                                      description="part N (0-based) of a dataset export")] = None,
+) -> StreamingResponse:
+    """The export's Parquet file, streamed (from the export directory or S3), as an
+    attachment named ``<tenant>_<feature_set>_<export_id>.parquet``. A dataset export (the
+    record lists ``parts``) is downloaded part by part: ``?part=N`` (0-based), named
+    ``..._part-NNNNN.parquet``; without it the 422 says how many parts there are. 409 for
+    an export that is not ``completed``; 404 when its file is gone."""
+    f = exports.open_file(export_id, part)
+    headers = {"Content-Disposition": f'attachment; filename="{f.filename}"'}
+    if f.size is not None:
+        headers["Content-Length"] = str(f.size)
+    return StreamingResponse(f.chunks, media_type=PARQUET, headers=headers)
