@@ -270,11 +270,15 @@ class PredictionLogStore:
                             .where(model_shadows.c.version_id == version_id)).first() is not None
 
     # -- reads ----------------------------------------------------------------------------
-    def served_features(self, version_id: int, start: int, end: int) -> list[str]:
+    def served_features(self, version_id: int, start: int, end: int,
+                        limit: int = 200_000) -> list[str]:
+        """The served features (JSON) of a version's logged rows with target in
+        ``[start, end)``: the latest ``limit`` of them."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.text(
                 "SELECT features FROM served_features WHERE version_id = :v "
-                "AND target >= :s AND target < :e"), {"v": version_id, "s": start, "e": end})
+                "AND target >= :s AND target < :e ORDER BY target DESC LIMIT :n"),
+                {"v": version_id, "s": start, "e": end, "n": limit})
             return [r[0] for r in rows]
 
     def count(self, version_id: int | None = None) -> int:
