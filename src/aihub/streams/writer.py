@@ -48,7 +48,7 @@ log = logging.getLogger("aihub.streams")
 _ROUTES_KEPT = 200_000  # topics whose routing is remembered
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per message, a frozen init costs more
 class Message:
     topic: str
     payload: bytes
