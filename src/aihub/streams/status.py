@@ -35,6 +35,7 @@ class StreamStatus:
     dead_letters: int = 0  # records ever written (the table's count at start, plus since)
     batches: int = 0
     reconnects: int = 0
+    dropped_qos0: int = 0  # QoS 0 messages dropped while the inbox was full
     last_message_at: float | None = None
     last_commit_at: float | None = None
     last_error: str | None = None
@@ -75,6 +76,7 @@ class StreamStatus:
                 "last_commit_at": _iso(self.last_commit_at),
                 "batches": self.batches,
                 "reconnects": self.reconnects,
+                "dropped_qos0": self.dropped_qos0,
                 "dead_letters": self.dead_letters,
                 "last_error": self.last_error,
             }

@@ -65,6 +65,7 @@ class MqttStream:
         self._inbox: deque[Message] = deque()
         self._batch: list[Message] = []  # being committed
         self.status.pending = self._pending
+        self._inbox_cap = 4 * config.receive_maximum
         self._generation = 0
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -137,6 +138,11 @@ class MqttStream:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         now = time.time()
+        if msg.qos == 0 and len(self._inbox) >= self._inbox_cap:
+            # QoS 0 escapes the receive maximum and promises no delivery: beyond the cap
+            # it is dropped rather than growing memory without bound.
+            self.status.dropped_qos0 += 1
+            return
         self._inbox.append(Message(msg.topic, bytes(msg.payload), now, msg.mid, self._generation,
                                    msg.qos))
         self.status.received += 1
