@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     mqtt_batch_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="AIHUB_MQTT_BATCH_MS")
     mqtt_batch_rows: int = Field(default=5000, ge=1, le=65_535,
                                  validation_alias="AIHUB_MQTT_BATCH_ROWS")
+    mqtt_linger_ms: int = Field(default=20, ge=0, le=60_000,
+                                validation_alias="AIHUB_MQTT_LINGER_MS")
 
     @field_validator("redis_cluster_nodes")
     @classmethod

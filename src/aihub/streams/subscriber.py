@@ -45,7 +45,8 @@ __all__ = ["MqttStream"]
 log = logging.getLogger("aihub.streams")
 
 _RETRY_MAX = 5.0  # seconds between attempts to commit while the database is away
-_POLL = 0.001  # seconds the batch thread sleeps while the inbox is empty
+_POLL = 0.001  # seconds the batch thread sleeps while its batch waits for more
+_IDLE_POLL = 0.002  # ... and while it has no batch
 
 
 class MqttStream:
@@ -193,36 +194,34 @@ class MqttStream:
             oldest = None
         return len(batch) + len(inbox), oldest
 
-    def _next(self, until: float) -> Message | None:
-        """The oldest received message, waiting for one until ``until`` (epoch s)."""
-        inbox = self._inbox
-        while True:
-            try:
-                return inbox.popleft()
-            except IndexError:
-                if time.time() >= until:
-                    return None
-                time.sleep(_POLL)
-
     def _collect(self) -> list[Message]:
-        """The next micro-batch: until ``batch_ms`` after its first message arrived or about
-        ``batch_rows`` readings (``{`` counted in the payloads); empty when stopping."""
-        while True:
-            first = self._next(time.time() + 0.1)
-            if first is not None:
-                break
+        """The next micro-batch, closed when it holds about ``batch_rows`` readings (``{``
+        counted in the payloads), when ``batch_ms`` passed since its first message
+        arrived, or, once it is ``linger_ms`` old, as soon as nothing more is waiting (a
+        group commit: at a low rate a reading is stored about ``linger_ms`` after it
+        arrived, at a high one the batches grow by themselves). Empty when stopping."""
+        inbox = self._inbox
+        while not inbox:
             if self._stopping.is_set():
                 return []
+            time.sleep(_IDLE_POLL)
+        first = inbox.popleft()
         batch = self._batch = [first]
         rows = first.payload.count(b"{") or 1
         # From the first message's arrival: one that waited in the inbox while the last
         # batch committed is not kept waiting a whole window more.
         deadline = first.received_at + self.config.batch_ms / 1000
+        linger = first.received_at + min(self.config.linger_ms, self.config.batch_ms) / 1000
         limit = self.config.batch_rows
         while rows < limit:
-            msg = self._next(deadline)
-            if msg is None:
-                break
+            try:
+                msg = inbox.popleft()
+            except IndexError:
+                now = time.time()
+                if now >= linger or now >= deadline:
+                    break
+                time.sleep(_POLL)
+                continue
             batch.append(msg)
             rows += msg.payload.count(b"{") or 1
         return batch
