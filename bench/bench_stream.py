@@ -326,7 +326,8 @@ def main() -> None:
         f"throughput phase, {args.fresh_seconds:.0f} s of freshness probes, "
         f"{args.publishers} publishers (`mosquitto_pub -l -q 1 -M 1000`, one asset each) on "
         "the same cores as Mosquitto 2.0.11, `aihub serve` (stream inside, batches of at "
-        "most 200 ms / 5,000 readings, receive maximum 10,000) and PostgreSQL.",
+        "most 200 ms / 5,000 readings, group commit after 20 ms, receive maximum 10,000) "
+        "and PostgreSQL.",
         f"Broker settings: `{settings}` (README \"Streaming ingest (MQTT)\").",
         "",
         "| store | load | sustained | notes | load avg (1 min) |",
