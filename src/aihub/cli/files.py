@@ -1,19 +1,22 @@
 """Reading readings and weather from CSV or Parquet files with column mapping.
 
 Timestamps must carry a zone; a file of naive local times needs ``--timezone``. This module
-only reads: cells it cannot read (a word where a number belongs, a naive or non-existent
-local time) become problems of their row, and every rule of a valid row is checked by
+only reads (a whole file, or chunks of bounded size from ``aihub.cli.file_chunks``): cells
+it cannot read (a word where a number belongs, a naive or non-existent local time) become
+problems of their row, and every rule of a valid row is checked by
 ``aihub.services.validation``, as for HTTP and streams. Messages name the file row (0-based,
 header excluded) and the file's column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from aihub.cli.file_chunks import read_chunks
 from aihub.errors import InvalidInput
 from aihub.features.frames import WEATHER_FIELDS
 from aihub.services.columns import NO_ZONE, parse_iso_times
@@ -158,22 +161,75 @@ def readings_from_file(
     value_col: str,
     asset_id: str | None,
     timezone: str | None,
+    known_at_col: str | None = None,
+    quality_col: str | None = None,
 ) -> FileBatch:
-    frame = read_table(path, fmt)
+    """The whole file as one batch (small files; ``readings_chunks`` for any size).
+    ``known_at_col`` names a column of knowledge times (a reading's original arrival,
+    for backfills), ``quality_col`` one of actual/estimated/edited flags."""
+    return readings_batch(
+        read_table(path, fmt), asset_col=asset_col, ts_col=ts_col, value_col=value_col,
+        asset_id=asset_id, timezone=timezone, known_at_col=known_at_col,
+        quality_col=quality_col,
+    )
+
+
+def readings_chunks(
+    path: Path,
+    *,
+    fmt: str | None,
+    chunk_rows: int,
+    asset_col: str,
+    ts_col: str,
+    value_col: str,
+    asset_id: str | None,
+    timezone: str | None,
+    known_at_col: str | None = None,
+    quality_col: str | None = None,
+) -> Iterator[FileBatch]:
+    """The file as batches of ``chunk_rows`` rows, read one at a time (rows numbered
+    within each batch; the caller knows where it starts)."""
+    for frame in read_chunks(path, fmt, chunk_rows):
+        yield readings_batch(
+            frame, asset_col=asset_col, ts_col=ts_col, value_col=value_col,
+            asset_id=asset_id, timezone=timezone, known_at_col=known_at_col,
+            quality_col=quality_col,
+        )
+
+
+def readings_batch(
+    frame: pl.DataFrame,
+    *,
+    asset_col: str,
+    ts_col: str,
+    value_col: str,
+    asset_id: str | None,
+    timezone: str | None,
+    known_at_col: str | None = None,
+    quality_col: str | None = None,
+) -> FileBatch:
     _require(frame, ts_col, "--ts-col")
     _require(frame, value_col, "--value-col")
-    return _batch(
-        {
-            "asset_id": (_ids(frame, asset_col, asset_id, "asset"), []),
-            "ts": parse_timestamps(frame, ts_col, timezone),
-            "value": _values(frame, value_col),
-        },
-        {
-            "asset_id": "--asset-id" if asset_id is not None else f"column '{asset_col}'",
-            "ts": f"column '{ts_col}'",
-            "value": f"column '{value_col}'",
-        },
-    )
+    series = {
+        "asset_id": (_ids(frame, asset_col, asset_id, "asset"), []),
+        "ts": parse_timestamps(frame, ts_col, timezone),
+        "value": _values(frame, value_col),
+    }
+    labels = {
+        "asset_id": "--asset-id" if asset_id is not None else f"column '{asset_col}'",
+        "ts": f"column '{ts_col}'",
+        "value": f"column '{value_col}'",
+    }
+    if known_at_col is not None:
+        _require(frame, known_at_col, "--known-at-col")
+        series["known_at"] = parse_timestamps(frame, known_at_col, timezone)
+        labels["known_at"] = f"column '{known_at_col}'"
+    if quality_col is not None:
+        _require(frame, quality_col, "--quality-col")
+        quality = frame.get_column(quality_col).cast(pl.String).str.strip_chars().str.to_lowercase()
+        series["quality"] = (quality, [])
+        labels["quality"] = f"column '{quality_col}'"
+    return _batch(series, labels)
 
 
 def weather_from_file(
@@ -184,8 +240,45 @@ def weather_from_file(
     ts_col: str,
     location_id: str | None,
     timezone: str | None,
+    issued_at_col: str | None = None,
 ) -> FileBatch:
-    frame = read_table(path, fmt)
+    """The whole file as one batch (small files; ``weather_chunks`` for any size).
+    ``issued_at_col`` names a column of issue times (knowledge times): a forecast
+    archive keeps each forecast's issue, an observation its arrival."""
+    return weather_batch(
+        read_table(path, fmt), location_col=location_col, ts_col=ts_col,
+        location_id=location_id, timezone=timezone, issued_at_col=issued_at_col,
+    )
+
+
+def weather_chunks(
+    path: Path,
+    *,
+    fmt: str | None,
+    chunk_rows: int,
+    location_col: str,
+    ts_col: str,
+    location_id: str | None,
+    timezone: str | None,
+    issued_at_col: str | None = None,
+) -> Iterator[FileBatch]:
+    """Like ``readings_chunks`` for weather."""
+    for frame in read_chunks(path, fmt, chunk_rows):
+        yield weather_batch(
+            frame, location_col=location_col, ts_col=ts_col, location_id=location_id,
+            timezone=timezone, issued_at_col=issued_at_col,
+        )
+
+
+def weather_batch(
+    frame: pl.DataFrame,
+    *,
+    location_col: str,
+    ts_col: str,
+    location_id: str | None,
+    timezone: str | None,
+    issued_at_col: str | None = None,
+) -> FileBatch:
     _require(frame, ts_col, "--ts-col")
     present = [f for f in WEATHER_FIELDS if f in frame.columns]
     if not present:
@@ -200,4 +293,8 @@ def weather_from_file(
         "ts": f"column '{ts_col}'",
         **{f: f"column '{f}'" for f in present},
     }
+    if issued_at_col is not None:
+        _require(frame, issued_at_col, "--issued-at-col")
+        series["issued_at"] = parse_timestamps(frame, issued_at_col, timezone)
+        labels["issued_at"] = f"column '{issued_at_col}'"
     return _batch(series, labels)  # type: ignore[arg-type]

@@ -1,16 +1,17 @@
 """Loads the demo tenant: meters with a realistic load shape up to the current hour, and
-weather (observations, then a 48-hour forecast) for their location."""
+weather for their location, each value with the time it became known: forecasts issued
+twice a day (48 hours ahead), observations after them, readings after their hour (one
+meter a day late), a few estimates corrected days later (``aihub.demo.knowledge``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aihub.demo.generator import DemoSpec, demo_start, readings_frame, weather_frame
+from aihub.demo.generator import DemoSpec, demo_start, readings_frame
+from aihub.demo.knowledge import arrivals, weather_issues
 from aihub.services.container import Services
 from aihub.stores.timeseries.base import AssetChanges, Progress
-from aihub.timeutil import HOUR_US, floor_hour, utcnow
-
-FORECAST_HOURS = 48
+from aihub.timeutil import HOUR_US, floor_hour, to_us, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +45,17 @@ def load_demo(
                 timezone="Europe/Berlin", country="DE", location_id=spec.location_id, kind="load"
             ),
         )
-    weather = weather_frame(spec, start_us, spec.hours + FORECAST_HOURS)
-    services.ingest.ingest_weather(spec.tenant_id, weather, max_rows=weather.height)
-    readings = readings_frame(spec, start_us)
+    now_us = to_us(utcnow())
+    weather_rows = 0
+    for batch in weather_issues(spec, start_us, spec.hours, now_us):
+        services.ingest.ingest_weather(spec.tenant_id, batch, max_rows=batch.height)
+        weather_rows += batch.height
+    first, corrections = arrivals(spec, readings_frame(spec, start_us), now_us)
     result = services.ingest.ingest_readings(
-        spec.tenant_id, readings, progress=progress, max_rows=readings.height
+        spec.tenant_id, first, progress=progress, max_rows=first.height
     )
+    if corrections.height:
+        services.ingest.ingest_readings(spec.tenant_id, corrections,
+                                        max_rows=corrections.height)
     assert result.last_ts is None or result.last_ts < start_us + spec.hours * HOUR_US
-    return DemoLoad(spec.tenant_id, spec.asset_ids(), result.accepted, weather.height, False)
+    return DemoLoad(spec.tenant_id, spec.asset_ids(), result.accepted, weather_rows, False)

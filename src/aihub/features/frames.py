@@ -20,6 +20,25 @@ WEATHER_SCHEMA = {
     **{f: pl.Float64 for f in WEATHER_FIELDS},
 }
 
+# Every stored version of readings (current and superseded): knowledge time ``known_at``
+# (epoch us) and ``quality`` (index into ``QUALITIES``: actual, estimated, edited).
+READING_VERSIONS_SCHEMA = {
+    "asset_key": pl.Int64,
+    "ts": pl.Int64,
+    "known_at": pl.Int64,
+    "value": pl.Float64,
+    "quality": pl.Int64,
+}
+QUALITIES = ("actual", "estimated", "edited")
+
+# Every stored version of weather: one row per (location, ts, known_at).
+WEATHER_VERSIONS_SCHEMA = {
+    "location_id": pl.String,
+    "ts": pl.Int64,
+    "known_at": pl.Int64,
+    **{f: pl.Float64 for f in WEATHER_FIELDS},
+}
+
 # Hourly rollups of an asset's readings: count, mean, sample std, min and max of the
 # readings in ``[hour, hour + 1h)``; the pipeline's only view of the load.
 ROLLUP_SCHEMA = {
@@ -33,4 +52,13 @@ ROLLUP_SCHEMA = {
 }
 ROLLUP_VALUES = ("n", "mean", "std", "min", "max")
 
-__all__ = ["READINGS_SCHEMA", "ROLLUP_SCHEMA", "ROLLUP_VALUES", "WEATHER_FIELDS", "WEATHER_SCHEMA"]
+__all__ = [
+    "QUALITIES",
+    "READINGS_SCHEMA",
+    "READING_VERSIONS_SCHEMA",
+    "ROLLUP_SCHEMA",
+    "ROLLUP_VALUES",
+    "WEATHER_FIELDS",
+    "WEATHER_SCHEMA",
+    "WEATHER_VERSIONS_SCHEMA",
+]

@@ -28,6 +28,7 @@ __all__ = [
     "READINGS_COLUMNS",
     "WEATHER_COLUMNS",
     "Column",
+    "drop_absent",
     "frame_from_items",
     "parse_iso_times",
 ]
@@ -43,17 +44,22 @@ class Column:
     name: str
     kind: Kind
     required: bool = True
+    # Left out of a batch's frame when no row gives it (``drop_absent``).
+    optional: bool = False
 
 
 READINGS_COLUMNS = (
     Column("asset_id", "name"),
     Column("ts", "time"),
     Column("value", "number"),
+    Column("known_at", "time", required=False, optional=True),  # default: commit time
+    Column("quality", "name", required=False, optional=True),  # actual|estimated|edited
 )
 WEATHER_COLUMNS = (
     Column("location_id", "name"),
     Column("ts", "time"),
     *(Column(f, "number", required=False) for f in WEATHER_FIELDS),
+    Column("issued_at", "time", required=False, optional=True),  # default: commit time
 )
 
 _DTYPES: dict[Kind, type[pl.DataType]] = {
@@ -248,6 +254,16 @@ def frame_from_items(
     frame = pl.DataFrame([series[c.name] for c in columns])
     found.sort()  # by row, then the row's first field: what ``with_problems`` keeps
     return frame, [RowProblem(r + offset, f, why) for r, _, f, why in found]
+
+
+def drop_absent(frame: pl.DataFrame, columns: Sequence[Column]) -> pl.DataFrame:
+    """``frame`` without the ``optional`` columns no row gives a value (or a problem)."""
+    gone = [
+        c.name for c in columns
+        if c.optional and c.name in frame.columns
+        and frame.get_column(c.name).null_count() == frame.height
+    ]
+    return frame.drop(gone) if gone else frame
 
 
 def dtypes(columns: Sequence[Column]) -> dict[str, type[pl.DataType]]:

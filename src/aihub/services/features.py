@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 import polars as pl
@@ -17,13 +18,29 @@ import sqlalchemy as sa
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
+from aihub.features.knowledge import LATEST, AsKnown
+from aihub.features.origin_compute import (
+    as_of_levels,
+    compute_origin_features,
+    dirty_hours,
+)
 from aihub.metrics import record_cache_lookups
 from aihub.names import check_name
 from aihub.services.change_feed import ChangeFeed
 from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.online.base import OnlineStore, cache_key
 from aihub.stores.timeseries.base import Asset, TimeSeriesStore
-from aihub.timeutil import HOUR_US, floor_hour, iso, to_us, utcnow
+from aihub.timeutil import HOUR_US, floor_hour, from_us, iso, to_us, utcnow
+
+
+def check_horizons(fs: FeatureSet, horizons: Sequence[int]) -> None:
+    """Sets that judge hour T itself exist only for ``h = 0``."""
+    if fs.judges_hour and any(h != 0 for h in horizons):
+        judged = [f for f in fs.features if CATALOG[f].judges_hour]
+        raise InvalidInput(
+            f"horizons: feature set '{fs.name}' judges the target hour itself ({judged}); "
+            "only horizon 0 exists for it"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +198,84 @@ class FeatureService:
             include_target=fs.has_target,
         )
 
+    def knowledge_frame(
+        self,
+        assets: Sequence[Asset],
+        fs: FeatureSet,
+        *,
+        origins: Sequence[int],
+        horizons: Sequence[int],
+        lookback_hours: int,
+        as_known: AsKnown,
+        with_target_only: bool,
+    ) -> pl.DataFrame:
+        """Feature rows of ``assets`` at every origin in ``origins`` (epoch us, hour bounds)
+        and horizon in ``horizons``, as known per ``as_known`` (``origin_compute``). The
+        store is read once per kind of input for all of them (one rollup read for every
+        horizon). ``with_target_only`` keeps the rows whose target hour has readings (an
+        export's rows)."""
+        check_horizons(fs, horizons)
+        schema = {"asset_key": pl.Int64, "origin": pl.Int64, "hour": pl.Int64}
+        if not assets or not origins:
+            rows = pl.DataFrame(schema=schema)
+        else:
+            rows = (
+                pl.DataFrame({"asset_key": [a.key for a in assets]}, schema={"asset_key": pl.Int64})
+                .join(pl.DataFrame({"origin": list(origins)}, schema={"origin": pl.Int64}),
+                      how="cross")
+                .join(pl.DataFrame({"h": list(horizons)}, schema={"h": pl.Int64}), how="cross")
+                .select("asset_key", "origin",
+                        (pl.col("origin") + pl.col("h") * HOUR_US).alias("hour"))
+            )
+        keys = [a.key for a in assets]
+        reach = min(lookback_hours, MAX_SHIFT_HOURS) * HOUR_US
+        lo = (min(origins) if origins else 0) - reach
+        hi = (max(origins) + max(horizons) * HOUR_US + HOUR_US) if origins else 0
+        judged = {"hourly_min", "hourly_max"} & set(fs.features)
+        columns = ("mean", "min", "max") if judged else ("mean",)
+        rollups = self.store.load_rollups(keys, lo, hi, columns=columns)
+        known_after: int | None = (
+            LATEST if as_known == "latest" else None if as_known == "origin" else int(as_known)
+        )
+        marks = self.store.load_hour_marks(keys, lo, hi, known_after=known_after)
+        dirty = dirty_hours(marks, rows, as_known)
+        versions = pl.DataFrame()
+        if not dirty.is_empty():
+            span = dirty.select(pl.col("hour").min().alias("a"), pl.col("hour").max().alias("b"))
+            first, last = span.row(0)
+            versions = self.store.load_reading_versions(
+                dirty.get_column("asset_key").unique().to_list(), first, last + HOUR_US
+            )
+        overrides = as_of_levels(versions, dirty)
+        asset_frame = pl.DataFrame(
+            [(a.key, a.timezone, a.country, a.location_id) for a in assets],
+            schema=ASSETS_SCHEMA,
+            orient="row",
+        )
+        locations = [a.location_id for a in assets if a.location_id]
+        weather_needed = any(CATALOG[f].kind == "weather" for f in fs.features)
+        tenant = assets[0].tenant_id if assets else ""
+        wlo = lo + reach - WEATHER_MAX_AGE_HOURS * HOUR_US
+        load = self.store.load_weather if as_known == "latest" else self.store.load_weather_versions
+        weather = load(tenant, locations if weather_needed else [], wlo, hi)
+        out = compute_origin_features(
+            rollups=rollups,
+            rows=rows,
+            assets=asset_frame,
+            weather=weather,
+            features=fs.features,
+            lookback_hours=lookback_hours,
+            include_target=fs.has_target or with_target_only,
+            as_known=as_known,
+            overrides=overrides,
+            marks=marks,
+        )
+        if with_target_only:
+            out = out.filter(pl.col("target").is_not_null())
+            if not fs.has_target:
+                out = out.drop("target", "target_quality")
+        return out
+
     # -- online ---------------------------------------------------------------------------
     def target_hour(self, fs: FeatureSet, as_of: datetime | None) -> datetime:
         """``as_of`` floored to the hour; by default the current hour for forecast sets and
@@ -251,18 +346,9 @@ class FeatureService:
     def _compute_online(
         self, req: OnlineRequest, hour: datetime, asset_ids: list[str], keys: list[str], field: str
     ) -> list[bytes]:
-        check_name(req.tenant_id, "tenant_id")
-        for a in asset_ids:
-            check_name(a, "asset_id")
         fs = self.feature_set(req.tenant_id, req.feature_set)
         generations = self.online.generations(keys)
-        found = {a.asset_id: a for a in self.store.get_assets(req.tenant_id, asset_ids)}
-        unknown = [a for a in asset_ids if a not in found]
-        if unknown:
-            if not found and not self.store.tenant_exists(req.tenant_id):
-                raise NotFound(f"unknown tenant '{req.tenant_id}'")
-            raise NotFound(f"unknown asset(s) for tenant '{req.tenant_id}': {unknown[:20]}")
-        assets = [found[a] for a in asset_ids]
+        assets = self._resolve_assets(req, asset_ids)
         h = to_us(hour)
         rows = self.frame(
             assets, fs, start=h, end=h + HOUR_US, lookback_hours=req.lookback_hours, hours=[h]
@@ -292,6 +378,85 @@ class FeatureService:
             list(zip(keys, out, generations, strict=True)), field, ttl=self.cache_ttl
         )
         return out
+
+    def _resolve_assets(self, req: OnlineRequest, asset_ids: Sequence[str]) -> list[Asset]:
+        check_name(req.tenant_id, "tenant_id")
+        for a in asset_ids:
+            check_name(a, "asset_id")
+        found = {a.asset_id: a for a in self.store.get_assets(req.tenant_id, asset_ids)}
+        unknown = [a for a in asset_ids if a not in found]
+        if unknown:
+            if not found and not self.store.tenant_exists(req.tenant_id):
+                raise NotFound(f"unknown tenant '{req.tenant_id}'")
+            raise NotFound(f"unknown asset(s) for tenant '{req.tenant_id}': {unknown[:20]}")
+        return [found[a] for a in asset_ids]
+
+    def known_rows(
+        self,
+        req: OnlineRequest,
+        asset_ids: Sequence[str],
+        *,
+        horizons: Sequence[int],
+        as_known: AsKnown,
+    ) -> tuple[datetime, list[Asset], pl.DataFrame]:
+        """The feature rows of ``asset_ids`` at origin ``as_of`` (default: the current
+        hour) for every horizon, as known per ``as_known``: ``(origin, assets, rows)``,
+        rows sorted by asset key and target (``knowledge_frame``; one store read)."""
+        self.check_lookback(req.lookback_hours)
+        fs = self.feature_set(req.tenant_id, req.feature_set)
+        assets = self._resolve_assets(req, asset_ids)
+        origin = self._hour_for(req)
+        frame = self.knowledge_frame(
+            assets, fs, origins=[to_us(origin)], horizons=horizons,
+            lookback_hours=req.lookback_hours, as_known=as_known, with_target_only=False,
+        )
+        return origin, assets, frame
+
+    def get_known(
+        self,
+        req: OnlineRequest,
+        asset_ids: Sequence[str],
+        *,
+        horizons: Sequence[int] | None,
+        as_known: AsKnown,
+    ) -> tuple[datetime, list[bytes]]:
+        """Serialized ``/get`` answers at origin ``as_of`` (default: the current hour) for
+        ``horizons`` and ``as_known``, computed from the store (never cached: the cache
+        holds ``h = 0``, ``"latest"`` answers only). Without ``horizons`` the answer has
+        today's shape (plus ``as_known``), with them one row per horizon."""
+        fs = self.feature_set(req.tenant_id, req.feature_set)
+        origin, assets, frame = self.known_rows(
+            req, asset_ids, horizons=list(horizons or [0]), as_known=as_known
+        )
+        shown = as_known if isinstance(as_known, str) else iso(from_us(as_known))
+        by_key: dict[int, list[dict[str, Any]]] = {}
+        for r in frame.iter_rows(named=True):
+            by_key.setdefault(r["asset_key"], []).append(r)
+        computed_at = iso(utcnow())
+        out: list[bytes] = []
+        for asset in assets:
+            rows = by_key.get(asset.key, [])
+            head: dict[str, object] = {
+                "tenant_id": req.tenant_id, "asset_id": asset.asset_id, "feature_set": fs.name,
+            }
+            if horizons is None:
+                features = {f: rows[0][f] for f in fs.features}
+                body = {**head, "timestamp": iso(origin), "lookback_hours": req.lookback_hours,
+                        "as_known": shown, "features": features,
+                        "feature_count": len(features), "computed_at": computed_at}
+            else:
+                body = {
+                    **head, "origin": iso(origin), "as_known": shown,
+                    "lookback_hours": req.lookback_hours,
+                    "rows": [
+                        {"timestamp": iso(from_us(r["hour"])), "horizon": r["horizon"],
+                         "features": {f: r[f] for f in fs.features}}
+                        for r in rows
+                    ],
+                    "feature_count": len(fs.features), "computed_at": computed_at,
+                }
+            out.append(orjson.dumps(body))
+        return origin, out
 
     def follow_changes(self) -> int:
         """Drop the cache entries of writes this cache never heard of, found through the

@@ -36,6 +36,7 @@ from aihub.services.columns import (
     READINGS_COLUMNS,
     WEATHER_COLUMNS,
     Column,
+    drop_absent,
     dtypes,
     frame_from_items,
 )
@@ -202,7 +203,7 @@ def _by_pieces(
         problems.extend(found)
         rows += frame.height
     frame = pl.concat(frames, how="vertical", rechunk=False) if len(frames) > 1 else frames[0]
-    return JsonBatch(top, tenant, with_problems(frame, problems))
+    return JsonBatch(top, tenant, with_problems(drop_absent(frame, columns), problems))
 
 
 def _whole(
@@ -218,7 +219,7 @@ def _whole(
     if len(items) > max_rows:
         raise _TooMany
     frame, problems = frame_from_items(items, columns)
-    return JsonBatch(top, tenant, with_problems(frame, problems))
+    return JsonBatch(top, tenant, with_problems(drop_absent(frame, columns), problems))
 
 
 def parse_json_batch(
@@ -261,7 +262,7 @@ def _items_frame(
     if not items:
         return pl.DataFrame(schema=dtypes(columns))
     frame, problems = frame_from_items(items, columns, constants=constants)
-    return with_problems(frame, problems)
+    return with_problems(drop_absent(frame, columns), problems)
 
 
 def readings_frame_from_json(

@@ -18,12 +18,40 @@ import numpy as np
 import orjson
 
 from aihub.errors import Conflict, DigestMismatch, InvalidInput
+from aihub.features.knowledge import AsKnown
 from aihub.inference.cache import ModelCache
 from aihub.inference.loaders import LoadedModel, load_model
 from aihub.services.features import FeatureService, OnlineRequest
 from aihub.services.model_artifacts import ArtifactService
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.models import ModelVersion
+from aihub.timeutil import from_us
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonKey:
+    """Which forecast a row of a horizon prediction is: the asset, target T and h."""
+
+    asset_id: str
+    timestamp: datetime
+    horizon: int
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonFeatures:
+    """The feature matrix for (assets, origin, horizons): one row per key, in order."""
+
+    origin: datetime
+    keys: list[HorizonKey]
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonPrediction:
+    version: ModelVersion
+    origin: datetime
+    keys: list[HorizonKey]
+    predictions: list[float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +107,41 @@ class PredictionService:
         hour, responses = self.features.get_online(req, list(asset_ids))
         rows = [orjson.loads(r)["features"] for r in responses]
         return Prediction(version, _run(model, version, rows, asset_ids), list(asset_ids), hour)
+
+
+    def horizon_features(self, tenant_id: str, *, asset_ids: Sequence[str], feature_set: str,
+                         lookback_hours: int, as_of: datetime | None,
+                         horizons: Sequence[int], as_known: AsKnown) -> HorizonFeatures:
+        """The features of every asset at origin ``as_of`` (default: the current hour) for
+        each target ``as_of + h``, as the feature store computes them online (one store
+        read for all horizons), ordered by asset (as asked) then horizon."""
+        req = OnlineRequest(tenant_id, feature_set, lookback_hours, as_of)
+        origin, assets, frame = self.features.known_rows(
+            req, list(asset_ids), horizons=horizons, as_known=as_known)
+        fs = self.features.feature_set(tenant_id, feature_set)
+        by_key: dict[int, list[dict[str, Any]]] = {}
+        for r in frame.iter_rows(named=True):
+            by_key.setdefault(r["asset_key"], []).append(r)
+        keys: list[HorizonKey] = []
+        rows: list[dict[str, Any]] = []
+        for asset in assets:
+            for r in by_key.get(asset.key, []):
+                keys.append(HorizonKey(asset.asset_id, from_us(r["hour"]), int(r["horizon"])))
+                rows.append({f: r[f] for f in fs.features})
+        return HorizonFeatures(origin, keys, rows)
+
+    def predict_horizons(self, model_id: str, *, asset_ids: Sequence[str], feature_set: str,
+                         lookback_hours: int, as_of: datetime | None,
+                         horizons: Sequence[int], as_known: AsKnown) -> HorizonPrediction:
+        """A forecast of many assets for many horizons from one origin in one call."""
+        version = self.registry.get(model_id)
+        model = self.load(version)
+        built = self.horizon_features(
+            version.tenant_id, asset_ids=asset_ids, feature_set=feature_set,
+            lookback_hours=lookback_hours, as_of=as_of, horizons=horizons, as_known=as_known)
+        where = [f"asset {k.asset_id} horizon {k.horizon}" for k in built.keys]
+        return HorizonPrediction(version, built.origin, built.keys,
+                                 _run(model, version, built.rows, where))
 
 
 def feature_order(model: LoadedModel, version: ModelVersion) -> list[str]:

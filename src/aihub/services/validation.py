@@ -16,8 +16,9 @@ in column order (the parser's problem for a field before the rules of that field
   the valid rows (deduplicated the same way) and one ``RowProblem`` per bad row; never
   raise for a bad row.
 
-New per-row columns (e.g. a knowledge time) are a ``Column`` entry and rules in a
-``_Kind``; nothing else changes.
+Optional per-row columns (a reading's ``known_at`` and ``quality``, an observation's
+``issued_at``: its knowledge time) are checked and kept when the batch carries them, else
+left out: the store fills the defaults (commit time, ``actual``).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from aihub.errors import InvalidInput, PayloadTooLarge
-from aihub.features.frames import READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
+from aihub.features.frames import QUALITIES, READINGS_SCHEMA, WEATHER_FIELDS, WEATHER_SCHEMA
 from aihub.names import is_valid_name
-from aihub.timeutil import MAX_TS, MIN_TS, to_us
+from aihub.timeutil import MAX_TS, MIN_TS, to_us, utcnow
 
 __all__ = [
+    "FUTURE_SLACK_US",
     "PROBLEM_FIELD",
     "PROBLEM_REASON",
+    "QUALITIES",
     "RowProblem",
     "split_readings",
     "split_weather",
@@ -49,6 +52,8 @@ PROBLEM_REASON = "_problem_reason"
 DETAILS_SHOWN = 20
 
 _MIN_US, _MAX_US = to_us(MIN_TS), to_us(MAX_TS)
+# A knowledge time may run ahead of this server's clock by at most this much.
+FUTURE_SLACK_US = 5 * 60 * 1_000_000
 _NAME_RULE = "not a valid name (letters, digits, '_', '.', '-'; at most 128)"
 
 
@@ -90,6 +95,8 @@ class _Kind:
     rules: tuple[Rule, ...]
     # Columns of the schema a caller may leave out: filled with nulls.
     fill_missing: tuple[str, ...] = field(default=())
+    # Columns a batch may carry (knowledge time, quality): checked and kept when present.
+    optional: Mapping[str, type[pl.DataType] | pl.DataType] = field(default_factory=dict)
 
 
 def _missing(column: str, reason: str) -> Rule:
@@ -120,6 +127,21 @@ def _not_finite(column: str, reason: str) -> Rule:
     return Rule(column, reason, lambda _f: ~pl.col(column).is_finite())
 
 
+def _future(column: str) -> Rule:
+    def bad(_frame: pl.DataFrame) -> pl.Expr:
+        return pl.col(column) > to_us(utcnow()) + FUTURE_SLACK_US
+
+    return Rule(column, "knowledge time more than 5 minutes in the future", bad)
+
+
+def _not_quality(column: str) -> Rule:
+    return Rule(
+        column,
+        f"must be one of {', '.join(QUALITIES)}",
+        lambda _f: pl.col(column).is_not_null() & ~pl.col(column).is_in(list(QUALITIES)),
+    )
+
+
 def _id_and_time(key: str) -> tuple[Rule, ...]:
     return (
         _missing(key, "missing"),
@@ -137,7 +159,11 @@ READINGS = _Kind(
         *_id_and_time("asset_id"),
         _missing("value", "missing value"),
         _not_finite("value", "must be a finite number"),
+        _out_of_range("known_at"),
+        _future("known_at"),
+        _not_quality("quality"),
     ),
+    optional={"known_at": pl.Int64, "quality": pl.String},
 )
 WEATHER = _Kind(
     noun="observations",
@@ -146,8 +172,11 @@ WEATHER = _Kind(
     rules=(
         *_id_and_time("location_id"),
         *(_not_finite(f, "must be a finite number or null") for f in WEATHER_FIELDS),
+        _out_of_range("issued_at"),
+        _future("issued_at"),
     ),
     fill_missing=WEATHER_FIELDS,
+    optional={"issued_at": pl.Int64},
 )
 
 
@@ -183,8 +212,26 @@ def with_problems(frame: pl.DataFrame, problems: Sequence[RowProblem]) -> pl.Dat
 # -- the one check --------------------------------------------------------------------------
 
 
+def _schema_of(frame: pl.DataFrame, kind: _Kind) -> dict[str, type[pl.DataType] | pl.DataType]:
+    """The kind's columns, plus the optional ones ``frame`` carries."""
+    present = {c: t for c, t in kind.optional.items() if c in frame.columns}
+    return {**kind.schema, **present}
+
+
+def _valid_columns(frame: pl.DataFrame, kind: _Kind) -> pl.DataFrame:
+    """The kind's columns of valid rows, and the optional ones that hold any value (an
+    all-null optional column says nothing: the store's defaults apply)."""
+    keep = [
+        c for c in _schema_of(frame, kind)
+        if c in kind.schema or frame.get_column(c).null_count() < frame.height
+    ]
+    return frame.select(keep)
+
+
 def _conform(frame: pl.DataFrame, kind: _Kind) -> pl.DataFrame:
-    """The kind's columns in order and types (plus the parser's problem columns)."""
+    """The kind's columns in order and types (plus the optional ones present and the
+    parser's problem columns)."""
+    schema = _schema_of(frame, kind)
     missing = [c for c in kind.schema if c not in frame.columns]
     absent = [c for c in missing if c not in kind.fill_missing]
     if absent:
@@ -195,15 +242,15 @@ def _conform(frame: pl.DataFrame, kind: _Kind) -> pl.DataFrame:
     if missing:
         frame = frame.with_columns(pl.lit(None, kind.schema[c]).alias(c) for c in missing)
     extra = [c for c in (PROBLEM_FIELD, PROBLEM_REASON) if c in frame.columns]
-    out = frame.select(*kind.schema, *extra)
-    wrong = {c: dt for c, dt in kind.schema.items() if out.schema[c] != dt}
+    out = frame.select(*schema, *extra)
+    wrong = {c: dt for c, dt in schema.items() if out.schema[c] != dt}
     if not wrong:
         return out
     try:
         return out.cast(wrong)  # type: ignore[arg-type]
     except pl.exceptions.PolarsError as exc:
         raise InvalidInput(
-            f"{kind.noun}: columns must have types {dict(kind.schema)} ({exc})".replace("\n", " ")
+            f"{kind.noun}: columns must have types {schema} ({exc})".replace("\n", " ")
         ) from exc
 
 
@@ -214,12 +261,14 @@ def _codes(frame: pl.DataFrame, kind: _Kind) -> tuple[pl.Expr, list[tuple[str, s
     conditions: list[pl.Expr] = []
     parsed = PROBLEM_FIELD in frame.columns
     pf = pl.col(PROBLEM_FIELD)
+    schema = _schema_of(frame, kind)
     if parsed:  # problems with the row as a whole, or with a field the kind does not have
-        conditions.append(pf.is_not_null() & ~pf.is_in(list(kind.schema)))
+        conditions.append(pf.is_not_null() & ~pf.is_in(list(schema)))
         meaning.append(None)
-    by_field: dict[str, list[Rule]] = {c: [] for c in kind.schema}
+    by_field: dict[str, list[Rule]] = {c: [] for c in schema}
     for rule in kind.rules:
-        by_field[rule.field].append(rule)
+        if rule.field in by_field:
+            by_field[rule.field].append(rule)
     for column, rules in by_field.items():
         if parsed:
             conditions.append(pf == column)
@@ -256,7 +305,7 @@ def _row_problems(frame: pl.DataFrame, kind: _Kind) -> _Checked:
     return _Checked(codes, bad, meaning)
 
 
-def _describe(checked: _Checked, limit: int | None) -> list[RowProblem]:
+def _describe(checked: _Checked, limit: int | None, first_row: int = 0) -> list[RowProblem]:
     meaning, bad = checked.meaning, checked.bad
     rows = bad if limit is None else bad.head(limit)
     parsed = PROBLEM_FIELD in rows.columns
@@ -264,9 +313,11 @@ def _describe(checked: _Checked, limit: int | None) -> list[RowProblem]:
     for rec in rows.iter_rows(named=True):
         what = meaning[rec["_code"] - 1]
         if what is None and parsed:
-            out.append(RowProblem(rec["row"], rec[PROBLEM_FIELD], rec[PROBLEM_REASON]))
+            out.append(
+                RowProblem(rec["row"] + first_row, rec[PROBLEM_FIELD], rec[PROBLEM_REASON])
+            )
         elif what is not None:
-            out.append(RowProblem(rec["row"], what[0], what[1]))
+            out.append(RowProblem(rec["row"] + first_row, what[0], what[1]))
     return out
 
 
@@ -292,7 +343,11 @@ def _dedupe(frame: pl.DataFrame, key: str) -> pl.DataFrame:
 
 
 def _validate(
-    frame: pl.DataFrame, kind: _Kind, max_rows: int, labels: Mapping[str, str] | None
+    frame: pl.DataFrame,
+    kind: _Kind,
+    max_rows: int,
+    labels: Mapping[str, str] | None,
+    first_row: int = 0,
 ) -> pl.DataFrame:
     if frame.height > max_rows:
         raise PayloadTooLarge(
@@ -303,7 +358,7 @@ def _validate(
     frame = _conform(frame, kind)
     checked = _row_problems(frame, kind)
     if checked.bad.height:
-        problems = _describe(checked, DETAILS_SHOWN)
+        problems = _describe(checked, DETAILS_SHOWN, first_row)
         first = problems[0]
         label = (labels or {}).get(first.field)
         raise InvalidInput(
@@ -311,25 +366,30 @@ def _validate(
             "nothing was stored)",
             details=[p.to_dict() for p in problems],
         )
-    return _dedupe(frame.select(list(kind.schema)), kind.key)
+    return _dedupe(_valid_columns(frame, kind), kind.key)
 
 
 def _split(frame: pl.DataFrame, kind: _Kind) -> tuple[pl.DataFrame, list[RowProblem]]:
     frame = _conform(frame, kind)
     checked = _row_problems(frame, kind)
-    valid = frame.select(list(kind.schema))
     if not checked.bad.height:
-        return _dedupe(valid, kind.key), []
-    return _dedupe(valid.filter(checked.codes == 0), kind.key), _describe(checked, None)
+        return _dedupe(_valid_columns(frame, kind), kind.key), []
+    valid = _valid_columns(frame.filter(checked.codes == 0), kind)
+    return _dedupe(valid, kind.key), _describe(checked, None)
 
 
 def validate_readings(
-    frame: pl.DataFrame, *, max_rows: int, labels: Mapping[str, str] | None = None
+    frame: pl.DataFrame,
+    *,
+    max_rows: int,
+    labels: Mapping[str, str] | None = None,
+    first_row: int = 0,
 ) -> pl.DataFrame:
     """All of ``frame`` (``READINGS_SCHEMA``) valid, deduplicated; else ``InvalidInput``
     naming the first bad row and field (``PayloadTooLarge`` beyond ``max_rows``).
-    ``labels`` renames fields in the message (e.g. ``{"value": "column 'kwh'"}``)."""
-    return _validate(frame, READINGS, max_rows, labels)
+    ``labels`` renames fields in the message (e.g. ``{"value": "column 'kwh'"}``);
+    ``first_row`` is the number of the frame's first row in messages (a chunk of a file)."""
+    return _validate(frame, READINGS, max_rows, labels, first_row)
 
 
 def split_readings(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[RowProblem]]:
@@ -338,11 +398,15 @@ def split_readings(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[RowProblem]]
 
 
 def validate_weather(
-    frame: pl.DataFrame, *, max_rows: int, labels: Mapping[str, str] | None = None
+    frame: pl.DataFrame,
+    *,
+    max_rows: int,
+    labels: Mapping[str, str] | None = None,
+    first_row: int = 0,
 ) -> pl.DataFrame:
     """Like ``validate_readings`` for weather (``WEATHER_SCHEMA``; absent weather fields
     are null)."""
-    return _validate(frame, WEATHER, max_rows, labels)
+    return _validate(frame, WEATHER, max_rows, labels, first_row)
 
 
 def split_weather(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[RowProblem]]:

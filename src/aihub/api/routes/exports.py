@@ -10,10 +10,24 @@ from aihub.api.auth import require_role
 from aihub.api.deps import ExportServiceDep
 from aihub.api.schemas.common import Name
 from aihub.api.schemas.features import ExportCreate, ExportPage, ExportPublic
+from aihub.features.knowledge import Knowledge, knowledge_options
 from aihub.services.exports import ExportRequest
 from aihub.stores.metadata.exports import ExportRecord
 
 router = APIRouter(prefix="/ai/features", tags=["exports"])
+
+
+def export_knowledge(body: ExportCreate) -> Knowledge | None:
+    """The request's origins, horizons and as_known (None when it gives none of them)."""
+    o = body.origins
+    return knowledge_options(
+        every_hours=o.every_hours if o else None,
+        at=o.at if o else None,
+        timezone=o.timezone if o else None,
+        horizons=body.horizons,
+        as_known=body.as_known,
+        origins_given=o is not None,
+    )
 
 
 def export_public(r: ExportRecord) -> ExportPublic:
@@ -32,8 +46,10 @@ def export_public(r: ExportRecord) -> ExportPublic:
         end_time=r.end_time,
         asset_ids=r.asset_ids,
         lookback_hours=r.lookback_hours,
+        options=r.options,
         created_at=r.created_at,
         completed_at=r.completed_at,
+        parts=r.parts,  # type: ignore[arg-type]
     )
 
 
@@ -49,7 +65,11 @@ def export(body: ExportCreate, exports: ExportServiceDep, response: Response) ->
     """One row per asset per hour in ``[start_time, end_time)`` that has readings:
     ``tenant_id, asset_id, timestamp``, the set's features, and ``target`` (the hour's mean)
     for forecast sets. Point-in-time correct: a row at H uses only readings before H.
-    With ``wait=false`` the answer is immediate (202, status ``running``); poll the record."""
+    With ``origins``, ``horizons`` or ``as_known``: one row per origin, horizon and asset
+    whose target hour has readings, columns ``tenant_id, asset_id, origin, timestamp``
+    (the target T), ``horizon``, the features, ``target`` and ``target_quality``; each
+    row sees what was known per ``as_known`` ("What was known when"). With
+    ``wait=false`` the answer is immediate (202, status ``running``); poll the record."""
     req = ExportRequest(
         tenant_id=body.tenant_id,
         feature_set=body.feature_set,
@@ -57,6 +77,7 @@ def export(body: ExportCreate, exports: ExportServiceDep, response: Response) ->
         end_time=body.end_time,
         asset_ids=body.asset_ids,
         lookback_hours=body.lookback_hours,
+        knowledge=export_knowledge(body),
     )
     if body.wait:
         return export_public(exports.export(req))

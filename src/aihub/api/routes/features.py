@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -21,6 +22,7 @@ from aihub.api.schemas.features import (
     FeaturesPublic,
 )
 from aihub.features.catalog import CATALOG
+from aihub.features.knowledge import parse_as_known, parse_horizons
 from aihub.services.features import FeatureService, OnlineRequest, describe_set
 from aihub.timeutil import iso
 
@@ -36,12 +38,30 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
                             "content": {"application/json": {"schema": schema}}}}
 
 
+def _asks_knowledge(body: FeatureGet | FeatureGetBatch) -> bool:
+    """Horizons or a knowledge other than "latest": computed, never cached."""
+    return body.horizons is not None or body.as_known not in (None, "latest")
+
+
+def _get_known(
+    features: FeatureService, req: OnlineRequest, asset_ids: list[str],
+    body: FeatureGet | FeatureGetBatch,
+) -> tuple[datetime, list[bytes]]:
+    horizons = parse_horizons(body.horizons) if body.horizons is not None else None
+    return features.get_known(
+        req, asset_ids, horizons=horizons, as_known=parse_as_known(body.as_known)
+    )
+
+
 @router.post("/get", response_model=FeaturesPublic, summary="Features of one asset at hour H",
              openapi_extra=_json_body(FeatureGet), dependencies=[require_role("read")])
 async def get_features(request: Request) -> Response:
     """Features describing what was knowable at ``H``: ``as_of`` floored to the hour, by
     default the current hour (forecast sets) or the last complete hour (anomaly sets).
-    Served from the online cache; a miss computes from the store and fills the cache."""
+    Served from the online cache; a miss computes from the store and fills the cache.
+    With ``horizons`` the answer holds one row per target ``T = as_of + h`` (origin
+    ``as_of``); ``as_known`` chooses which versions of the data the rows see. Those
+    answers are computed from the store each time (one read for all horizons)."""
     # The hottest route: validate the raw bytes in one pydantic-core pass instead of
     # FastAPI's json.loads + dict validation (a ValidationError maps to the usual 422).
     body = FeatureGet.model_validate_json(await request.body())
@@ -49,6 +69,9 @@ async def get_features(request: Request) -> Response:
     # the cached lookup itself.
     features: FeatureService = request.app.state.services.features
     req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
+    if _asks_knowledge(body):
+        answers = await run_in_threadpool(_get_known, features, req, [body.asset_id], body)
+        return Response(content=answers[1][0], media_type=_JSON)
     lookup = features.lookup(req, [body.asset_id])  # memory (or Redis) only
     value = lookup.cached[0] if lookup is not None else None
     if value is None:
@@ -66,8 +89,10 @@ async def get_features(request: Request) -> Response:
 async def get_features_batch(body: FeatureGetBatch, features: FeatureServiceDep) -> Response:
     """One ``/get`` response per asset, in the order asked, computed together on misses."""
     req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
-    lookup = features.lookup(req, body.asset_ids)  # memory (or Redis) only
-    if lookup is None:
+    lookup = None if _asks_knowledge(body) else features.lookup(req, body.asset_ids)
+    if _asks_knowledge(body):
+        hour, values = await run_in_threadpool(_get_known, features, req, body.asset_ids, body)
+    elif lookup is None:
         hour, values = await run_in_threadpool(features.get_online, req, body.asset_ids)
     elif lookup.complete:
         hour, values = lookup.hour, lookup.cached  # type: ignore[assignment]

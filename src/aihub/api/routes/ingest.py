@@ -36,7 +36,7 @@ from aihub.services.columns import READINGS_COLUMNS, WEATHER_COLUMNS, Column
 from aihub.services.ingest import IngestService
 from aihub.services.json_body import parse_json_batch
 from aihub.stores.timeseries.base import IngestResult
-from aihub.timeutil import from_us
+from aihub.timeutil import from_us, to_us
 
 router = APIRouter(prefix="/ai/features", tags=["ingest"])
 
@@ -99,24 +99,29 @@ def _parse(
     head_model: type[ReadingsHead] | type[WeatherHead],
     tenant_query: str | None,
     max_rows: int,
-) -> tuple[str, pl.DataFrame]:
-    """``(tenant_id, frame)`` of a body in any accepted format. The only reference to the
+) -> tuple[str, pl.DataFrame, int | None]:
+    """``(tenant_id, frame, known_at)`` of a body in any accepted format (``known_at``: the
+    batch's knowledge time, epoch us, if the body gives one). The only reference to the
     body is taken from ``holder`` and dropped once parsed, before anything is stored."""
     body = holder.pop()
     if _is_json(media):
+        known: list[int | None] = [None]
 
         def check_head(head: dict[str, Any]) -> str:
-            tenant = head_model.model_validate(head).tenant_id
+            parsed = head_model.model_validate(head)
+            tenant = parsed.tenant_id
             if tenant_query is not None and tenant_query != tenant:
                 raise InvalidInput(
                     f"tenant_id: the query names '{tenant_query}', the body '{tenant}'"
                 )
+            at = parsed.known_at if isinstance(parsed, ReadingsHead) else parsed.issued_at
+            known[0] = to_us(at) if at is not None else None
             return tenant
 
         batch = parse_json_batch(
             body, key=key, columns=columns, max_rows=max_rows, noun=noun, check_head=check_head
         )
-        return str(batch.tenant_id), batch.frame
+        return str(batch.tenant_id), batch.frame, known[0]
     read: Callable[..., pl.DataFrame]
     if media == ARROW_STREAM:
         read = frame_from_arrow_stream
@@ -133,13 +138,13 @@ def _parse(
             "(?tenant_id=...)",
             details=[{"field": "tenant_id", "message": "field required"}],
         )
-    return tenant_query, read(body, columns, max_rows=max_rows, noun=noun)
+    return tenant_query, read(body, columns, max_rows=max_rows, noun=noun), None
 
 
 def _ingest_readings(
     ingest: IngestService, holder: list[bytearray | bytes], media: str, tenant: str | None
 ) -> tuple[str, IngestResult]:
-    tenant_id, frame = _parse(
+    tenant_id, frame, known_at = _parse(
         holder,
         media,
         key="readings",
@@ -149,13 +154,13 @@ def _ingest_readings(
         tenant_query=tenant,
         max_rows=ingest.max_rows,
     )
-    return tenant_id, ingest.ingest_readings(tenant_id, frame)
+    return tenant_id, ingest.ingest_readings(tenant_id, frame, known_at=known_at)
 
 
 def _ingest_weather(
     ingest: IngestService, holder: list[bytearray | bytes], media: str, tenant: str | None
 ) -> tuple[str, IngestResult]:
-    tenant_id, frame = _parse(
+    tenant_id, frame, issued_at = _parse(
         holder,
         media,
         key="observations",
@@ -165,7 +170,7 @@ def _ingest_weather(
         tenant_query=tenant,
         max_rows=ingest.max_rows,
     )
-    return tenant_id, ingest.ingest_weather(tenant_id, frame)
+    return tenant_id, ingest.ingest_weather(tenant_id, frame, issued_at=issued_at)
 
 
 @router.post(
@@ -180,8 +185,11 @@ async def ingest_readings(
     """Store a batch of readings atomically: every row valid, or nothing stored (422 naming
     the 0-based row and the field). Re-sent ``(asset, ts)`` replace earlier values; hourly
     rollups of the touched hours are recomputed and the assets' online features
-    invalidated. The body is JSON, an Arrow IPC stream or a Parquet file (columns
-    ``asset_id``, ``ts``, ``value``; ``tenant_id`` in the query)."""
+    invalidated. A changed value keeps its earlier version (``known_at``: when each became
+    known; top-level for the batch or per row, default commit time); ``quality`` is
+    actual, estimated or edited. The body is JSON, an Arrow IPC stream or a Parquet file
+    (columns ``asset_id``, ``ts``, ``value``, optional ``known_at``, ``quality``;
+    ``tenant_id`` in the query)."""
     holder = [await _read_body(request)]
     tenant, result = await run_in_threadpool(
         _ingest_readings, ingest, holder, _media_type(request), tenant_id
@@ -205,8 +213,11 @@ async def ingest_weather(
     request: Request, ingest: IngestServiceDep, tenant_id: TenantQuery = None
 ) -> WeatherIngestPublic:
     """Store weather observations or forecasts per location (atomic, like readings).
-    Assets pick them up through their ``location_id``. JSON, Arrow IPC stream or Parquet
-    (columns ``location_id``, ``ts`` and any of the weather fields)."""
+    Assets pick them up through their ``location_id``. Every version of a ``(location,
+    ts)`` is kept with its ``issued_at`` (top-level or per row, default commit time), so
+    features "as known at" a time see the forecast then available. JSON, Arrow IPC stream
+    or Parquet (columns ``location_id``, ``ts``, any of the weather fields, optional
+    ``issued_at``)."""
     holder = [await _read_body(request)]
     tenant, result = await run_in_threadpool(
         _ingest_weather, ingest, holder, _media_type(request), tenant_id

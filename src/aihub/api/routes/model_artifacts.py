@@ -11,8 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from aihub.api.auth import require_role
 from aihub.api.deps import ModelArtifactsDep, PredictionsDep
 from aihub.api.routes.models import json_response
-from aihub.api.schemas.models import ArtifactPublic, PredictionPublic, PredictRequest
+from aihub.api.schemas.models import (
+    ArtifactPublic,
+    HorizonPredictionPublic,
+    HorizonPredictionRow,
+    PredictionPublic,
+    PredictRequest,
+)
 from aihub.api.streaming import feed_blocking
+from aihub.features.knowledge import parse_as_known, parse_horizons
 
 router = APIRouter(prefix="/ai/models", tags=["models"])
 
@@ -70,9 +77,26 @@ def download_artifact(model_id: str, artifacts: ModelArtifactsDep) -> StreamingR
 def predict(model_id: str, body: PredictRequest, predictions: PredictionsDep) -> Response:
     """``rows`` of named features, or ``asset_ids`` + ``feature_set`` (+ ``as_of``) to use
     exactly the online features ``/ai/features/get-batch`` serves. Features are ordered
-    by the model's ``feature_names``; a missing one is a 422 naming it."""
+    by the model's ``feature_names``; a missing one is a 422 naming it. With ``horizons``
+    (and/or ``as_known``) every asset is forecast for each target ``as_of + h`` from the
+    origin ``as_of``: ``{"model_id", "version", "origin", "predictions": [{"asset_id",
+    "timestamp", "horizon", "prediction"}]}``."""
     # A worker thread (plain ``def``): the registry read, a model load and the features
     # all touch a backend, and none of them may stall the event loop.
+    if body.horizons is not None or body.as_known is not None:
+        assert body.asset_ids is not None and body.feature_set is not None
+        hp = predictions.predict_horizons(
+            model_id, asset_ids=body.asset_ids, feature_set=body.feature_set,
+            lookback_hours=body.lookback_hours, as_of=body.as_of,
+            horizons=parse_horizons(body.horizons) if body.horizons is not None else (0,),
+            as_known=parse_as_known(body.as_known))
+        return json_response(HorizonPredictionPublic(
+            model_id=hp.version.model_id, version=hp.version.version, origin=hp.origin,
+            predictions=[
+                HorizonPredictionRow(asset_id=k.asset_id, timestamp=k.timestamp,
+                                     horizon=k.horizon, prediction=v)
+                for k, v in zip(hp.keys, hp.predictions, strict=True)
+            ]))
     if body.rows is not None:
         p = predictions.predict_rows(model_id, body.rows)
     else:

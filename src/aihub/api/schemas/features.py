@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,12 +11,26 @@ from aihub.api.schemas.common import FiniteFloat, Name, TenantName, Timestamp
 
 _STRICT = ConfigDict(extra="forbid")
 
+Horizons = list[int] | dict[str, int]
+AsKnownField = Annotated[
+    str | None,
+    Field(
+        description='"latest" (default: everything stored now), "origin" (each row as '
+        "known at its own origin) or an ISO timestamp K (the data as it stood at K)",
+        max_length=64,
+    ),
+]
+
 
 class ReadingIn(BaseModel):
     model_config = _STRICT
     asset_id: Name
     ts: Timestamp
     value: FiniteFloat
+    known_at: Timestamp | None = Field(
+        default=None, description="When this value became known (default: the batch's)"
+    )
+    quality: Literal["actual", "estimated", "edited"] | None = None
 
 
 class ReadingsHead(BaseModel):
@@ -25,6 +39,11 @@ class ReadingsHead(BaseModel):
 
     model_config = _STRICT
     tenant_id: TenantName
+    known_at: Timestamp | None = Field(
+        default=None,
+        description="Knowledge time of every row that gives none (default: commit time); "
+        "at most 5 minutes in the future",
+    )
 
 
 class ReadingsIngest(ReadingsHead):
@@ -64,6 +83,9 @@ class WeatherIn(BaseModel):
     wind_speed: FiniteFloat | None = None
     solar_irradiance: FiniteFloat | None = None
     cloud_cover: FiniteFloat | None = None
+    issued_at: Timestamp | None = Field(
+        default=None, description="When this value was issued (default: the batch's)"
+    )
 
 
 class WeatherHead(BaseModel):
@@ -71,6 +93,11 @@ class WeatherHead(BaseModel):
 
     model_config = _STRICT
     tenant_id: TenantName
+    issued_at: Timestamp | None = Field(
+        default=None,
+        description="Issue time (knowledge time) of every row that gives none: a "
+        "forecast's issue time, default commit time; at most 5 minutes in the future",
+    )
 
 
 class WeatherIngest(WeatherHead):
@@ -121,6 +148,12 @@ class FeatureGet(BaseModel):
     feature_set: Name = "forecast_basic"
     lookback_hours: int = Field(default=168, ge=1)
     as_of: Timestamp | None = Field(default=None, description="Hour H to describe (floored)")
+    horizons: Horizons | None = Field(
+        default=None,
+        description="Target hours T = as_of + h (h in 0..168): the origin is as_of. A list or "
+        '{"min": a, "max": b}; the answer then has one row per horizon',
+    )
+    as_known: AsKnownField = None
 
 
 class FeaturesPublic(BaseModel):
@@ -153,6 +186,8 @@ class FeatureGetBatch(BaseModel):
     feature_set: Name = "forecast_basic"
     lookback_hours: int = Field(default=168, ge=1)
     as_of: Timestamp | None = None
+    horizons: Horizons | None = None
+    as_known: AsKnownField = None
 
 
 class FeatureBatchPublic(BaseModel):
@@ -160,6 +195,13 @@ class FeatureBatchPublic(BaseModel):
     feature_set: str
     timestamp: datetime
     results: list[FeaturesPublic]
+
+
+class ExportOrigins(BaseModel):
+    model_config = _STRICT
+    every_hours: int = Field(default=1, description="Divides 24")
+    at: str = Field(default="00:00", description="Local time HH:MM of the first origin")
+    timezone: str = Field(default="UTC", max_length=64)
 
 
 class ExportCreate(BaseModel):
@@ -183,11 +225,26 @@ class ExportCreate(BaseModel):
     end_time: Timestamp
     asset_ids: list[Name] | None = Field(default=None, min_length=1, max_length=100_000)
     lookback_hours: int = Field(default=168, ge=1)
+    origins: ExportOrigins | None = Field(
+        default=None,
+        description="Forecast origins in [start_time, end_time): every `every_hours` from "
+        "local `at` in `timezone` (DST-aware). Default: every hour",
+    )
+    horizons: Horizons | None = Field(
+        default=None, description='Hours ahead of each origin: a list or {"min": a, "max": b}'
+    )
+    as_known: AsKnownField = None
     wait: bool = Field(
         default=True,
         description="true: answer when the file is written (200). false: answer at once with "
         "the running record (202) and poll GET /ai/features/exports/{export_id}",
     )
+
+
+class ExportPart(BaseModel):
+    path: str  # relative to the export's storage_path (a dataset directory)
+    rows: int
+    bytes: int
 
 
 class ExportPublic(BaseModel):
@@ -204,8 +261,13 @@ class ExportPublic(BaseModel):
     end_time: datetime
     asset_ids: list[str] | None
     lookback_hours: int
+    options: dict[str, Any] | None = Field(
+        default=None, description="origins, horizons and as_known of the request, if any"
+    )
     created_at: datetime
     completed_at: datetime | None
+    # A dataset export (run on an executor): its Parquet parts; null for a single file.
+    parts: list[ExportPart] | None = None
 
 
 class ExportPage(BaseModel):
@@ -294,6 +356,8 @@ class SeriesPublic(BaseModel):
     start: datetime
     end: datetime
     count: int
+    last_hour: int | None = Field(
+        description="epoch seconds (UTC) of the asset's last hour with readings, any range")
     hour: list[int] = Field(description="epoch seconds (UTC) of each hour's start")
     mean: list[float]
     min: list[float]

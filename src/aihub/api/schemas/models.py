@@ -143,6 +143,16 @@ class PredictRequest(BaseModel):
     feature_set: Name | None = None
     lookback_hours: int = Field(default=168, ge=1)
     as_of: Timestamp | None = None
+    horizons: list[int] | dict[str, int] | None = Field(
+        default=None,
+        description="With asset_ids: forecast every target as_of + h (the origin is as_of, "
+        'default the current hour); a list or {"min": a, "max": b}, each in 0..168',
+    )
+    as_known: str | None = Field(
+        default=None, max_length=64,
+        description='"latest" (default), "origin" or an ISO time K: which versions of the '
+        "data the features see",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> PredictRequest:
@@ -150,7 +160,23 @@ class PredictRequest(BaseModel):
             raise ValueError("give either 'rows' or 'asset_ids' (with 'feature_set')")
         if self.asset_ids is not None and self.feature_set is None:
             raise ValueError("'asset_ids' needs 'feature_set'")
+        if self.rows is not None and (self.horizons is not None or self.as_known is not None):
+            raise ValueError("'horizons' and 'as_known' go with 'asset_ids'")
         return self
+
+
+class HorizonPredictionRow(BaseModel):
+    asset_id: str
+    timestamp: datetime
+    horizon: int
+    prediction: float | None
+
+
+class HorizonPredictionPublic(BaseModel):
+    model_id: str
+    version: str
+    origin: datetime
+    predictions: list[HorizonPredictionRow]
 
 
 class PredictionPublic(BaseModel):

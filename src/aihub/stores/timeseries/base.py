@@ -27,6 +27,17 @@ ASSET_KINDS = ("load", "generation")
 
 Progress = Callable[[int], None]
 
+# Hours with current readings known late (after the hour ended, or after a given time) or
+# not actual: ``known_at`` is the latest knowledge time among those readings, ``estimated``
+# and ``edited`` count the hour's readings of that quality.
+HOUR_MARKS_SCHEMA = {
+    "asset_key": pl.Int64,
+    "hour": pl.Int64,
+    "known_at": pl.Int64,
+    "estimated": pl.Int64,
+    "edited": pl.Int64,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Asset:
@@ -127,14 +138,18 @@ class TimeSeriesStore(ABC):
         *,
         progress: Progress | None = None,
     ) -> IngestResult:
-        """Upsert readings (``READINGS_SCHEMA``, unique on asset_id+ts) and recompute the
-        touched hourly rollups, creating unknown assets with defaults."""
+        """Store readings (``READINGS_SCHEMA``, unique on asset_id+ts, optionally with
+        ``known_at``, default now, and ``quality``, default actual) and recompute the
+        touched hourly rollups, creating unknown assets with defaults. A changed value of a
+        stored ``(asset, ts)`` keeps the older version in the history; the same value
+        changes nothing. Rollups always describe the current values."""
 
     @abstractmethod
     def ingest_weather(
         self, conn: sa.Connection, tenant_id: str, observations: pl.DataFrame
     ) -> IngestResult:
-        """Upsert weather observations (``WEATHER_SCHEMA``, unique on location_id+ts);
+        """Store weather (``WEATHER_SCHEMA``, unique on location_id+ts, optionally with
+        ``issued_at``, default now), keeping every version of a ``(location, ts)``;
         ``asset_ids`` of the result are the tenant's assets at those locations."""
 
     # -- reads ----------------------------------------------------------------------------
@@ -151,10 +166,37 @@ class TimeSeriesStore(ABC):
         ``asset_key``, ``hour`` and the requested value ``columns`` of ``ROLLUP_SCHEMA``."""
 
     @abstractmethod
+    def last_rollup_hour(self, asset_key: int) -> int | None:
+        """Start (epoch microseconds) of the asset's last hour with readings, or None."""
+
+    @abstractmethod
     def load_weather(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
     ) -> pl.DataFrame:
         """Weather (``WEATHER_SCHEMA``) with ``start <= ts < end``, sorted by location, ts."""
+
+    @abstractmethod
+    def load_reading_versions(
+        self, asset_keys: Sequence[int], start: int, end: int
+    ) -> pl.DataFrame:
+        """Every version, current and superseded, of the readings with ``start <= ts <
+        end`` (``READING_VERSIONS_SCHEMA``), sorted by asset, ts, known_at."""
+
+    @abstractmethod
+    def load_hour_marks(
+        self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
+    ) -> pl.DataFrame:
+        """Hours in ``[start, end)`` (``HOUR_MARKS_SCHEMA``) with a current reading known
+        after ``known_after`` (by default: after the hour ended), the only hours whose value
+        "as known at K" can differ from the current rollup, or with a reading that is not
+        actual (a target's quality)."""
+
+    @abstractmethod
+    def load_weather_versions(
+        self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
+    ) -> pl.DataFrame:
+        """Every version of the weather with ``start <= ts < end``
+        (``WEATHER_VERSIONS_SCHEMA``), sorted by location, ts, known_at."""
 
     @abstractmethod
     def load_readings(self, asset_key: int, start: int, end: int) -> pl.DataFrame:

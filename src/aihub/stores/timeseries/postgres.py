@@ -5,7 +5,8 @@ What differs from SQLite is the bulk path, and only that:
 - readings go in through binary ``COPY`` built straight from the frame's columns with
   NumPy (no Python object per value). A batch of new data is copied into ``readings``
   directly; if it collides with stored readings (a correction) the copy is rolled back to
-  a savepoint and the rows are copied into a temporary table and upserted from there;
+  a savepoint and the rows are copied into a temporary table, from which changed values
+  move their older version to ``reading_versions`` and the newer is upserted;
 - rollups of hours new to the store are the batch's own (``compute_rollups``, the one
   definition), computed on a second thread while PostgreSQL takes the readings and then
   copied. Runs of hours that held readings before are recomputed **in SQL** from the table
@@ -58,7 +59,21 @@ _READING_TUPLE = np.dtype(
     ]
 )
 
-_COPY_IN = "COPY {table} (asset_key, ts, value) FROM STDIN (FORMAT binary)"
+# The same with the knowledge time (int8) and quality (int2): what ingest sends.
+_KNOWN_READING_TUPLE = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("len_key", ">i4"), ("asset_key", ">i4"),
+        ("len_ts", ">i4"), ("ts", ">i8"),
+        ("len_value", ">i4"), ("value", ">f8"),
+        ("len_known", ">i4"), ("known_at", ">i8"),
+        ("len_quality", ">i4"), ("quality", ">i2"),
+    ]
+)
+
+_COPY_IN = (
+    "COPY {table} (asset_key, ts, value, known_at, quality) FROM STDIN (FORMAT binary)"
+)
 # One binary COPY tuple of an hour's rollup; hours of one reading have a NULL std, sent as
 # a field of length -1 without data, so they get a layout of their own.
 _ROLLUP_FIELDS = [
@@ -74,14 +89,33 @@ _NULL_STD_ROLLUP_TUPLE = np.dtype([*_ROLLUP_FIELDS, ("len_std", ">i4"), *_ROLLUP
 _COPY_ROLLUPS = (
     "COPY hourly_rollups (asset_key, hour, n, mean, std, min, max) FROM STDIN (FORMAT binary)"
 )
-_STAGE = "aihub_readings_in"
+_STAGE = "aihub_known_readings_in"
 _CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    "(asset_key integer, ts bigint, value double precision) ON COMMIT DELETE ROWS"
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (asset_key integer, ts bigint, "
+    "value double precision, known_at bigint, quality smallint) ON COMMIT DELETE ROWS"
 )
+# Versions: of two different values of an (asset, ts), the older by known_at goes to
+# reading_versions and the newer stays in readings (a tie replaces); an equal one is a no-op.
+_CHANGED = "(s.value <> r.value OR s.quality <> r.quality)"
+_VERSIONS_FROM_STAGE = f"""
+INSERT INTO reading_versions (asset_key, ts, known_at, value, quality)
+SELECT r.asset_key, r.ts, r.known_at, r.value, r.quality
+FROM {_STAGE} s JOIN readings r ON r.asset_key = s.asset_key AND r.ts = s.ts
+WHERE {_CHANGED} AND s.known_at > r.known_at
+UNION ALL
+SELECT s.asset_key, s.ts, s.known_at, s.value, s.quality
+FROM {_STAGE} s JOIN readings r ON r.asset_key = s.asset_key AND r.ts = s.ts
+WHERE {_CHANGED} AND s.known_at < r.known_at
+ON CONFLICT (asset_key, ts, known_at) DO UPDATE SET
+    value = EXCLUDED.value, quality = EXCLUDED.quality
+"""
 _UPSERT_FROM_STAGE = (
-    f"INSERT INTO readings (asset_key, ts, value) SELECT asset_key, ts, value FROM {_STAGE} "
-    "ON CONFLICT (asset_key, ts) DO UPDATE SET value = EXCLUDED.value"
+    f"INSERT INTO readings (asset_key, ts, value, known_at, quality) "
+    f"SELECT asset_key, ts, value, known_at, quality FROM {_STAGE} "
+    "ON CONFLICT (asset_key, ts) DO UPDATE SET value = EXCLUDED.value, "
+    "known_at = EXCLUDED.known_at, quality = EXCLUDED.quality "
+    "WHERE EXCLUDED.known_at >= readings.known_at "
+    "AND (EXCLUDED.value <> readings.value OR EXCLUDED.quality <> readings.quality)"
 )
 # Rollups of the touched hours, computed where the readings are. Runs arrive as parallel
 # arrays (asset_key, start, end) so one statement covers every run of a batch.
@@ -109,9 +143,9 @@ WHERE EXISTS (SELECT 1 FROM hourly_rollups h
               WHERE h.asset_key = u.k AND h.hour >= u.s AND h.hour < u.e)
 """
 _UPSERT_WEATHER = (
-    f"INSERT INTO weather (tenant_id, location_id, ts, {', '.join(WEATHER_FIELDS)}) "
-    f"VALUES (%s, %s, %s, {', '.join('%s' for _ in WEATHER_FIELDS)}) "
-    "ON CONFLICT (tenant_id, location_id, ts) DO UPDATE SET "
+    f"INSERT INTO weather (tenant_id, location_id, ts, {', '.join(WEATHER_FIELDS)}, known_at) "
+    f"VALUES (%s, %s, %s, {', '.join('%s' for _ in WEATHER_FIELDS)}, %s) "
+    "ON CONFLICT (tenant_id, location_id, ts) DO UPDATE SET known_at = EXCLUDED.known_at, "
     + ", ".join(f"{f} = EXCLUDED.{f}" for f in WEATHER_FIELDS)
 )
 
@@ -126,6 +160,23 @@ def reading_tuples(rows: pl.DataFrame) -> np.ndarray:
     out["ts"] = rows.get_column("ts").to_numpy()
     out["len_value"] = 8
     out["value"] = rows.get_column("value").to_numpy()
+    return out
+
+
+def known_reading_tuples(rows: pl.DataFrame) -> np.ndarray:
+    """``asset_key, ts, value, known_at, quality`` rows as binary COPY tuples."""
+    out = np.empty(rows.height, dtype=_KNOWN_READING_TUPLE)
+    out["nfields"] = 5
+    out["len_key"] = 4
+    out["asset_key"] = rows.get_column("asset_key").to_numpy()
+    out["len_ts"] = 8
+    out["ts"] = rows.get_column("ts").to_numpy()
+    out["len_value"] = 8
+    out["value"] = rows.get_column("value").to_numpy()
+    out["len_known"] = 8
+    out["known_at"] = rows.get_column("known_at").to_numpy()
+    out["len_quality"] = 2
+    out["quality"] = rows.get_column("quality").to_numpy()
     return out
 
 
@@ -263,7 +314,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
             return pg_concurrency.changes_since(cur, cursor)
 
     def _write_readings(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
-        tuples = reading_tuples(rows)
+        tuples = known_reading_tuples(rows)
         raw = _raw(conn)
         with _translated(), raw.cursor() as cur:
             cur.execute("SAVEPOINT aihub_copy")
@@ -275,6 +326,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
                 cur.execute(_CREATE_STAGE)
                 cur.execute(f"TRUNCATE {_STAGE}")
                 copy_tuples(cur, _COPY_IN.format(table=_STAGE), tuples)
+                cur.execute(_VERSIONS_FROM_STAGE)
                 cur.execute(_UPSERT_FROM_STAGE)
             cur.execute("RELEASE SAVEPOINT aihub_copy")
 
@@ -307,7 +359,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
 
     def _write_weather(self, conn: sa.Connection, tenant_id: str, rows: pl.DataFrame) -> None:
         data = rows.select(
-            pl.lit(tenant_id).alias("tenant_id"), "location_id", "ts", *WEATHER_FIELDS
+            pl.lit(tenant_id).alias("tenant_id"), "location_id", "ts", *WEATHER_FIELDS, "known_at"
         )
         with _translated(), _raw(conn).cursor() as cur:
             cur.executemany(_UPSERT_WEATHER, data.rows())

@@ -21,9 +21,17 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from aihub.features.frames import ROLLUP_SCHEMA, ROLLUP_VALUES, WEATHER_FIELDS, WEATHER_SCHEMA
+from aihub.features.frames import (
+    READING_VERSIONS_SCHEMA,
+    ROLLUP_SCHEMA,
+    ROLLUP_VALUES,
+    WEATHER_FIELDS,
+    WEATHER_SCHEMA,
+    WEATHER_VERSIONS_SCHEMA,
+)
 from aihub.stores.feature_tables import assets
 from aihub.stores.timeseries.base import (
+    HOUR_MARKS_SCHEMA,
     Asset,
     AssetChanges,
     ChangeBatch,
@@ -32,7 +40,12 @@ from aihub.stores.timeseries.base import (
     TenantStats,
     TimeSeriesStore,
 )
-from aihub.timeutil import HOUR_US, utcnow
+from aihub.stores.timeseries.versions import (
+    keyed_readings,
+    known_weather,
+    weather_changes,
+)
+from aihub.timeutil import HOUR_US, to_us, utcnow
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_KIND = "load"
@@ -77,7 +90,11 @@ class SqlTimeSeriesStore(TimeSeriesStore):
     # -- bulk paths, per backend ----------------------------------------------------------
     @abstractmethod
     def _write_readings(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
-        """Upsert ``asset_key, ts, value`` rows inside ``conn``'s transaction."""
+        """Write ``asset_key, ts, value, known_at, quality`` rows inside ``conn``'s
+        transaction, keeping versions: a row whose value or quality differs from the stored
+        one of its ``(asset_key, ts)`` moves the older of the two (by ``known_at``) to
+        ``reading_versions`` and leaves the newer in ``readings``; an equal one changes
+        nothing; a tie in ``known_at`` replaces the stored row."""
 
     @abstractmethod
     def _start_rollups(self, conn: sa.Connection, readings: pl.DataFrame) -> Any:
@@ -91,7 +108,8 @@ class SqlTimeSeriesStore(TimeSeriesStore):
 
     @abstractmethod
     def _write_weather(self, conn: sa.Connection, tenant_id: str, rows: pl.DataFrame) -> None:
-        """Upsert weather rows inside ``conn``'s transaction."""
+        """Upsert current weather rows (``location_id, ts``, the fields, ``known_at``)
+        inside ``conn``'s transaction."""
 
     @abstractmethod
     def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
@@ -226,11 +244,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         asset_ids = readings.get_column("asset_id").unique().sort().to_list()
         self._lock(conn, tenant_id, asset_ids=asset_ids)
         keys = self._ensure_assets(conn, tenant_id, asset_ids, now)
-        keyed = readings.select(
-            pl.col("asset_id").replace_strict(keys, return_dtype=pl.Int64).alias("asset_key"),
-            "ts",
-            "value",
-        )
+        keyed = keyed_readings(readings, keys, to_us(now))
         rollups = self._start_rollups(conn, keyed)
         chunk = 100_000
         for i in range(0, keyed.height, chunk):
@@ -257,7 +271,21 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         self._check_write(conn)
         locations = observations.get_column("location_id").unique().sort().to_list()
         self._lock(conn, tenant_id, location_ids=locations)
-        self._write_weather(conn, tenant_id, observations)
+        batch = known_weather(observations, to_us(utcnow()))
+        current, superseded = weather_changes(batch, self._stored_weather(conn, tenant_id, batch))
+        if superseded.height:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO weather_versions (tenant_id, location_id, ts, known_at, "
+                    f"{', '.join(WEATHER_FIELDS)}) VALUES (:tenant_id, :location_id, :ts, "
+                    f":known_at, {', '.join(':' + f for f in WEATHER_FIELDS)}) "
+                    f"ON CONFLICT (tenant_id, location_id, ts, known_at) DO UPDATE SET "
+                    + ", ".join(f"{f} = excluded.{f}" for f in WEATHER_FIELDS)
+                ),
+                [{"tenant_id": tenant_id, **r} for r in superseded.iter_rows(named=True)],
+            )
+        if current.height:
+            self._write_weather(conn, tenant_id, current)
         # Weather features of every asset at these locations may have changed. An asset
         # edit moving one here holds this location's lock, so none is missed.
         affected: dict[int, str] = {}
@@ -275,6 +303,31 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             first_ts=int(ts.min()),  # type: ignore[arg-type]
             last_ts=int(ts.max()),  # type: ignore[arg-type]
             seq=seq,
+        )
+
+    def _stored_weather(
+        self, conn: sa.Connection, tenant_id: str, batch: pl.DataFrame
+    ) -> pl.DataFrame:
+        """The current stored rows (``WEATHER_VERSIONS_SCHEMA``) at the batch's locations
+        and within its time span, read in the write's transaction."""
+        locations = batch.get_column("location_id").unique().to_list()
+        ts = batch.get_column("ts")
+        cols = ", ".join(WEATHER_VERSIONS_SCHEMA)
+        rows: list[Any] = []
+        for i in range(0, len(locations), _IN_CHUNK):
+            part = locations[i : i + _IN_CHUNK]
+            names = {f"l{j}": loc for j, loc in enumerate(part)}
+            rows.extend(
+                conn.execute(
+                    sa.text(
+                        f"SELECT {cols} FROM weather WHERE tenant_id = :t AND location_id IN "
+                        f"({', '.join(':' + n for n in names)}) AND ts >= :lo AND ts <= :hi"
+                    ),
+                    {"t": tenant_id, "lo": ts.min(), "hi": ts.max(), **names},
+                ).all()
+            )
+        return pl.DataFrame(
+            [tuple(r) for r in rows], schema=WEATHER_VERSIONS_SCHEMA, orient="row"
         )
 
     def _stamp(self, conn: sa.Connection, keys: Sequence[int], **values: Any) -> int:
@@ -348,6 +401,12 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         )
         return self._fetch(sql, [*keys, start, end], schema)
 
+    def last_rollup_hour(self, asset_key: int) -> int | None:
+        q = sa.text("SELECT MAX(hour) FROM hourly_rollups WHERE asset_key = :k")
+        with self._connect() as conn:
+            last = conn.execute(q, {"k": asset_key}).scalar()
+        return None if last is None else int(last)
+
     def load_weather(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
     ) -> pl.DataFrame:
@@ -361,6 +420,57 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             "ORDER BY location_id, ts"
         )
         return self._fetch(sql, [tenant_id, *locs, start, end], WEATHER_SCHEMA)
+
+    def load_reading_versions(
+        self, asset_keys: Sequence[int], start: int, end: int
+    ) -> pl.DataFrame:
+        if not asset_keys:
+            return pl.DataFrame(schema=READING_VERSIONS_SCHEMA)
+        keys = sorted(set(asset_keys))
+        marks = self._placeholders(len(keys))
+        cols = ", ".join(READING_VERSIONS_SCHEMA)
+        sql = (
+            f"SELECT {cols} FROM readings WHERE asset_key IN ({marks}) AND ts >= ? AND ts < ? "
+            f"UNION ALL SELECT {cols} FROM reading_versions WHERE asset_key IN ({marks}) "
+            "AND ts >= ? AND ts < ? ORDER BY 1, 2, 3"
+        )
+        return self._fetch(sql, [*keys, start, end, *keys, start, end], READING_VERSIONS_SCHEMA)
+
+    def load_hour_marks(
+        self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
+    ) -> pl.DataFrame:
+        if not asset_keys:
+            return pl.DataFrame(schema=HOUR_MARKS_SCHEMA)
+        keys = sorted(set(asset_keys))
+        hour = f"(ts / {HOUR_US}) * {HOUR_US}"  # ts >= 0; no "%" (a placeholder on PostgreSQL)
+        late, bound = (
+            (f"known_at > {hour} + ?", HOUR_US) if known_after is None
+            else ("known_at > ?", known_after)
+        )
+        sql = (
+            f"SELECT asset_key, {hour} AS hour, MAX(known_at) AS known_at, "
+            "SUM(CASE WHEN quality = 1 THEN 1 ELSE 0 END) AS estimated, "
+            "SUM(CASE WHEN quality = 2 THEN 1 ELSE 0 END) AS edited "
+            f"FROM readings WHERE asset_key IN ({self._placeholders(len(keys))}) "
+            f"AND ts >= ? AND ts < ? AND ({late} OR quality <> 0) GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        return self._fetch(sql, [*keys, start, end, bound], HOUR_MARKS_SCHEMA)
+
+    def load_weather_versions(
+        self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
+    ) -> pl.DataFrame:
+        if not location_ids:
+            return pl.DataFrame(schema=WEATHER_VERSIONS_SCHEMA)
+        locs = sorted(set(location_ids))
+        marks = self._placeholders(len(locs))
+        cols = ", ".join(WEATHER_VERSIONS_SCHEMA)
+        where = f"tenant_id = ? AND location_id IN ({marks}) AND ts >= ? AND ts < ?"
+        sql = (
+            f"SELECT {cols} FROM weather WHERE {where} "
+            f"UNION ALL SELECT {cols} FROM weather_versions WHERE {where} ORDER BY 1, 2, 3"
+        )
+        params = [tenant_id, *locs, start, end]
+        return self._fetch(sql, params * 2, WEATHER_VERSIONS_SCHEMA)
 
     def load_readings(self, asset_key: int, start: int, end: int) -> pl.DataFrame:
         sql = (

@@ -23,11 +23,22 @@ from aihub.stores.feature_tables import ingest_seq
 from aihub.stores.timeseries.base import Change, ChangeBatch
 from aihub.stores.timeseries.rollups import compute_rollups, in_runs, touched_hour_runs
 from aihub.stores.timeseries.sql import SqlTimeSeriesStore
+from aihub.stores.timeseries.versions import KEYED_COLUMNS, reading_changes
 from aihub.timeutil import HOUR_US
 
+# The current version stays unless the new one differs and is at least as recent; what is
+# replaced was moved to reading_versions first (``_start_rollups``).
 _UPSERT_READINGS = (
-    "INSERT INTO readings (asset_key, ts, value) VALUES (?, ?, ?) "
-    "ON CONFLICT (asset_key, ts) DO UPDATE SET value = excluded.value"
+    "INSERT INTO readings (asset_key, ts, value, known_at, quality) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (asset_key, ts) DO UPDATE SET value = excluded.value, "
+    "known_at = excluded.known_at, quality = excluded.quality "
+    "WHERE excluded.known_at >= readings.known_at "
+    "AND (excluded.value != readings.value OR excluded.quality != readings.quality)"
+)
+_INSERT_VERSIONS = (
+    "INSERT INTO reading_versions (asset_key, ts, value, known_at, quality) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (asset_key, ts, known_at) DO UPDATE SET "
+    "value = excluded.value, quality = excluded.quality"
 )
 _UPSERT_ROLLUPS = (
     "INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max) "
@@ -44,9 +55,9 @@ _COPY_SINGLE_READING_HOURS = (
     "min = excluded.min, max = excluded.max"
 )
 _UPSERT_WEATHER = (
-    f"INSERT INTO weather (tenant_id, location_id, ts, {', '.join(WEATHER_FIELDS)}) "
-    f"VALUES (?, ?, ?, {', '.join('?' for _ in WEATHER_FIELDS)}) "
-    "ON CONFLICT (tenant_id, location_id, ts) DO UPDATE SET "
+    f"INSERT INTO weather (tenant_id, location_id, ts, {', '.join(WEATHER_FIELDS)}, known_at) "
+    f"VALUES (?, ?, ?, {', '.join('?' for _ in WEATHER_FIELDS)}, ?) "
+    "ON CONFLICT (tenant_id, location_id, ts) DO UPDATE SET known_at = excluded.known_at, "
     + ", ".join(f"{f} = excluded.{f}" for f in WEATHER_FIELDS)
 )
 
@@ -129,13 +140,20 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
     def _start_rollups(
         self, conn: sa.Connection, readings: pl.DataFrame
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """The touched hours' stored readings overridden by the batch, and their runs."""
+        """The touched hours' stored readings overridden by the batch's winning versions,
+        and their runs; superseded versions go to ``reading_versions`` here, before the
+        batch overwrites them."""
         runs = touched_hour_runs(readings)
         prior = self._read_readings(conn, runs)
         if prior.is_empty():
             return readings, runs
+        winners, superseded = reading_changes(readings, prior)
+        if superseded.height:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.executemany(_INSERT_VERSIONS, superseded.rows())
         merged = pl.concat(
-            [prior.join(readings, on=["asset_key", "ts"], how="anti"), readings],
+            [prior.join(winners, on=["asset_key", "ts"], how="anti"), winners],
             how="vertical",
         )
         return merged, touched_hour_runs(merged)
@@ -159,22 +177,28 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
             raw.executemany(_UPSERT_ROLLUPS, rollups.rows())
 
     def _read_readings(self, conn: sa.Connection, runs: pl.DataFrame) -> pl.DataFrame:
-        """Stored ``asset_key, ts, value`` within ``runs`` (asset_key, start, end)."""
+        """Stored ``asset_key, ts, value, known_at, quality`` within ``runs`` (asset_key,
+        start, end)."""
         raw = conn.connection.driver_connection
         assert raw is not None
-        rows: list[tuple[int, int, float]] = []
-        sql = "SELECT asset_key, ts, value FROM readings WHERE asset_key = ? AND ts >= ? AND ts < ?"
+        rows: list[tuple[int, int, float, int, int]] = []
+        sql = (
+            "SELECT asset_key, ts, value, known_at, quality FROM readings "
+            "WHERE asset_key = ? AND ts >= ? AND ts < ?"
+        )
         for key, start, end in runs.select("asset_key", "start", "end").iter_rows():
             rows.extend(raw.execute(sql, (key, start, end)).fetchall())
         return pl.DataFrame(
-            rows, schema={"asset_key": pl.Int64, "ts": pl.Int64, "value": pl.Float64}, orient="row"
+            rows,
+            schema={c: pl.Float64 if c == "value" else pl.Int64 for c in KEYED_COLUMNS},
+            orient="row",
         )
 
     def _write_weather(self, conn: sa.Connection, tenant_id: str, rows: pl.DataFrame) -> None:
         raw = conn.connection.driver_connection
         assert raw is not None
         data = rows.select(
-            pl.lit(tenant_id).alias("tenant_id"), "location_id", "ts", *WEATHER_FIELDS
+            pl.lit(tenant_id).alias("tenant_id"), "location_id", "ts", *WEATHER_FIELDS, "known_at"
         )
         raw.executemany(_UPSERT_WEATHER, data.rows())
 

@@ -1,0 +1,386 @@
+"""Feature rows at ``(origin O, target T)`` with knowledge time: the pipeline of
+``aihub.features.compute`` generalised to horizons and ``as_known``.
+
+Each distinct ``(asset, O, known_by)`` is a *view*: the ``WINDOW`` hours before ``O``
+(``L(t)`` with ``t + 1h <= O``) as known at ``known_by``, one row of a matrix ``W`` (row
+``v``, column ``j`` = hour ``O - (j + 1)h``). It starts as the current hourly means and
+takes, for the few hours whose value was not yet (or differently) known then, the value
+"as known" (``as_of_levels``). Features then read ``W``: target-relative inputs
+(``lag_k = L(T - k)``, the same hour on previous days) at column ``k - h - 1`` when that is
+``>= 0``, origin-relative windows (``rolling_*``) over the first columns. Sums run in the
+same order and with the same operations as ``compute._window_stats``, so ``h = 0`` with
+``as_known = "latest"`` gives exactly the plain pipeline's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from aihub.features.catalog import CATALOG, WEATHER_MAX_AGE_HOURS
+from aihub.features.compute import (
+    CALENDAR,
+    MAX_SHIFT_HOURS,
+    SAME_HOUR_DAYS,
+    _calendar,
+    _group_keys,
+    _HourIndex,
+    _weather,
+    dense_grid,
+)
+from aihub.features.frames import QUALITIES, WEATHER_FIELDS
+from aihub.features.knowledge import LATEST, AsKnown
+from aihub.timeutil import HOUR_US
+
+WINDOW = MAX_SHIFT_HOURS  # hours before O a view holds
+_HB = 22  # bits of an hour number in a packed (asset, hour) code
+ROWS_SCHEMA = {"asset_key": pl.Int64, "origin": pl.Int64, "hour": pl.Int64}
+DIRTY_SCHEMA = {"asset_key": pl.Int64, "hour": pl.Int64, "known_by": pl.Int64}
+OVERRIDES_SCHEMA = {
+    **DIRTY_SCHEMA,
+    "mean": pl.Float64,
+    "min": pl.Float64,
+    "max": pl.Float64,
+    "estimated": pl.Int64,
+    "edited": pl.Int64,
+}
+# Features read relative to the target (their inputs move with T) or to the origin.
+_TARGET_RELATIVE = ("lag_", "hourly_avg", "hourly_std")
+
+
+def _code(keys: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    return (keys.astype(np.int64) << _HB) + hours // HOUR_US
+
+
+def row_knowledge(rows: pl.DataFrame, as_known: AsKnown) -> pl.DataFrame:
+    """``rows`` with ``known_by`` (what its inputs may have been known by) and
+    ``target_known_by`` (what its target may): ``LATEST`` stands for everything stored."""
+    if as_known == "latest":
+        known, target = pl.lit(LATEST, pl.Int64), pl.lit(LATEST, pl.Int64)
+    elif as_known == "origin":
+        known, target = pl.col("origin"), pl.lit(LATEST, pl.Int64)
+    else:
+        known = target = pl.lit(int(as_known), pl.Int64)
+    return rows.with_columns(known.alias("known_by"), target.alias("target_known_by"))
+
+
+def dirty_hours(marks: pl.DataFrame, rows: pl.DataFrame, as_known: AsKnown) -> pl.DataFrame:
+    """The ``(asset, hour, known_by)`` whose value as known differs from the current one
+    and that some row reads: hours of ``marks`` (``asset_key, hour, known_at``: the
+    latest knowledge time of the hour's current readings) known after ``known_by``."""
+    if as_known == "latest" or marks.is_empty():
+        return pl.DataFrame(schema=DIRTY_SCHEMA)
+    if as_known != "origin":
+        k = int(as_known)
+        return marks.filter(pl.col("known_at") > k).select(
+            "asset_key", "hour", pl.lit(k, pl.Int64).alias("known_by")
+        )
+    # As known at each row's origin O: hours t with t + 1h <= O <= t + WINDOW and O before
+    # the hour was fully known.
+    origins = rows.select("asset_key", "origin").unique().sort("asset_key", "origin")
+    ocode = _code(
+        origins.get_column("asset_key").to_numpy(), origins.get_column("origin").to_numpy()
+    )
+    mk = marks.get_column("asset_key").to_numpy()
+    mt = marks.get_column("hour").to_numpy()
+    mknown = marks.get_column("known_at").to_numpy()
+    first = np.searchsorted(ocode, _code(mk, mt + HOUR_US), side="left")
+    last_o = np.minimum(mt + WINDOW * HOUR_US, mknown - 1)
+    stop = np.searchsorted(ocode, _code(mk, last_o), side="right")
+    stop = np.maximum(stop, first)
+    counts = stop - first
+    if counts.sum() == 0:
+        return pl.DataFrame(schema=DIRTY_SCHEMA)
+    at = np.repeat(first - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
+    origin = origins.get_column("origin").to_numpy()[at]
+    return pl.DataFrame(
+        {"asset_key": np.repeat(mk, counts), "hour": np.repeat(mt, counts), "known_by": origin},
+        schema=DIRTY_SCHEMA,
+    )
+
+
+def as_of_levels(versions: pl.DataFrame, dirty: pl.DataFrame) -> pl.DataFrame:
+    """Each dirty ``(asset, hour, known_by)``'s hourly mean, min, max and quality counts
+    over the readings as known at ``known_by`` (each reading its latest version with
+    ``known_at <= known_by``); null mean where nothing of the hour was known."""
+    if dirty.is_empty():
+        return pl.DataFrame(schema=OVERRIDES_SCHEMA)
+    known = (
+        dirty.join(
+            versions.with_columns((pl.col("ts") // HOUR_US * HOUR_US).alias("hour")),
+            on=["asset_key", "hour"],
+        )
+        .filter(pl.col("known_at") <= pl.col("known_by"))
+        .sort("known_at")
+        .group_by("asset_key", "hour", "known_by", "ts")
+        .agg(pl.col("value").last(), pl.col("quality").last())
+        .group_by("asset_key", "hour", "known_by")
+        .agg(
+            mean=pl.col("value").mean(),
+            min=pl.col("value").min(),
+            max=pl.col("value").max(),
+            estimated=(pl.col("quality") == 1).sum().cast(pl.Int64),
+            edited=(pl.col("quality") == 2).sum().cast(pl.Int64),
+        )
+    )
+    return dirty.join(known, on=["asset_key", "hour", "known_by"], how="left").select(
+        list(OVERRIDES_SCHEMA)
+    )
+
+
+def _stats(matrix: np.ndarray, cols: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise mean (>= 1 value) and sample std (>= 2) of ``matrix[:, cols]``, summed in
+    the order of ``cols`` exactly as ``compute._window_stats`` does."""
+    n = matrix.shape[0]
+    total, count, squares = np.zeros(n), np.zeros(n), np.zeros(n)
+    present = {j: (~np.isnan(matrix[:, j])).astype(np.float64) for j in cols}
+    filled = {j: np.where(present[j] > 0, matrix[:, j], 0.0) for j in cols}
+    for j in cols:
+        total += filled[j]
+        count += present[j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count >= 1, total / count, np.nan)
+        for j in cols:
+            d = filled[j] - mean
+            np.multiply(d, d, out=d)
+            np.multiply(d, present[j], out=d)
+            squares += d
+        std = np.where(count >= 2, np.sqrt(squares / (count - 1)), np.nan)
+    return mean, std
+
+
+def _weather_as_known(
+    keys: np.ndarray,
+    hours: np.ndarray,
+    known_by: np.ndarray,
+    assets: pl.DataFrame,
+    versions: pl.DataFrame,
+    wanted: list[str],
+) -> dict[str, np.ndarray]:
+    """``compute._weather``'s rule (the latest weather at or before T, at most
+    ``WEATHER_MAX_AGE_HOURS`` old) over the versions known by each row's ``known_by``."""
+    values = {f: np.full(len(keys), np.nan) for f in wanted}
+    max_age = WEATHER_MAX_AGE_HOURS * HOUR_US
+    ask = pl.DataFrame({"asset_key": keys, "T": hours, "k": known_by,
+                        "row": np.arange(len(keys))})
+    for (location,), asset_keys in _group_keys(assets, "location_id").items():
+        if location is None:
+            continue
+        mine = ask.filter(pl.col("asset_key").is_in(asset_keys))
+        obs = versions.filter(pl.col("location_id") == location)
+        if mine.is_empty() or obs.is_empty():
+            continue
+        queries = mine.select("T", "k").unique()
+        buckets = queries.with_columns(
+            pl.concat_list(
+                [pl.col("T") - d * HOUR_US for d in range(WEATHER_MAX_AGE_HOURS + 1)]
+            ).alias("bucket")
+        ).explode("bucket")
+        found = (
+            buckets.join(
+                obs.with_columns((pl.col("ts") // HOUR_US * HOUR_US).alias("bucket")),
+                on="bucket",
+            )
+            .filter(
+                (pl.col("ts") <= pl.col("T"))
+                & (pl.col("T") - pl.col("ts") <= max_age)
+                & (pl.col("known_at") <= pl.col("k"))
+            )
+            .sort("ts", "known_at")
+            .group_by("T", "k")
+            .last()
+        )
+        hit = mine.join(found, on=["T", "k"], how="left", maintain_order="left")
+        rows = hit.get_column("row").to_numpy()
+        for f in wanted:
+            values[f][rows] = hit.get_column(f).fill_null(np.nan).to_numpy()
+    return values
+
+
+def compute_origin_features(
+    *,
+    rollups: pl.DataFrame,
+    rows: pl.DataFrame,
+    assets: pl.DataFrame,
+    weather: pl.DataFrame,
+    features: Sequence[str],
+    lookback_hours: int,
+    include_target: bool,
+    as_known: AsKnown,
+    overrides: pl.DataFrame,
+    marks: pl.DataFrame,
+) -> pl.DataFrame:
+    """Feature rows for ``rows`` (``asset_key, origin, hour``; ``hour`` = T, on hour
+    bounds, ``0 <= T - O <= 168h``).
+
+    ``rollups`` (current ``asset_key, hour, mean`` and, for judged sets, ``min, max``) cover
+    ``[min O - 168h, max T]``; ``weather`` is ``WEATHER_SCHEMA`` (current) for ``"latest"``,
+    else every version (``WEATHER_VERSIONS_SCHEMA``); ``overrides`` are ``as_of_levels``
+    of ``dirty_hours`` (and, for a time K, of the target hours known after K); ``marks``
+    the hours with late or non-actual readings (``asset_key, hour, known_at, estimated,
+    edited``: counts of the current readings).
+
+    Returns ``asset_key, origin, hour, horizon``, the features in order, and with
+    ``include_target`` ``target`` (L(T) as known now, or at K) and ``target_quality``,
+    sorted by asset, origin, hour.
+    """
+    wanted = list(features)
+    wanted_set = set(wanted)
+    rows = row_knowledge(rows.unique().sort("asset_key", "origin", "hour"), as_known)
+    rk = rows.get_column("asset_key").to_numpy()
+    ro = rows.get_column("origin").to_numpy()
+    rt = rows.get_column("hour").to_numpy()
+    rknow = rows.get_column("known_by").to_numpy()
+    rtknow = rows.get_column("target_known_by").to_numpy()
+    horizon = (rt - ro) // HOUR_US
+    n = len(rk)
+
+    # The hourly grid over every asset's origins and targets, WINDOW hours of padding.
+    spots = pl.concat([
+        rows.select("asset_key", pl.col("origin").alias("hour")),
+        rows.select("asset_key", "hour"),
+    ])
+    grid = dense_grid(rollups, spots, WINDOW)
+    gcode = _code(grid.asset_key, grid.hour)
+
+    def pos(keys: np.ndarray, hrs: np.ndarray) -> np.ndarray:
+        return np.searchsorted(gcode, _code(keys, hrs))
+
+    # Views: one per (asset, O, known_by), WINDOW hours before O.
+    views = rows.select("asset_key", "origin", "known_by").unique(maintain_order=True)
+    vk = views.get_column("asset_key").to_numpy()
+    vo = views.get_column("origin").to_numpy()
+    vknow = views.get_column("known_by").to_numpy()
+    window = grid.level[pos(vk, vo)[:, None] - 1 - np.arange(WINDOW)[None, :]] if len(vk) else (
+        np.zeros((0, WINDOW))
+    )
+    ov = overrides.filter(pl.col("known_by") < LATEST)
+    if not ov.is_empty() and len(vk):
+        _apply_overrides(window, views, ov)
+    # Every row's view: rows are sorted by asset, origin, and views hold the same keys.
+    vindex = pl.DataFrame({"asset_key": vk, "origin": vo, "known_by": vknow,
+                           "v": np.arange(len(vk))})
+    rv = rows.join(
+        vindex, on=["asset_key", "origin", "known_by"], how="left", maintain_order="left"
+    ).get_column("v").to_numpy()
+
+    # The target hour itself: current, or as known at K.
+    tpos = pos(rk, rt)
+    level_t, low_t, high_t = grid.level[tpos], grid.low[tpos], grid.high[tpos]
+    est_t, edit_t = _current_quality(marks, rk, rt)
+    tov = overrides.filter(pl.col("known_by") < LATEST)
+    if not tov.is_empty():
+        hit = (
+            pl.DataFrame({"asset_key": rk, "hour": rt, "known_by": rtknow, "row": np.arange(n)})
+            .join(tov, on=["asset_key", "hour", "known_by"], how="inner")
+        )
+        at = hit.get_column("row").to_numpy()
+        level_t[at] = hit.get_column("mean").fill_null(np.nan).to_numpy()
+        low_t[at] = hit.get_column("min").fill_null(np.nan).to_numpy()
+        high_t[at] = hit.get_column("max").fill_null(np.nan).to_numpy()
+        est_t[at] = hit.get_column("estimated").fill_null(0).to_numpy()
+        edit_t[at] = hit.get_column("edited").fill_null(0).to_numpy()
+
+    values: dict[str, np.ndarray] = {"value": level_t, "hourly_min": low_t, "hourly_max": high_t}
+    rw = window[rv] if n else np.zeros((0, WINDOW))
+    for k in (1, 24, 48, 168):
+        j = k - horizon - 1
+        ok = j >= 0
+        lag = np.full(n, np.nan)
+        lag[ok] = rw[np.flatnonzero(ok), j[ok]]
+        values[f"lag_{k}h"] = lag
+    if wanted_set & {"hourly_avg", "hourly_std"}:
+        mean, std = np.full(n, np.nan), np.full(n, np.nan)
+        for h in np.unique(horizon):
+            sel = np.flatnonzero(horizon == h)
+            cols = [24 * d - int(h) - 1 for d in SAME_HOUR_DAYS if 24 * d - int(h) - 1 >= 0]
+            if cols:
+                mean[sel], std[sel] = _stats(rw[sel], cols)
+        values["hourly_avg"], values["hourly_std"] = mean, std
+    for hours in (24, 168):
+        needs = {f"rolling_{hours}h_avg", f"rolling_{hours}h_std"}
+        if hours == 24:
+            needs.add("z_score_24h")
+        if wanted_set & needs:
+            mean, std = _stats(window, range(hours))
+            values[f"rolling_{hours}h_avg"], values[f"rolling_{hours}h_std"] = mean[rv], std[rv]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if "z_score_24h" in wanted_set:
+            std = values["rolling_24h_std"]
+            z = (values["value"] - values["rolling_24h_avg"]) / std
+            values["z_score_24h"] = np.where(std != 0, z, np.nan)
+        values["deviation_from_lag_168h"] = values["value"] - values["lag_168h"]
+
+    index = _HourIndex(rk, rt)
+    if wanted_set & set(CALENDAR):
+        values.update(_calendar(index, assets, wanted_set))
+    weather_cols = [f for f in WEATHER_FIELDS if f in wanted_set]
+    if weather_cols:
+        if as_known == "latest":
+            values.update(_weather(index, assets, weather, weather_cols))
+        else:
+            values.update(_weather_as_known(rk, rt, rknow, assets, weather, weather_cols))
+
+    columns = [
+        pl.Series("asset_key", rk),
+        pl.Series("origin", ro),
+        pl.Series("hour", rt),
+        pl.Series("horizon", horizon.astype(np.int32)),
+    ]
+    for name in wanted:
+        feature = CATALOG[name]
+        reach = np.full(n, feature.horizon_hours)
+        if name.startswith(_TARGET_RELATIVE):
+            reach = reach - horizon
+        out_of_reach = reach > lookback_hours
+        if feature.dtype == "int":
+            col = values[name].astype(np.int64)
+            col[out_of_reach] = -1
+            columns.append(pl.Series(name, col).replace(-1, None).cast(pl.Int32))
+        else:
+            col = np.where(out_of_reach, np.nan, values[name])
+            columns.append(pl.Series(name, col, nan_to_null=True))
+    if include_target:
+        columns.append(pl.Series("target", level_t, nan_to_null=True))
+        quality = np.where(est_t > 0, 1, np.where(edit_t > 0, 2, 0))
+        columns.append(
+            pl.Series(
+                "target_quality", np.array(QUALITIES, dtype=object)[quality], dtype=pl.String
+            )
+        )
+    return pl.DataFrame(columns)
+
+
+def _apply_overrides(window: np.ndarray, views: pl.DataFrame, ov: pl.DataFrame) -> None:
+    """Set ``window[v, j]`` to the as-known value of hour ``O - (j + 1)h`` for every view
+    ``v`` with an override of its ``(asset, known_by)`` inside its window."""
+    indexed = views.with_row_index("v").with_columns(pl.col("v").cast(pl.Int64))
+    # By origin for "origin" (known_by = O), else every view of the asset at that K.
+    hits = (
+        ov.join(indexed, on=["asset_key", "known_by"], how="inner")
+        .with_columns(((pl.col("origin") - pl.col("hour")) // HOUR_US - 1).alias("j"))
+        .filter((pl.col("j") >= 0) & (pl.col("j") < WINDOW))
+    )
+    if hits.is_empty():
+        return
+    window[hits.get_column("v").to_numpy(), hits.get_column("j").to_numpy()] = (
+        hits.get_column("mean").fill_null(np.nan).to_numpy()
+    )
+
+
+def _current_quality(
+    marks: pl.DataFrame, keys: np.ndarray, hours: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of estimated and edited current readings in each ``(key, hour)``."""
+    est, edit = np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=np.int64)
+    if marks.is_empty() or not len(keys):
+        return est, edit
+    hit = pl.DataFrame({"asset_key": keys, "hour": hours, "row": np.arange(len(keys))}).join(
+        marks, on=["asset_key", "hour"], how="inner"
+    )
+    at = hit.get_column("row").to_numpy()
+    est[at] = hit.get_column("estimated").to_numpy()
+    edit[at] = hit.get_column("edited").to_numpy()
+    return est, edit
