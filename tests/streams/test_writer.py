@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 
@@ -140,3 +141,25 @@ def test_qos0_beyond_the_inbox_cap_is_dropped_and_counted(services: Services) ->
     assert (kept0, kept1) == (cap // 2, cap + 5)
     assert status["dropped_qos0"] == cap + 5 - cap // 2
     assert status["pending"] == status["messages_received"] == kept0 + kept1
+
+
+@pytest.mark.backends
+def test_knowledge_time_and_quality_flow_through_and_a_resend_adds_no_version(
+        services: Services) -> None:
+    """The stream feeds HTTP ingest's own parser: a field it knows (``known_at``,
+    ``quality``) is read and checked the same way."""
+    topic = f"{P}/tq/readings/m1"
+    first = {"ts": iso(0), "value": 1.0, "known_at": iso(60), "quality": "estimated"}
+    w = writer(services)
+    w.write([Message(topic, orjson.dumps(first))])
+    w.write([Message(topic, orjson.dumps(first)),  # re-delivered: nothing new
+             Message(topic, orjson.dumps({"ts": iso(0), "value": 2.0, "known_at": iso(120),
+                                          "quality": "actual"})),
+             Message(topic, orjson.dumps({"ts": iso(1), "value": 3.0, "quality": "guess"}))])
+    (asset,) = services.timeseries.get_assets("tq", ["m1"])
+    versions = services.timeseries.load_reading_versions([asset.key], 0, 2**62)
+    assert versions.select("ts", "known_at", "value", "quality").rows() == [
+        (us(0), us(60), 1.0, 1), (us(0), us(120), 2.0, 0)]
+    assert readings_of(services, "tq", "m1") == [(us(0), 2.0)]
+    (reason,) = reasons(services, "tq")
+    assert reason.startswith("field 'quality': ")
