@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     mqtt_batch_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="AIHUB_MQTT_BATCH_MS")
     mqtt_batch_rows: int = Field(default=5000, ge=1, le=65_535,
                                  validation_alias="AIHUB_MQTT_BATCH_ROWS")
+    mqtt_linger_ms: int = Field(default=20, ge=0, le=60_000,
+                                validation_alias="AIHUB_MQTT_LINGER_MS")
     # A Dask scheduler (``tcp://host:8786``): exports run there as datasets of parts
     # (``aihub export --dask`` / ``--workers`` choose per command).
     dask_scheduler: str | None = Field(default=None, validation_alias="AIHUB_DASK_SCHEDULER")

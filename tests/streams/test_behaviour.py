@@ -170,3 +170,21 @@ def test_without_a_broker_the_status_says_no_stream(client: TestClient) -> None:
     assert r.status_code == 422 and "tenant_id" in r.text
     assert json.loads(client.get("/ai/stream/dead-letters?tenant_id=x").text) == {
         "dead_letters": [], "total": 0, "limit": 100, "offset": 0}
+
+
+def test_ready_is_degraded_while_the_broker_is_away(settings: Settings) -> None:
+    from tests.conftest import free_port
+
+    svc = build_services(settings.model_copy(update={
+        "mqtt_url": f"mqtt://127.0.0.1:{free_port()}", "mqtt_client_id": "aihub-test-away"}))
+    try:
+        with TestClient(create_app(services=svc)) as client:
+            r = client.get("/ready")
+            assert r.status_code == 200, r.text  # serving goes on
+            body = r.json()
+            assert body["status"] == "degraded"
+            assert body["checks"]["mqtt_broker"]["status"] == "unavailable"
+            status = client.get("/ai/stream/status").json()
+            assert status["running"] is True and status["connected"] is False
+    finally:
+        svc.close()

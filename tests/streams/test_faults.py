@@ -39,7 +39,7 @@ def test_broker_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
     # A long batch window: the first messages are still uncommitted (unacknowledged) when
     # the broker dies, so they must come back after the restart.
     stream = start_stream(stream_config(prefix, port=own_broker.port, batch_ms=4000,
-                                        reconnect_min=1, reconnect_max=2))
+                                        linger_ms=4000, reconnect_min=1, reconnect_max=2))
     pub = Publisher("127.0.0.1", own_broker.port)
     topic = f"{prefix}/tk/readings/m1"
     try:
@@ -106,7 +106,7 @@ def test_stream_process_killed_mid_batch_gets_its_messages_again(
         services: Services, settings: Settings, own_broker: OwnBroker, prefix: str) -> None:
     client_id = f"aihub-test-{prefix.split('/')[1]}"
     proc = _stream_process(settings, own_broker, prefix, client_id, "--batch-ms", "60000",
-                           "--batch-rows", "60000")
+                           "--linger-ms", "60000", "--batch-rows", "60000")
     pub = Publisher("127.0.0.1", own_broker.port)
     topic = f"{prefix}/tp/readings/m1"
     try:

@@ -52,7 +52,7 @@ def test_bad_messages_become_dead_letters_and_the_good_ones_commit(
         services: Services, publisher: Publisher, prefix: str,
         start_stream: Callable[..., MqttStream]) -> None:
     # One batch: a long window, so every message below lands in the same transaction.
-    start_stream(stream_config(prefix, batch_ms=1500))
+    start_stream(stream_config(prefix, batch_ms=1500, linger_ms=1500))
     topic = f"{prefix}/t2/readings/m1"
     publisher.publish(topic, {"ts": iso(0), "value": 1.0})
     publisher.publish(topic, b"{not json")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 
@@ -118,3 +119,47 @@ def test_a_database_away_holds_the_batch_until_it_is_back(
     assert wait_for(lambda: len(readings_of(services, "td", "m1")) == 20)
     assert readings_of(services, "td", "m1") == [(us(i), float(i)) for i in range(20)]
     assert wait_for(lambda: stream.status.snapshot()["last_error"] is None)
+
+
+def test_qos0_beyond_the_inbox_cap_is_dropped_and_counted(services: Services) -> None:
+    """Fed straight into the subscriber's callback (no network): QoS 1 is always kept."""
+    import paho.mqtt.client as mqtt
+
+    from aihub.streams.runner import build_stream
+
+    stream = build_stream(services, stream_config("p", batch_rows=2))  # receive max 4
+    cap = 4 * stream.config.receive_maximum
+    for i in range(cap + 5):
+        for qos in (0, 1):
+            msg = mqtt.MQTTMessage(mid=i, topic=b"p/t/readings/m1")
+            msg.payload, msg.qos = b"{}", qos
+            stream._on_message(stream._client, None, msg)
+    status = stream.status.snapshot()
+    kept0 = sum(1 for m in stream._inbox if m.qos == 0)
+    kept1 = sum(1 for m in stream._inbox if m.qos == 1)
+    # Two messages a round: QoS 0 is kept until the inbox holds ``cap``, then dropped.
+    assert (kept0, kept1) == (cap // 2, cap + 5)
+    assert status["dropped_qos0"] == cap + 5 - cap // 2
+    assert status["pending"] == status["messages_received"] == kept0 + kept1
+
+
+@pytest.mark.backends
+def test_knowledge_time_and_quality_flow_through_and_a_resend_adds_no_version(
+        services: Services) -> None:
+    """The stream feeds HTTP ingest's own parser: a field it knows (``known_at``,
+    ``quality``) is read and checked the same way."""
+    topic = f"{P}/tq/readings/m1"
+    first = {"ts": iso(0), "value": 1.0, "known_at": iso(60), "quality": "estimated"}
+    w = writer(services)
+    w.write([Message(topic, orjson.dumps(first))])
+    w.write([Message(topic, orjson.dumps(first)),  # re-delivered: nothing new
+             Message(topic, orjson.dumps({"ts": iso(0), "value": 2.0, "known_at": iso(120),
+                                          "quality": "actual"})),
+             Message(topic, orjson.dumps({"ts": iso(1), "value": 3.0, "quality": "guess"}))])
+    (asset,) = services.timeseries.get_assets("tq", ["m1"])
+    versions = services.timeseries.load_reading_versions([asset.key], 0, 2**62)
+    assert versions.select("ts", "known_at", "value", "quality").rows() == [
+        (us(0), us(60), 1.0, 1), (us(0), us(120), 2.0, 0)]
+    assert readings_of(services, "tq", "m1") == [(us(0), 2.0)]
+    (reason,) = reasons(services, "tq")
+    assert reason.startswith("field 'quality': ")

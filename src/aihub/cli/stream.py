@@ -53,6 +53,9 @@ def mqtt(
     batch_ms: Annotated[int | None, typer.Option(
         min=1, max=60_000, help="Commit a micro-batch at most this long after its first "
                                 "message (default 200 ms)")] = None,
+    linger_ms: Annotated[int | None, typer.Option(
+        min=0, max=60_000, help="... or, once this old, as soon as nothing more is waiting "
+                                "(default 20 ms)")] = None,
     batch_rows: Annotated[int | None, typer.Option(
         min=1, max=65_535, help="... or once it holds about this many readings "
                                 "(default 5000)")] = None,
@@ -70,7 +73,8 @@ def mqtt(
         "url": broker, "username": username, "password": password, "client_id": client_id,
         "ca_file": ca_file, "cert_file": cert_file, "key_file": key_file,
         "api_key": api_key, "mappings": mapping, "topic_prefix": topic_prefix,
-        "batch_ms": batch_ms, "batch_rows": batch_rows, "tls_insecure": insecure or None,
+        "batch_ms": batch_ms, "linger_ms": linger_ms, "batch_rows": batch_rows,
+        "tls_insecure": insecure or None,
     }
     config = StreamConfig.from_settings(Settings(), **overrides)
     done = threading.Event()

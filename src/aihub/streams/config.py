@@ -182,6 +182,8 @@ class StreamConfig:
     mappings: tuple[Mapping, ...] = DEFAULT_MAPPINGS
     batch_ms: int = 200
     batch_rows: int = 5000
+    # A batch at least this old closes as soon as nothing more is waiting (group commit).
+    linger_ms: int = 20
     # Seconds the broker keeps the session (subscriptions, unacknowledged messages) after
     # a disconnect: a restart within it misses nothing.
     session_expiry: int = 7 * 24 * 3600
@@ -221,6 +223,7 @@ class StreamConfig:
             "api_key": settings.mqtt_api_key,
             "batch_ms": settings.mqtt_batch_ms,
             "batch_rows": settings.mqtt_batch_rows,
+            "linger_ms": settings.mqtt_linger_ms,
             "mappings": default_mappings(_check_prefix(prefix)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

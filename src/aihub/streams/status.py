@@ -1,11 +1,16 @@
-"""What the running stream reports (``GET /ai/stream/status``): updated by the
-subscriber's threads, read by the API."""
+"""What the running stream reports (``GET /ai/stream/status``).
+
+Written without locks on the hot path: the network thread alone counts what arrives
+(``received``, ``last_message_at``), the batch thread alone what was committed; what is
+pending (and how old its oldest message is) is asked of the subscriber when a snapshot is
+taken."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +18,10 @@ from typing import Any
 __all__ = ["StreamStatus"]
 
 _RATE_WINDOW = 10.0  # seconds the message rate is averaged over
+
+
+def _nothing_pending() -> tuple[int, float | None]:
+    return 0, None
 
 
 @dataclass
@@ -26,24 +35,16 @@ class StreamStatus:
     dead_letters: int = 0  # records ever written (the table's count at start, plus since)
     batches: int = 0
     reconnects: int = 0
+    dropped_qos0: int = 0  # QoS 0 messages dropped while the inbox was full
     last_message_at: float | None = None
     last_commit_at: float | None = None
     last_error: str | None = None
-    _pending_since: float | None = None  # receipt time of the oldest unacknowledged message
-    _pending: int = 0
+    # (messages received and not yet acknowledged, receipt time of the oldest of them)
+    pending: Callable[[], tuple[int, float | None]] = _nothing_pending
     _commits: deque[tuple[float, int]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def received_one(self, at: float) -> None:
-        with self._lock:
-            self.received += 1
-            self.last_message_at = at
-            self._pending += 1
-            if self._pending_since is None:
-                self._pending_since = at
-
-    def committed_batch(self, messages: int, dead_letters: int,
-                        oldest_left: float | None, left: int) -> None:
+    def committed_batch(self, messages: int, dead_letters: int) -> None:
         now = time.time()
         with self._lock:
             self.committed += messages
@@ -51,23 +52,15 @@ class StreamStatus:
             self.batches += 1
             self.last_commit_at = now
             self.last_error = None
-            self._pending = left
-            self._pending_since = oldest_left
             self._commits.append((now, messages))
             while self._commits and self._commits[0][0] < now - _RATE_WINDOW:
                 self._commits.popleft()
 
-    def dropped_pending(self) -> None:
-        """Messages received on a lost connection: the broker delivers them again."""
-        with self._lock:
-            self._pending = 0
-            self._pending_since = None
-
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
+        pending, oldest = self.pending()
         with self._lock:
             recent = sum(n for t, n in self._commits if t >= now - _RATE_WINDOW)
-            lag = 0.0 if self._pending_since is None else max(0.0, now - self._pending_since)
             return {
                 "running": True,
                 "broker": self.broker,
@@ -77,12 +70,13 @@ class StreamStatus:
                 "messages_received": self.received,
                 "messages_committed": self.committed,
                 "messages_per_second": round(recent / _RATE_WINDOW, 1),
-                "pending": self._pending,
-                "lag_seconds": round(lag, 3),
+                "pending": pending,
+                "lag_seconds": 0.0 if oldest is None else round(max(0.0, now - oldest), 3),
                 "last_message_at": _iso(self.last_message_at),
                 "last_commit_at": _iso(self.last_commit_at),
                 "batches": self.batches,
                 "reconnects": self.reconnects,
+                "dropped_qos0": self.dropped_qos0,
                 "dead_letters": self.dead_letters,
                 "last_error": self.last_error,
             }

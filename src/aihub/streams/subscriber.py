@@ -1,9 +1,9 @@
 """The MQTT subscriber: paho-mqtt 2 on MQTT 5, QoS 1, a persistent session, and an
 acknowledgement (PUBACK) for each message only after the micro-batch holding it committed.
 
-Threads: paho's network loop (``loop_start``) receives messages into a queue and
+Threads: paho's network loop (``loop_start``) receives messages into an inbox and
 reconnects with back-off when the broker goes away; one batch thread takes messages from
-the queue, commits them in micro-batches (``StreamWriter``: at most ``batch_ms`` after the
+the inbox, commits them in micro-batches (``StreamWriter``: at most ``batch_ms`` after the
 first message of the batch, or about ``batch_rows`` readings) and then acknowledges them,
 in the order they arrived (MQTT's rule).
 
@@ -22,10 +22,10 @@ connection (and the packet id may by then name another message).
 from __future__ import annotations
 
 import logging
-import queue
 import ssl
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -45,6 +45,8 @@ __all__ = ["MqttStream"]
 log = logging.getLogger("aihub.streams")
 
 _RETRY_MAX = 5.0  # seconds between attempts to commit while the database is away
+_POLL = 0.001  # seconds the batch thread sleeps while its batch waits for more
+_IDLE_POLL = 0.002  # ... and while it has no batch
 
 
 class MqttStream:
@@ -59,7 +61,12 @@ class MqttStream:
         self.writer = writer
         self.status = StreamStatus(broker=config.url, client_id=config.client_id,
                                    dead_letters=dead_letters_before)
-        self._queue: queue.Queue[Message] = queue.Queue()
+        # Messages received, oldest first: appended by the network thread, taken by the
+        # batch thread (a deque's append and popleft are atomic; no lock per message).
+        self._inbox: deque[Message] = deque()
+        self._batch: list[Message] = []  # being committed
+        self.status.pending = self._pending
+        self._inbox_cap = 4 * config.receive_maximum
         self._generation = 0
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -132,9 +139,15 @@ class MqttStream:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         now = time.time()
-        self._queue.put(Message(msg.topic, bytes(msg.payload), now, msg.mid, self._generation,
-                                msg.qos))
-        self.status.received_one(now)
+        if msg.qos == 0 and len(self._inbox) >= self._inbox_cap:
+            # QoS 0 escapes the receive maximum and promises no delivery: beyond the cap
+            # it is dropped rather than growing memory without bound.
+            self.status.dropped_qos0 += 1
+            return
+        self._inbox.append(Message(msg.topic, bytes(msg.payload), now, msg.mid, self._generation,
+                                   msg.qos))
+        self.status.received += 1
+        self.status.last_message_at = now
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -172,29 +185,45 @@ class MqttStream:
             raise BackendUnavailable("mqtt", f"not connected to {self.config.url}")
 
     # -- batches --------------------------------------------------------------------------
+    def _pending(self) -> tuple[int, float | None]:
+        """Messages received and not yet acknowledged, and when the oldest arrived."""
+        batch, inbox = self._batch, self._inbox
+        try:
+            oldest = batch[0].received_at if batch else inbox[0].received_at
+        except IndexError:
+            oldest = None
+        return len(batch) + len(inbox), oldest
+
     def _collect(self) -> list[Message]:
-        """The next micro-batch: until ``batch_ms`` after its first message arrived or about
-        ``batch_rows`` readings (``{`` counted in the payloads); empty when stopping."""
-        while True:
-            try:
-                first = self._queue.get(timeout=0.1)
-                break
-            except queue.Empty:
-                if self._stopping.is_set():
-                    return []
-        batch = [first]
-        rows = max(1, first.payload.count(b"{"))
-        # From the first message's arrival: one that waited in the queue while the last
+        """The next micro-batch, closed when it holds about ``batch_rows`` readings (``{``
+        counted in the payloads), when ``batch_ms`` passed since its first message
+        arrived, or, once it is ``linger_ms`` old, as soon as nothing more is waiting (a
+        group commit: at a low rate a reading is stored about ``linger_ms`` after it
+        arrived, at a high one the batches grow by themselves). Empty when stopping."""
+        inbox = self._inbox
+        while not inbox:
+            if self._stopping.is_set():
+                return []
+            time.sleep(_IDLE_POLL)
+        first = inbox.popleft()
+        batch = self._batch = [first]
+        rows = first.payload.count(b"{") or 1
+        # From the first message's arrival: one that waited in the inbox while the last
         # batch committed is not kept waiting a whole window more.
         deadline = first.received_at + self.config.batch_ms / 1000
-        while rows < self.config.batch_rows:
-            left = deadline - time.time()
+        linger = first.received_at + min(self.config.linger_ms, self.config.batch_ms) / 1000
+        limit = self.config.batch_rows
+        while rows < limit:
             try:
-                msg = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
+                msg = inbox.popleft()
+            except IndexError:
+                now = time.time()
+                if now >= linger or now >= deadline:
+                    break
+                time.sleep(_POLL)
+                continue
             batch.append(msg)
-            rows += max(1, msg.payload.count(b"{"))
+            rows += msg.payload.count(b"{") or 1
         return batch
 
     def _run(self) -> None:
@@ -204,17 +233,13 @@ class MqttStream:
                 return
             result = self._commit(batch)
             if result is None:  # stopping with the database away: the broker keeps them
-                self.status.dropped_pending()
                 return
             current = self._generation
             for m in batch:
                 if m.qos and m.generation == current:
                     self._client.ack(m.mid, m.qos)
-            try:
-                oldest: float | None = self._queue.queue[0].received_at
-            except IndexError:
-                oldest = None
-            self.status.committed_batch(len(batch), result, oldest, self._queue.qsize())
+            self._batch = []
+            self.status.committed_batch(len(batch), result)
 
     def _commit(self, batch: list[Message]) -> int | None:
         """Dead letters written for ``batch`` once committed; None if it could not be

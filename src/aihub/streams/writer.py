@@ -48,7 +48,7 @@ log = logging.getLogger("aihub.streams")
 _ROUTES_KEPT = 200_000  # topics whose routing is remembered
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per message, a frozen init costs more
 class Message:
     topic: str
     payload: bytes
@@ -142,7 +142,7 @@ class StreamWriter:
 
     def _plan(self, messages: Sequence[Message]) -> _Plan:
         plan = _Plan()
-        groups: dict[tuple[str, int], _Group] = {}
+        groups: dict[tuple[str, int], _Group] = {}  # by (tenant, id of the layout)
         single: list[bool] = [False] * len(messages)
 
         def dead(i: int, tenant: str | None, reason: str) -> None:
@@ -171,11 +171,16 @@ class StreamWriter:
                 plan.bad_messages.add(i)
                 continue
             single[i] = decoded.single
-            group = groups.setdefault((tenant, self.mappings.index(mapping)), _Group(mapping))
+            group = groups.get((tenant, id(mapping)))
+            if group is None:
+                group = groups[(tenant, id(mapping))] = _Group(mapping)
             rows, shaped = to_rows(mapping, thing, decoded.elements)
             base = len(group.rows)
             group.rows.extend(rows)
-            group.origin.extend((i, e) for e in range(len(rows)))
+            if len(rows) == 1:
+                group.origin.append((i, 0))
+            else:
+                group.origin.extend((i, e) for e in range(len(rows)))
             group.problems.extend(RowProblem(base + p.index, p.field, p.reason) for p in shaped)
 
         stored_from: set[int] = set()
@@ -192,7 +197,11 @@ class StreamWriter:
                 msg_i, element = g.origin[p.row]
                 bad_rows.add(p.row)
                 dead(msg_i, tenant, _describe(p, element, single[msg_i], g.mapping))
-            stored_from.update(g.origin[r][0] for r in range(len(g.rows)) if r not in bad_rows)
+            if bad_rows:
+                stored_from.update(g.origin[r][0] for r in range(len(g.rows))
+                                   if r not in bad_rows)
+            else:
+                stored_from.update(i for i, _ in g.origin)
             if valid.height:
                 if g.mapping.kind == "weather":
                     plan.weather[tenant].append(valid)

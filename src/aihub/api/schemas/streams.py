@@ -36,5 +36,7 @@ class StreamStatusPublic(BaseModel):
     last_commit_at: str | None = None
     batches: int = 0
     reconnects: int = 0
+    dropped_qos0: int = Field(default=0, description="QoS 0 messages dropped while the "
+                              "stream was full (QoS 1 is never dropped)")
     dead_letters: int = Field(default=0, description="dead-letter records in the database")
     last_error: str | None = None
