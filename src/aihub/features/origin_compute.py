@@ -344,11 +344,11 @@ def compute_origin_features(
             columns.append(pl.Series(name, col, nan_to_null=True))
     if include_target:
         columns.append(pl.Series("target", level_t, nan_to_null=True))
-        quality = np.where(est_t > 0, 1, np.where(edit_t > 0, 2, 0))
+        code = np.where(est_t > 0, 1, np.where(edit_t > 0, 2, 0))
         columns.append(
-            pl.Series(
-                "target_quality", np.array(QUALITIES, dtype=object)[quality], dtype=pl.String
-            )
+            pl.Series("target_quality", code, dtype=pl.Int64)
+            .replace_strict(dict(enumerate(QUALITIES)), return_dtype=pl.String)
+            .set(pl.Series(np.isnan(level_t)), None)  # no target, no quality
         )
     return pl.DataFrame(columns)
 
