@@ -253,11 +253,19 @@ def compute_origin_features(
     vk = views.get_column("asset_key").to_numpy()
     vo = views.get_column("origin").to_numpy()
     vknow = views.get_column("known_by").to_numpy()
-    window = grid.level[pos(vk, vo)[:, None] - 1 - np.arange(WINDOW)[None, :]] if len(vk) else (
+    ov = overrides.filter(pl.col("known_by") < LATEST)
+    level = grid.level
+    if as_known not in ("latest", "origin") and not ov.is_empty():
+        # One knowledge time K for every view: the hours as known at K replace the
+        # current ones on the grid itself, once.
+        level = level.copy()
+        level[pos(ov.get_column("asset_key").to_numpy(), ov.get_column("hour").to_numpy())] = (
+            ov.get_column("mean").fill_null(np.nan).to_numpy()
+        )
+    window = level[pos(vk, vo)[:, None] - 1 - np.arange(WINDOW)[None, :]] if len(vk) else (
         np.zeros((0, WINDOW))
     )
-    ov = overrides.filter(pl.col("known_by") < LATEST)
-    if not ov.is_empty() and len(vk):
+    if as_known == "origin" and not ov.is_empty() and len(vk):
         _apply_overrides(window, views, ov)
     # Every row's view: rows are sorted by asset, origin, and views hold the same keys.
     vindex = pl.DataFrame({"asset_key": vk, "origin": vo, "known_by": vknow,
@@ -354,13 +362,14 @@ def compute_origin_features(
 
 
 def _apply_overrides(window: np.ndarray, views: pl.DataFrame, ov: pl.DataFrame) -> None:
-    """Set ``window[v, j]`` to the as-known value of hour ``O - (j + 1)h`` for every view
-    ``v`` with an override of its ``(asset, known_by)`` inside its window."""
+    """Set ``window[v, j]`` to the as-known value of hour ``O - (j + 1)h`` for the view
+    ``v`` of origin ``O`` known at ``O`` (``as_known = "origin"``: an override's
+    ``known_by`` is the origin of the one view it belongs to)."""
     indexed = views.with_row_index("v").with_columns(pl.col("v").cast(pl.Int64))
-    # By origin for "origin" (known_by = O), else every view of the asset at that K.
     hits = (
-        ov.join(indexed, on=["asset_key", "known_by"], how="inner")
-        .with_columns(((pl.col("origin") - pl.col("hour")) // HOUR_US - 1).alias("j"))
+        ov.join(indexed, left_on=["asset_key", "known_by"], right_on=["asset_key", "origin"],
+                how="inner")
+        .with_columns(((pl.col("known_by") - pl.col("hour")) // HOUR_US - 1).alias("j"))
         .filter((pl.col("j") >= 0) & (pl.col("j") < WINDOW))
     )
     if hits.is_empty():
