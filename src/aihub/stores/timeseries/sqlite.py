@@ -203,7 +203,7 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         raw.executemany(_UPSERT_WEATHER, data.rows())
 
     def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
-        with self._connect() as conn:
+        with self._reader() as conn:
             raw = conn.connection.driver_connection
             rows = raw.execute(sql, list(params)).fetchall()
         return pl.DataFrame(rows, schema=schema, orient="row")
