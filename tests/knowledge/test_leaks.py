@@ -189,7 +189,11 @@ def test_plain_requests_keep_their_shape_and_bad_options_are_422(
                                                         "horizons": [0]}).json()
     assert same["rows"][0]["features"] == plain["features"]
     known = client.post("/ai/features/get", json=base | {"as_known": "origin"}).json()
-    assert known["timestamp"] == plain["timestamp"] and known["as_known"] == "origin"
+    assert set(known) == set(plain) and known["timestamp"] == plain["timestamp"]
+    rows = client.post("/ai/features/get", json=base | {"horizons": [0, 1]}).json()
+    assert set(rows) == {"tenant_id", "asset_id", "feature_set", "origin", "as_known", "rows",
+                         "feature_count", "computed_at"}
+    assert set(rows["rows"][0]) == {"timestamp", "horizon", "features"}
     for bad in ({"horizons": [169]}, {"horizons": {"min": 5, "max": 2}}, {"as_known": "soon"},
                 {"as_known": "2024-01-01T00:00:00"}, {"horizons": []}):
         r = client.post("/ai/features/get", json=base | bad)

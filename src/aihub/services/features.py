@@ -432,7 +432,7 @@ class FeatureService:
         """Serialized ``/get`` answers at origin ``as_of`` (default: the current hour) for
         ``horizons`` and ``as_known``, computed from the store (never cached: the cache
         holds ``h = 0``, ``"latest"`` answers only). Without ``horizons`` the answer has
-        today's shape (plus ``as_known``), with them one row per horizon."""
+        today's shape, with them one row per horizon."""
         fs = self.feature_set(req.tenant_id, req.feature_set)
         origin, assets, frame = self.known_rows(
             req, asset_ids, horizons=list(horizons or [0]), as_known=as_known
@@ -451,12 +451,11 @@ class FeatureService:
             if horizons is None:
                 features = {f: rows[0][f] for f in fs.features}
                 body = {**head, "timestamp": iso(origin), "lookback_hours": req.lookback_hours,
-                        "as_known": shown, "features": features,
-                        "feature_count": len(features), "computed_at": computed_at}
+                        "features": features, "feature_count": len(features),
+                        "computed_at": computed_at}
             else:
                 body = {
                     **head, "origin": iso(origin), "as_known": shown,
-                    "lookback_hours": req.lookback_hours,
                     "rows": [
                         {"timestamp": iso(from_us(r["hour"])), "horizon": r["horizon"],
                          "features": {f: r[f] for f in fs.features}}
