@@ -279,12 +279,11 @@ def compute_origin_features(
         edit_t[at] = hit.get_column("edited").fill_null(0).to_numpy()
 
     values: dict[str, np.ndarray] = {"value": level_t, "hourly_min": low_t, "hourly_max": high_t}
-    rw = window[rv] if n else np.zeros((0, WINDOW))
     for k in (1, 24, 48, 168):
         j = k - horizon - 1
         ok = j >= 0
         lag = np.full(n, np.nan)
-        lag[ok] = rw[np.flatnonzero(ok), j[ok]]
+        lag[ok] = window[rv[ok], j[ok]]  # the row's view, column k - h - 1
         values[f"lag_{k}h"] = lag
     if wanted_set & {"hourly_avg", "hourly_std"}:
         # L(T - 24h*d), d = 1..7, in that order; an hour not complete before O is missing
@@ -293,7 +292,7 @@ def compute_origin_features(
         for i, d in enumerate(SAME_HOUR_DAYS):
             j = 24 * d - horizon - 1
             ok = j >= 0
-            same[ok, i] = rw[np.flatnonzero(ok), j[ok]]
+            same[ok, i] = window[rv[ok], j[ok]]
         values["hourly_avg"], values["hourly_std"] = _stats(same, range(len(SAME_HOUR_DAYS)))
     for hours in (24, 168):
         needs = {f"rolling_{hours}h_avg", f"rolling_{hours}h_std"}
