@@ -71,6 +71,30 @@ class Settings(BaseSettings):
     export_stale_after_s: int = Field(default=6 * 3600, ge=60,
                                       validation_alias="AIHUB_EXPORT_STALE_AFTER")
 
+    # Streaming ingest from MQTT (README "Streaming ingest (MQTT)"): with a broker URL,
+    # ``aihub serve`` runs the stream inside the API process; ``aihub stream mqtt`` alone.
+    mqtt_url: str | None = Field(default=None, validation_alias="AIHUB_MQTT_URL")
+    mqtt_username: str | None = Field(default=None, validation_alias="AIHUB_MQTT_USERNAME")
+    mqtt_password: str | None = Field(default=None, validation_alias="AIHUB_MQTT_PASSWORD")
+    mqtt_client_id: str = Field(default="aihub-stream", validation_alias="AIHUB_MQTT_CLIENT_ID")
+    mqtt_ca_file: str | None = Field(default=None, validation_alias="AIHUB_MQTT_CA_FILE")
+    mqtt_cert_file: str | None = Field(default=None, validation_alias="AIHUB_MQTT_CERT_FILE")
+    mqtt_key_file: str | None = Field(default=None, validation_alias="AIHUB_MQTT_KEY_FILE")
+    mqtt_tls_insecure: bool = Field(default=False, validation_alias="AIHUB_MQTT_TLS_INSECURE")
+    # The API key whose tenants (and write role) the stream may write, once keys exist.
+    mqtt_api_key: str | None = Field(default=None, validation_alias="AIHUB_MQTT_API_KEY")
+    # A JSON file of topic mappings for other payload layouts (and cumulative registers).
+    mqtt_mappings: str | None = Field(default=None, validation_alias="AIHUB_MQTT_MAPPINGS")
+    # The first level of the default topics (``aihub/{tenant}/readings/{asset}``).
+    mqtt_topic_prefix: str = Field(default="aihub", min_length=1,
+                                   validation_alias="AIHUB_MQTT_TOPIC_PREFIX")
+    mqtt_batch_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="AIHUB_MQTT_BATCH_MS")
+    mqtt_batch_rows: int = Field(default=5000, ge=1, le=65_535,
+                                 validation_alias="AIHUB_MQTT_BATCH_ROWS")
+    # A Dask scheduler (``tcp://host:8786``): exports run there as datasets of parts
+    # (``aihub export --dask`` / ``--workers`` choose per command).
+    dask_scheduler: str | None = Field(default=None, validation_alias="AIHUB_DASK_SCHEDULER")
+
     @field_validator("redis_cluster_nodes")
     @classmethod
     def _cluster_nodes(cls, value: str | None) -> str | None:

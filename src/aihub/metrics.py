@@ -13,6 +13,10 @@ of any worker aggregates all of them.
     aihub_export_duration_seconds{status}                    histogram
     aihub_export_rows_total
     aihub_model_cache_lookups_total{result="hit"|"miss"}    (the registry's model cache)
+    aihub_stream_messages_total{result="stored"|"dead_letter"}  MQTT messages committed
+    aihub_stream_dead_letters_total                          dead-letter records written
+    aihub_stream_batch_duration_seconds                      histogram, one per micro-batch
+    aihub_stream_reconnects_total                            broker connections made again
 """
 
 from __future__ import annotations
@@ -69,6 +73,14 @@ STALE_DROPS = Counter(
     "aihub_online_cache_stale_drops",
     "Online cache entries dropped for writes the cache never heard of (change feed)",
 )
+STREAM_MESSAGES = Counter("aihub_stream_messages", "MQTT messages committed", ["result"])
+STREAM_DEAD_LETTERS = Counter("aihub_stream_dead_letters", "Stream dead-letter records written")
+STREAM_BATCH = Histogram(
+    "aihub_stream_batch_duration_seconds",
+    "Stream micro-batch commit duration",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STREAM_RECONNECTS = Counter("aihub_stream_reconnects", "MQTT broker connections made again")
 
 
 # Resolved once: looking a labelled child up costs more than the increment (hot path).
@@ -90,6 +102,22 @@ def record_stale_drops(entries: int) -> None:
 
 def record_ingest(kind: str, rows: int) -> None:
     INGEST_ROWS.labels(kind).inc(rows)
+
+
+def record_stream_batch(seconds: float, *, stored: int, dead: int) -> None:
+    STREAM_BATCH.observe(seconds)
+    if stored:
+        STREAM_MESSAGES.labels("stored").inc(stored)
+    if dead:
+        STREAM_MESSAGES.labels("dead_letter").inc(dead)
+
+
+def record_dead_letters(records: int) -> None:
+    STREAM_DEAD_LETTERS.inc(records)
+
+
+def record_stream_reconnect() -> None:
+    STREAM_RECONNECTS.inc()
 
 
 def record_export(status: str, seconds: float, rows: int = 0) -> None:

@@ -58,3 +58,29 @@ def test_asset_list_filters_by_prefix(client: TestClient) -> None:
     body = client.get("/ai/assets", params={"tenant_id": TENANT, "q": "meter_"}).json()
     assert body["total"] == 0  # no LIKE wildcards
     assert client.get("/ai/assets", params={"tenant_id": TENANT}).json()["total"] == 4
+
+
+def test_series_without_a_range_ends_at_the_assets_last_hour(client: TestClient) -> None:
+    # 30 days of hourly readings: the default range is the `days` before the last hour.
+    ingest(client, TENANT, readings("recent", range(24 * 30)))
+    r = client.get("/ai/assets/recent/series", params={"tenant_id": TENANT, "days": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    last = int(at(24 * 30 - 1).timestamp())
+    assert body["last_hour"] == last and body["hour"][-1] == last
+    assert body["count"] == 48 and body["hour"][0] == last - 47 * 3600
+    assert body["end"] == at(24 * 30).isoformat()
+    whole = client.get("/ai/assets/recent/series", params={"tenant_id": TENANT}).json()
+    assert whole["count"] == 24 * 30 and whole["last_hour"] == last  # default: 365 days
+    # An explicit range still reports the last hour of all the asset's data.
+    assert _series(client, "recent", 0, 5).json()["last_hour"] == last
+
+
+def test_series_of_an_asset_without_readings_is_empty(client: TestClient) -> None:
+    r = client.put("/ai/assets/bare", params={"tenant_id": TENANT}, json={"timezone": "UTC"})
+    assert r.status_code == 200, r.text
+    body = client.get("/ai/assets/bare/series", params={"tenant_id": TENANT}).json()
+    assert body["count"] == 0 and body["last_hour"] is None
+    for bad in ("0", "732", "x"):
+        r = client.get("/ai/assets/bare/series", params={"tenant_id": TENANT, "days": bad})
+        assert r.status_code == 422, bad

@@ -213,6 +213,9 @@ def test_reads_are_bounded_and_sorted(store: TimeSeriesStore) -> None:
     assert store.load_readings(k, H0 + 9 * HOUR_US, 2**62).rows() == [(H0 + 9 * HOUR_US, 9.0)]
     with_data = store.asset_keys_with_data("t1", None, H0 + 3 * HOUR_US, 2**62)
     assert [a.asset_id for a in with_data] == ["m1"]
+    assert store.last_rollup_hour(k) == H0 + 9 * HOUR_US
+    assert store.last_rollup_hour(key(store, "m2")) == H0
+    assert store.last_rollup_hour(10**9) is None  # no such asset
 
 
 def test_tenant_stats_and_isolation(store: TimeSeriesStore) -> None:

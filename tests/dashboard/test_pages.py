@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dashboard.conftest import MODEL, TENANT, Hub, Visit, no_data_yet
+from tests.dashboard.conftest import MODEL, TENANT, Hub, Visit, no_data_yet, register
 
 PAGES = {
     "overview": "/",
@@ -91,6 +91,27 @@ def test_asset_search_and_paging(visit: Visit) -> None:
     visit.wait_ready(prev)
     assert "Page 2 of 3" in page.inner_text("main")
     assert page.locator("main tbody tr").first.inner_text().startswith("site-0050")
+    visit.check()
+
+
+def test_models_page_pages_through_many_versions(visit: Visit, hub: Hub) -> None:
+    # 120 versions of a third model: the page shows 100 versions at a time, in the API's
+    # order (model name, newest version first), with a pager.
+    for i in range(120):
+        register(hub.http, f"v2.0.{i}", artifact=False, name="zz_many_versions")
+    total = hub.http.get("/ai/models/", params={"tenant_id": TENANT, "limit": 1}).json()["total"]
+    page = visit.open("/models")
+    text = page.inner_text("main")
+    assert f"Versions 1-100 of {total}" in text and "Page 1 of 2" in text, text[:500]
+    assert page.locator("main tbody tr").count() == 100
+    prev = page.get_attribute("main", "data-ready")
+    page.get_by_role("button", name="Next").click()
+    visit.wait_ready(prev)
+    text = page.inner_text("main")
+    assert "Page 2 of 2" in text and f"Versions 101-{total} of {total}" in text
+    assert page.locator("main tbody tr").count() == total - 100
+    # The last page ends with the oldest version of the last model.
+    assert page.locator("main tbody tr").last.inner_text().split()[0] == "v2.0.0"
     visit.check()
 
 

@@ -22,7 +22,8 @@ def _env(service: dict) -> dict[str, str]:  # type: ignore[type-arg]
 
 def test_services_ports_and_names_follow_the_quick_start() -> None:
     services = _compose()["services"]
-    assert set(services) == {"ai-hub", "postgres", "redis", "minio"}
+    assert set(services) == {"ai-hub", "postgres", "redis", "minio", "dask-scheduler",
+                             "dask-worker-1", "dask-worker-2"}
     assert services["ai-hub"]["ports"] == ["8003:8003"]
     assert services["minio"]["ports"] == ["9000:9000", "9001:9001"]
     assert _env(services["minio"]) == {"MINIO_ROOT_USER": "minioadmin",
@@ -57,4 +58,31 @@ def test_readme_documents_the_production_deployment() -> None:
     for needle in ("DATABASE_URL", "REDIS_URL", "MINIO_ENDPOINT_URL", "EXPORT_STORAGE_PATH",
                    "s3://", "aihub db upgrade", "TimescaleDB", "--workers", "/ready",
                    "/metrics", "docker-compose", "AIHUB_REDIS_PREFIX"):
+        assert needle in section, needle
+
+
+def test_exports_run_on_the_dask_scheduler_and_its_two_workers() -> None:
+    services = _compose()["services"]
+    hub = services["ai-hub"]
+    address = _env(hub)["AIHUB_DASK_SCHEDULER"]
+    assert address == "tcp://dask-scheduler:8786"
+    scheduler = services["dask-scheduler"]
+    assert scheduler["command"][:2] == ["dask", "scheduler"]
+    assert "8786" in scheduler["command"]
+    exports_dir = _env(hub)["EXPORT_STORAGE_PATH"]
+    hub_volume = next(v for v in hub["volumes"] if v.endswith(":" + exports_dir))
+    for name in ("dask-worker-1", "dask-worker-2"):
+        worker = services[name]
+        assert worker["build"] == hub["build"]  # the same image: the same aihub code
+        assert worker["command"][:3] == ["dask", "worker", address]
+        assert hub_volume in worker["volumes"]  # parts land where the API records them
+        assert worker["networks"] == hub["networks"]
+
+
+def test_readme_documents_the_deployment_at_scale() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## At scale", 1)[1].split("\n## ", 1)[0]
+    for needle in ("load balancer", "TimescaleDB", "hypertable", "add_compression_policy",
+                   "Redis Cluster", "S3", "Dask", "--dask", "--workers",
+                   "AIHUB_DASK_SCHEDULER", "--chunk-rows", "part-00000.parquet"):
         assert needle in section, needle

@@ -153,6 +153,8 @@ ROLES = {
     ("POST", "/ai/models/{model_id}/predict"): "read",
     ("GET", "/metrics"): "read",
     ("GET", "/ready"): "read",
+    ("GET", "/ai/stream/status"): "read",
+    ("GET", "/ai/stream/dead-letters"): "read",
 }
 # Served without a key (/health) or by FastAPI itself (docs): no role.
 # The dashboard's page, icon and static files hold no data: they load without a key, and

@@ -36,6 +36,7 @@ def cross_tenant_requests(ids: dict[str, str]) -> list[tuple[str, str, dict[str,
         ("POST", "/ai/features/sets", {"json": {"tenant_id": B, "name": "mine",
                                                 "features": ["lag_1h"]}}),
         ("GET", f"/ai/features/status?tenant_id={B}", {}),
+        ("GET", f"/ai/stream/dead-letters?tenant_id={B}", {}),
         ("GET", f"/ai/assets?tenant_id={B}", {}),
         ("GET", f"/ai/assets/m1?tenant_id={B}", {}),
         ("GET", f"/ai/assets/m1/series?tenant_id={B}&start=2024-01-01T00:00:00Z"
@@ -77,9 +78,10 @@ def test_every_route_refuses_another_tenants_ids_with_404(
 
 def test_every_api_route_is_covered_by_the_isolation_test(client: TestClient) -> None:
     """A new route must be added to ``cross_tenant_requests`` (or here, if tenant-free)."""
-    # The dashboard page and icon hold no data; whoami answers about the caller only.
+    # The dashboard page and icon hold no data; whoami answers about the caller only; the
+    # stream's status holds counts, no tenant's data.
     tenant_free = {"/health", "/metrics", "/ready", "/ai/features/catalog", "/",
-                   "/favicon.ico", "/ai/auth/whoami"}
+                   "/favicon.ico", "/ai/auth/whoami", "/ai/stream/status"}
     covered = {p.split("?")[0] for _, p, _ in cross_tenant_requests(
         {"model_id": "{model_id}", "export_id": "{export_id}"})}
     covered = {p.replace("tenant-b:forecast_lgb:production", "{model_id}") for p in covered}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,7 @@ from aihub.api.routes import (
     ingest,
     model_artifacts,
     models,
+    streams,
     whoami,
 )
 from aihub.config import Settings
@@ -59,9 +61,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.state.background = {worker.name: worker for worker in workers}
         for worker in workers:
             await run_in_threadpool(worker.start)
+        # Streaming ingest from MQTT inside the API process when a broker is configured.
+        app.state.stream = await run_in_threadpool(_start_stream, svc)
         try:
             yield
         finally:
+            if app.state.stream is not None:
+                await run_in_threadpool(_stop_stream, svc, app.state.stream)
             for worker in workers:
                 await run_in_threadpool(worker.stop)
             if owned:
@@ -88,7 +94,28 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # router declares it once here.
     app.include_router(features.router)
     app.include_router(ingest.router, dependencies=[require_role("write")])
-    for module in (exports, assets, models, model_artifacts, health, whoami):
+    for module in (exports, assets, models, model_artifacts, health, whoami, streams):
         app.include_router(module.router)
     install_dashboard(app)
     return app
+
+
+def _start_stream(svc: Services) -> Any:
+    """The MQTT stream of ``AIHUB_MQTT_URL`` (None without one), started; ``/ready``
+    reports its broker."""
+    if not svc.settings.mqtt_url:
+        return None
+    from aihub.streams.config import StreamConfig
+    from aihub.streams.runner import build_stream
+
+    stream = build_stream(svc, StreamConfig.from_settings(svc.settings))
+    stream.start()
+    svc.extras.setdefault("ready_checks", []).append(("mqtt_broker", stream))
+    log.info("streaming from %s", stream.config.url)
+    return stream
+
+
+def _stop_stream(svc: Services, stream: Any) -> None:
+    stream.stop()
+    checks = svc.extras.get("ready_checks", [])
+    checks[:] = [c for c in checks if c[1] is not stream]

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import sys
 
-from aihub.cli import demo, export, ingest, keys, models, serve  # noqa: F401  (register commands)
+from aihub.cli import (  # noqa: F401  (register commands)
+    demo,
+    export,
+    ingest,
+    keys,
+    models,
+    serve,
+    stream,
+)
 from aihub.cli.app import app, err_console
 from aihub.errors import AihubError
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from aihub.cli.app import app, console, progress_bar, services
 from aihub.errors import InvalidInput
 from aihub.features.knowledge import describe, knowledge_options, parse_horizon_text
+from aihub.services.executors import make_executor
 from aihub.services.exports import ExportRequest
 from aihub.timeutil import iso
 
@@ -35,6 +36,16 @@ def export(
         list[str] | None, typer.Option("--asset", "-a", help="Limit to these assets (repeatable)")
     ] = None,
     lookback_hours: Annotated[int, typer.Option(help="History each row may read")] = 168,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Write the export as a dataset of parts with this many "
+                     "local worker processes"),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(help="Write the export as a dataset of parts on the Dask cluster of "
+                     "this scheduler (tcp://host:8786; default AIHUB_DASK_SCHEDULER)"),
+    ] = None,
     origins_every: Annotated[
         int | None, typer.Option(help="Forecast origins every N hours (N divides 24)")
     ] = None,
@@ -55,7 +66,9 @@ def export(
 ) -> None:
     """Export point-in-time features to Parquet (zstd): one row per asset-hour with readings.
     With any of --origins-*, --horizons, --as-known: one row per origin, horizon and asset
-    whose target hour has readings (see "What was known when" in the README)."""
+    whose target hour has readings (see "What was known when" in the README).
+    With --workers or --dask (or AIHUB_DASK_SCHEDULER set) the result is a directory of
+    Parquet parts that pyarrow and Polars read as one table."""
     given = any(v is not None for v in (origins_every, origins_at, origins_timezone))
     req = ExportRequest(
         tenant_id=tenant,
@@ -73,12 +86,22 @@ def export(
     with services() as svc:
         svc.exports.validate(req)  # report bad input before any progress bar
     with services() as svc, progress_bar() as bar:
-        task = bar.add_task("export", total=None)
-        record = svc.exports.export(
-            req, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+        address = dask or svc.settings.dask_scheduler
+        executor = make_executor(workers=workers, dask=address) if workers or address else None
+        task = bar.add_task(f"export ({executor.name if executor else 'inline'}, assets)",
+                            total=None)
+        try:
+            record = svc.exports.export(
+                req,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                executor=executor,
+            )
+        finally:
+            if executor is not None:
+                executor.close()
+    parts = f" in {len(record.parts)} part(s)" if record.parts else ""
     console.print(
-        f"[green]{record.status}[/green] {record.row_count} rows, "
+        f"[green]{record.status}[/green] {record.row_count} rows{parts}, "
         f"{(record.file_size_bytes or 0) / 1e6:.1f} MB -> {record.storage_path}"
     )
     console.print(f"export_id {record.export_id}")

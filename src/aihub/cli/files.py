@@ -1,19 +1,22 @@
 """Reading readings and weather from CSV or Parquet files with column mapping.
 
 Timestamps must carry a zone; a file of naive local times needs ``--timezone``. This module
-only reads: cells it cannot read (a word where a number belongs, a naive or non-existent
-local time) become problems of their row, and every rule of a valid row is checked by
+only reads (a whole file, or chunks of bounded size from ``aihub.cli.file_chunks``): cells
+it cannot read (a word where a number belongs, a naive or non-existent local time) become
+problems of their row, and every rule of a valid row is checked by
 ``aihub.services.validation``, as for HTTP and streams. Messages name the file row (0-based,
 header excluded) and the file's column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from aihub.cli.file_chunks import read_chunks
 from aihub.errors import InvalidInput
 from aihub.features.frames import WEATHER_FIELDS
 from aihub.services.columns import NO_ZONE, parse_iso_times
@@ -161,9 +164,50 @@ def readings_from_file(
     known_at_col: str | None = None,
     quality_col: str | None = None,
 ) -> FileBatch:
-    """``known_at_col`` names a column of knowledge times (a reading's original arrival,
+    """The whole file as one batch (small files; ``readings_chunks`` for any size).
+    ``known_at_col`` names a column of knowledge times (a reading's original arrival,
     for backfills), ``quality_col`` one of actual/estimated/edited flags."""
-    frame = read_table(path, fmt)
+    return readings_batch(
+        read_table(path, fmt), asset_col=asset_col, ts_col=ts_col, value_col=value_col,
+        asset_id=asset_id, timezone=timezone, known_at_col=known_at_col,
+        quality_col=quality_col,
+    )
+
+
+def readings_chunks(
+    path: Path,
+    *,
+    fmt: str | None,
+    chunk_rows: int,
+    asset_col: str,
+    ts_col: str,
+    value_col: str,
+    asset_id: str | None,
+    timezone: str | None,
+    known_at_col: str | None = None,
+    quality_col: str | None = None,
+) -> Iterator[FileBatch]:
+    """The file as batches of ``chunk_rows`` rows, read one at a time (rows numbered
+    within each batch; the caller knows where it starts)."""
+    for frame in read_chunks(path, fmt, chunk_rows):
+        yield readings_batch(
+            frame, asset_col=asset_col, ts_col=ts_col, value_col=value_col,
+            asset_id=asset_id, timezone=timezone, known_at_col=known_at_col,
+            quality_col=quality_col,
+        )
+
+
+def readings_batch(
+    frame: pl.DataFrame,
+    *,
+    asset_col: str,
+    ts_col: str,
+    value_col: str,
+    asset_id: str | None,
+    timezone: str | None,
+    known_at_col: str | None = None,
+    quality_col: str | None = None,
+) -> FileBatch:
     _require(frame, ts_col, "--ts-col")
     _require(frame, value_col, "--value-col")
     series = {
@@ -198,9 +242,43 @@ def weather_from_file(
     timezone: str | None,
     issued_at_col: str | None = None,
 ) -> FileBatch:
-    """``issued_at_col`` names a column of issue times (knowledge times): a forecast
+    """The whole file as one batch (small files; ``weather_chunks`` for any size).
+    ``issued_at_col`` names a column of issue times (knowledge times): a forecast
     archive keeps each forecast's issue, an observation its arrival."""
-    frame = read_table(path, fmt)
+    return weather_batch(
+        read_table(path, fmt), location_col=location_col, ts_col=ts_col,
+        location_id=location_id, timezone=timezone, issued_at_col=issued_at_col,
+    )
+
+
+def weather_chunks(
+    path: Path,
+    *,
+    fmt: str | None,
+    chunk_rows: int,
+    location_col: str,
+    ts_col: str,
+    location_id: str | None,
+    timezone: str | None,
+    issued_at_col: str | None = None,
+) -> Iterator[FileBatch]:
+    """Like ``readings_chunks`` for weather."""
+    for frame in read_chunks(path, fmt, chunk_rows):
+        yield weather_batch(
+            frame, location_col=location_col, ts_col=ts_col, location_id=location_id,
+            timezone=timezone, issued_at_col=issued_at_col,
+        )
+
+
+def weather_batch(
+    frame: pl.DataFrame,
+    *,
+    location_col: str,
+    ts_col: str,
+    location_id: str | None,
+    timezone: str | None,
+    issued_at_col: str | None = None,
+) -> FileBatch:
     _require(frame, ts_col, "--ts-col")
     present = [f for f in WEATHER_FIELDS if f in frame.columns]
     if not present:

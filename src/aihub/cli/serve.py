@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from aihub.cli.app import app, console, err_console, progress_bar, services
+from aihub.config import Settings
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -31,9 +32,15 @@ def serve(
     """Run the HTTP API (default http://127.0.0.1:8003, docs at /docs).
 
     Without API keys ('aihub keys create') the API is open, so it binds a loopback
-    address only, unless --allow-open says otherwise."""
+    address only, unless --allow-open says otherwise. With AIHUB_MQTT_URL set it also
+    runs the MQTT stream (README "Streaming ingest (MQTT)")."""
     import uvicorn
 
+    if workers > 1 and Settings().mqtt_url:
+        err_console.print("[red]error:[/red] AIHUB_MQTT_URL is set: the stream runs in one "
+                          "process (one MQTT session), so serve it with --workers 1 or run "
+                          "'aihub stream mqtt' as a process of its own")
+        raise typer.Exit(2)
     with services() as svc:  # applies migrations once, before any worker starts
         if not svc.api_keys.any():
             if not is_loopback(host) and not allow_open:
@@ -45,6 +52,11 @@ def serve(
                 raise typer.Exit(2)
             err_console.print("[yellow]warning:[/yellow] no API keys configured: the API is "
                               f"open to anyone who can reach {host}")
+        if svc.settings.mqtt_url:  # a bad broker URL, layout or key: an error before serving
+            from aihub.streams.config import StreamConfig
+            from aihub.streams.runner import stream_principal
+
+            stream_principal(svc, StreamConfig.from_settings(svc.settings).api_key)
         if demo:
             from aihub.demo.loader import load_demo
 
@@ -97,7 +109,6 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the database."""
-    from aihub.config import Settings
     from aihub.db import create_db_engine, current_revision
 
     engine = create_db_engine(Settings())

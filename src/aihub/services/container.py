@@ -93,9 +93,9 @@ def build_exports(
 
         return ExportService(engine=engine, features=features, records=records,
                              export_dir=settings.data_dir / "exports-staging",
-                             publish=S3ExportTarget.from_settings(settings))
+                             publish=S3ExportTarget.from_settings(settings), settings=settings)
     return ExportService(engine=engine, features=features, records=records,
-                         export_dir=Path(settings.export_storage_path))
+                         export_dir=Path(settings.export_storage_path), settings=settings)
 
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:

@@ -1,6 +1,11 @@
 """Offline export: point-in-time feature rows for every asset-hour with readings, written
 to Parquet (zstd) one row group per chunk of assets, so memory stays bounded whatever the
-number of assets. Every export is recorded; a file is only presented once complete."""
+number of assets. Every export is recorded; a file is only presented once complete.
+
+Given an executor (``aihub.services.executors``: local processes or a Dask cluster), the
+export is a dataset instead: partitions of assets written as parts by tasks that each run
+this module's per-chunk writer (``write_part``) on their own connection
+(``aihub.services.export_parts``); the record lists the parts."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +25,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from aihub.auth.scope import check_tenant, visible_tenants
+from aihub.config import Settings
 from aihub.errors import AihubError, BackendUnavailable, InvalidInput, NotFound
 from aihub.features.catalog import CATALOG, FeatureSet
 from aihub.features.compute import MAX_SHIFT_HOURS
@@ -26,6 +33,8 @@ from aihub.features.knowledge import Knowledge, OriginSchedule, schedule_origins
 from aihub.features.origin_compute import WINDOW
 from aihub.metrics import record_export
 from aihub.names import check_name
+from aihub.services import export_parts
+from aihub.services.executors import DaskExecutor, Executor, InlineExecutor
 from aihub.services.export_reaper import owner_token, reap_stale_exports
 from aihub.services.features import FeatureService, check_horizons
 from aihub.stores.metadata.exports import ExportRecord, ExportStore
@@ -83,6 +92,7 @@ class _Job:
     start: int
     end: int
     final: Path
+    dataset: str | None = None  # where the parts go, for an export run on an executor
 
 
 def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -102,6 +112,7 @@ class ExportService:
         records: ExportStore,
         export_dir: Path,
         publish: Callable[[Path], str] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.engine = engine
         self.features = features
@@ -111,6 +122,9 @@ class ExportService:
         self.publish = publish
         # A "running" export older than this is failed even when its writer can't be seen.
         self.stale_after_s = 6 * 3600
+        # What tasks on other processes open their connections and storage with; with
+        # AIHUB_DASK_SCHEDULER set, exports run on that Dask cluster unless told otherwise.
+        self.settings = settings
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
 
     def validate(self, req: ExportRequest) -> tuple[list[Asset], int, int]:
@@ -138,28 +152,58 @@ class ExportService:
         assets = store.asset_keys_with_data(req.tenant_id, req.asset_ids, start, end)
         return assets, start, end
 
-    def export(self, req: ExportRequest, *, progress: ExportProgress | None = None) -> ExportRecord:
-        """Validate, record, write and publish; returns the finished record."""
-        job = self._begin(req)
-        return self._run(job, progress)
+    def export(
+        self,
+        req: ExportRequest,
+        *,
+        progress: ExportProgress | None = None,
+        executor: Executor | None = None,
+        part_assets: int | None = None,
+    ) -> ExportRecord:
+        """Validate, record, write and publish; returns the finished record. With an
+        ``executor`` (or AIHUB_DASK_SCHEDULER set) the result is a dataset of parts, each
+        of ``part_assets`` assets (default: sized by ``export_parts.partition``)."""
+        if executor is None and self._dask_address():
+            with DaskExecutor(self._dask_address()) as dask:
+                return self.export(req, progress=progress, executor=dask,
+                                   part_assets=part_assets)
+        job = self._begin(req, dataset=executor is not None)
+        if executor is None:
+            return self._run(job, progress)
+        return self._run_dataset(job, executor, progress, part_assets)
 
     def submit(self, req: ExportRequest) -> ExportRecord:
         """Validate and record the export, then write it in the background (one at a time,
         so memory stays that of one export); returns the ``running`` record to poll."""
-        job = self._begin(req)
+        job = self._begin(req, dataset=bool(self._dask_address()))
         self._background.submit(self._run_quietly, job)
         return job.record
+
+    def write_part(
+        self, req: ExportRequest, assets: list[Asset], start: int, end: int, path: Path
+    ) -> int:
+        """One partition's rows, written to ``path`` exactly as the single-file export
+        writes them (an executor's task); returns the rows."""
+        return self._write(req, assets, start, end, path, None)
+
+    def _dask_address(self) -> str | None:
+        return self.settings.dask_scheduler if self.settings is not None else None
 
     def close(self) -> None:
         """Wait for background exports to finish."""
         self._background.shutdown(wait=True)
 
-    def _begin(self, req: ExportRequest) -> _Job:
+    def _begin(self, req: ExportRequest, *, dataset: bool = False) -> _Job:
         assets, start, end = self.validate(req)
         fs = self.features.feature_set(req.tenant_id, req.feature_set)
         export_id = str(uuid.uuid4())
         self.export_dir.mkdir(parents=True, exist_ok=True)
         final = self.export_dir / export_file_name(req.tenant_id, fs.name, export_id)
+        where = None
+        if dataset:
+            where = export_parts.dataset_location(
+                self.settings.export_storage_path if self.settings else str(self.export_dir),
+                self.export_dir, final.stem)
         record = ExportRecord(
             export_id=export_id,
             tenant_id=req.tenant_id,
@@ -169,7 +213,7 @@ class ExportService:
             end_time=req.end_time,
             asset_ids=list(req.asset_ids) if req.asset_ids is not None else None,
             lookback_hours=req.lookback_hours,
-            storage_path=str(final),
+            storage_path=where or str(final),
             row_count=None,
             file_size_bytes=None,
             message=None,
@@ -181,11 +225,14 @@ class ExportService:
         # export that no process owns.
         with self.engine.begin() as conn:
             self.records.insert(conn, record, owner=owner_token())
-        return _Job(req, record, assets, start, end, final)
+        return _Job(req, record, assets, start, end, final, where)
 
     def _run_quietly(self, job: _Job) -> None:
         try:
-            self._run(job, None)
+            if job.dataset is not None:
+                self._run_on_dask(job)
+            else:
+                self._run(job, None)
         except Exception:  # recorded as failed by _run; nobody waits for this thread
             log.exception("background export %s failed", job.record.export_id)
 
@@ -218,6 +265,84 @@ class ExportService:
             storage_path=location,
             completed_at=utcnow(),
             message=f"Exported {rows} rows to {location}",
+        )
+        self._save(done)
+        return done
+
+    def _run_on_dask(self, job: _Job) -> ExportRecord:
+        """A recorded dataset export on the configured Dask cluster (in the background)."""
+        try:
+            dask = DaskExecutor(self._dask_address())
+        except AihubError as exc:
+            self._failed(job.record, exc, time.perf_counter())
+            raise
+        with dask:
+            return self._run_dataset(job, dask, None, None)
+
+    def _failed(self, record: ExportRecord, exc: BaseException, began: float) -> None:
+        """Record a dataset export as failed; the error itself goes to the log."""
+        record_export("failed", time.perf_counter() - began)
+        ref = uuid.uuid4().hex[:12]
+        log.error("export %s failed (reference %s)", record.export_id, ref, exc_info=exc)
+        self._save(record.finished(status="failed", message=failure_message(exc, ref),
+                                   completed_at=utcnow()))
+
+    def _run_dataset(
+        self,
+        job: _Job,
+        executor: Executor,
+        progress: ExportProgress | None,
+        part_assets: int | None,
+    ) -> ExportRecord:
+        """The export as parts written by ``executor``'s tasks; the record lists them."""
+        req, record, dataset = job.req, job.record, job.dataset
+        assert dataset is not None
+        began = time.perf_counter()
+        groups = export_parts.partition(
+            job.assets,
+            span_hours=export_parts.span_hours(job.start, job.end, MAX_SHIFT_HOURS),
+            workers=executor.workers,
+            per_part=part_assets,
+        )
+        tasks = [
+            export_parts.PartTask(self.settings, req, group, job.start, job.end, i, dataset)
+            for i, group in enumerate(groups)
+        ]
+        done_assets = 0
+
+        def on_done(part: export_parts.PartResult) -> None:
+            nonlocal done_assets
+            done_assets += part.assets
+            if progress:
+                progress(done_assets, len(job.assets))
+
+        if not dataset.startswith("s3://"):
+            Path(dataset).mkdir(parents=True, exist_ok=True)
+        try:
+            if isinstance(executor, InlineExecutor):
+                parts = executor.run(partial(export_parts.run_part, exports=self), tasks,
+                                     on_done)
+            else:
+                parts = executor.run(export_parts.run_part, tasks, on_done)
+            export_parts.remove_leftovers(dataset)
+        except BaseException as exc:
+            try:
+                export_parts.remove_dataset(self.settings, dataset)
+            except Exception:  # the failure above is what the record reports
+                log.warning("export %s: parts not removed", record.export_id, exc_info=True)
+            self._failed(record, exc, began)
+            raise
+        rows = sum(p.rows for p in parts)
+        size = sum(p.bytes for p in parts)
+        record_export("completed", time.perf_counter() - began, rows)
+        done = record.finished(
+            status="completed",
+            row_count=rows,
+            file_size_bytes=size,
+            completed_at=utcnow(),
+            parts=[p.to_dict() for p in parts],
+            message=f"Exported {rows} rows in {len(parts)} part(s) to {dataset} "
+            f"({executor.name}, {executor.workers} worker(s))",
         )
         self._save(done)
         return done

@@ -4,11 +4,11 @@ notebooks): one indexed read of the rollup table, no feature computation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aihub.errors import InvalidInput, NotFound
 from aihub.stores.timeseries.base import TimeSeriesStore
-from aihub.timeutil import floor_hour, to_us
+from aihub.timeutil import floor_hour, from_us, to_us
 
 MAX_RANGE = timedelta(days=731)  # two years (one leap day included)
 HOUR_US = 3_600_000_000
@@ -25,6 +25,7 @@ class HourlySeries:
     min: list[float]
     max: list[float]
     n: list[int]
+    last_hour: int | None  # epoch seconds of the asset's last hour with readings (any range)
 
 
 class SeriesService:
@@ -32,20 +33,36 @@ class SeriesService:
         self.store = store
 
     def hourly(
-        self, tenant_id: str, asset_id: str, start: datetime, end: datetime
+        self,
+        tenant_id: str,
+        asset_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        days: int = 365,
     ) -> HourlySeries:
-        """Rollups of the hours ``start <= hour < end`` (``start`` floored to its hour)."""
+        """Rollups of the hours ``start <= hour < end`` (``start`` floored to its hour).
+        Without ``end``: up to and including the asset's last hour with readings (the
+        current hour if it has none); without ``start``: ``days`` before ``end``."""
+        if not 1 <= days <= MAX_RANGE.days:
+            raise InvalidInput(f"days: must be between 1 and {MAX_RANGE.days}")
+        found = self.store.get_assets(tenant_id, [asset_id])
+        if not found:
+            raise NotFound(f"unknown asset '{asset_id}' for tenant '{tenant_id}'")
+        key = found[0].key
+        last = self.store.last_rollup_hour(key)
+        if end is None:
+            end = (from_us(last) if last is not None else floor_hour(datetime.now(UTC))) \
+                + timedelta(hours=1)
+        if start is None:
+            start = end - timedelta(days=days)
         if end <= start:
             raise InvalidInput("end: must be after start")
         if end - start > MAX_RANGE:
             raise InvalidInput(f"end: the range may span at most {MAX_RANGE.days} days")
-        found = self.store.get_assets(tenant_id, [asset_id])
-        if not found:
-            raise NotFound(f"unknown asset '{asset_id}' for tenant '{tenant_id}'")
         start = floor_hour(start)
-        df = self.store.load_rollups(
-            [found[0].key], to_us(start), to_us(end), columns=("n", "mean", "min", "max")
-        )
+        df = self.store.load_rollups([key], to_us(start), to_us(end),
+                                     columns=("n", "mean", "min", "max"))
         return HourlySeries(
             tenant_id=tenant_id,
             asset_id=asset_id,
@@ -56,4 +73,5 @@ class SeriesService:
             min=df["min"].to_list(),
             max=df["max"].to_list(),
             n=df["n"].to_list(),
+            last_hour=None if last is None else last // 1_000_000,
         )

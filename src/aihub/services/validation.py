@@ -305,7 +305,7 @@ def _row_problems(frame: pl.DataFrame, kind: _Kind) -> _Checked:
     return _Checked(codes, bad, meaning)
 
 
-def _describe(checked: _Checked, limit: int | None) -> list[RowProblem]:
+def _describe(checked: _Checked, limit: int | None, first_row: int = 0) -> list[RowProblem]:
     meaning, bad = checked.meaning, checked.bad
     rows = bad if limit is None else bad.head(limit)
     parsed = PROBLEM_FIELD in rows.columns
@@ -313,9 +313,11 @@ def _describe(checked: _Checked, limit: int | None) -> list[RowProblem]:
     for rec in rows.iter_rows(named=True):
         what = meaning[rec["_code"] - 1]
         if what is None and parsed:
-            out.append(RowProblem(rec["row"], rec[PROBLEM_FIELD], rec[PROBLEM_REASON]))
+            out.append(
+                RowProblem(rec["row"] + first_row, rec[PROBLEM_FIELD], rec[PROBLEM_REASON])
+            )
         elif what is not None:
-            out.append(RowProblem(rec["row"], what[0], what[1]))
+            out.append(RowProblem(rec["row"] + first_row, what[0], what[1]))
     return out
 
 
@@ -341,7 +343,11 @@ def _dedupe(frame: pl.DataFrame, key: str) -> pl.DataFrame:
 
 
 def _validate(
-    frame: pl.DataFrame, kind: _Kind, max_rows: int, labels: Mapping[str, str] | None
+    frame: pl.DataFrame,
+    kind: _Kind,
+    max_rows: int,
+    labels: Mapping[str, str] | None,
+    first_row: int = 0,
 ) -> pl.DataFrame:
     if frame.height > max_rows:
         raise PayloadTooLarge(
@@ -352,7 +358,7 @@ def _validate(
     frame = _conform(frame, kind)
     checked = _row_problems(frame, kind)
     if checked.bad.height:
-        problems = _describe(checked, DETAILS_SHOWN)
+        problems = _describe(checked, DETAILS_SHOWN, first_row)
         first = problems[0]
         label = (labels or {}).get(first.field)
         raise InvalidInput(
@@ -373,12 +379,17 @@ def _split(frame: pl.DataFrame, kind: _Kind) -> tuple[pl.DataFrame, list[RowProb
 
 
 def validate_readings(
-    frame: pl.DataFrame, *, max_rows: int, labels: Mapping[str, str] | None = None
+    frame: pl.DataFrame,
+    *,
+    max_rows: int,
+    labels: Mapping[str, str] | None = None,
+    first_row: int = 0,
 ) -> pl.DataFrame:
     """All of ``frame`` (``READINGS_SCHEMA``) valid, deduplicated; else ``InvalidInput``
     naming the first bad row and field (``PayloadTooLarge`` beyond ``max_rows``).
-    ``labels`` renames fields in the message (e.g. ``{"value": "column 'kwh'"}``)."""
-    return _validate(frame, READINGS, max_rows, labels)
+    ``labels`` renames fields in the message (e.g. ``{"value": "column 'kwh'"}``);
+    ``first_row`` is the number of the frame's first row in messages (a chunk of a file)."""
+    return _validate(frame, READINGS, max_rows, labels, first_row)
 
 
 def split_readings(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[RowProblem]]:
@@ -387,11 +398,15 @@ def split_readings(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[RowProblem]]
 
 
 def validate_weather(
-    frame: pl.DataFrame, *, max_rows: int, labels: Mapping[str, str] | None = None
+    frame: pl.DataFrame,
+    *,
+    max_rows: int,
+    labels: Mapping[str, str] | None = None,
+    first_row: int = 0,
 ) -> pl.DataFrame:
     """Like ``validate_readings`` for weather (``WEATHER_SCHEMA``; absent weather fields
     are null)."""
-    return _validate(frame, WEATHER, max_rows, labels)
+    return _validate(frame, WEATHER, max_rows, labels, first_row)
 
 
 def split_weather(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[RowProblem]]:

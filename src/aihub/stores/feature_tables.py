@@ -63,5 +63,6 @@ feature_exports = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
     sa.Column("owner", sa.String(300)),  # host:pid:start of the writer (migration 0004)
+    sa.Column("parts", sa.JSON),  # a dataset export's parts (migration 0008)
     sa.Column("options", sa.JSON),  # origins, horizons, as_known (migration 0007)
 )

@@ -93,17 +93,24 @@ def list_assets(
 def series(
     asset_id: Annotated[str, Path()],
     tenant_id: TenantQuery,
-    start: Annotated[Timestamp, Query(description="first hour (floored to the hour)")],
-    end: Annotated[Timestamp, Query(description="exclusive; at most 731 days after start")],
     services: ServicesDep,
+    start: Annotated[Timestamp | None, Query(
+        description="first hour (floored to the hour); default: `days` before `end`")] = None,
+    end: Annotated[Timestamp | None, Query(
+        description="exclusive; at most 731 days after start; default: just after the "
+                    "asset's last hour with readings")] = None,
+    days: Annotated[int, Query(ge=1, le=731,
+                               description="range length when `start` is left out")] = 365,
 ) -> Response:
     """Columns, not rows: ``hour`` (epoch seconds, UTC), ``mean``, ``min``, ``max``, ``n``
-    of every hour with readings in ``[start, end)`` (a year of hours is ~400 KB of JSON)."""
+    of every hour with readings in ``[start, end)`` (a year of hours is ~400 KB of JSON),
+    and ``last_hour``, the asset's last hour with readings. With no range given, the last
+    ``days`` (365) up to that hour: one request draws an asset's recent history."""
     check_name(asset_id, "asset_id")
-    s = SeriesService(services.timeseries).hourly(tenant_id, asset_id, start, end)
+    s = SeriesService(services.timeseries).hourly(tenant_id, asset_id, start, end, days=days)
     body = {"tenant_id": s.tenant_id, "asset_id": s.asset_id, "start": s.start.isoformat(),
-            "end": s.end.isoformat(), "count": len(s.hour), "hour": s.hour, "mean": s.mean,
-            "min": s.min, "max": s.max, "n": s.n}
+            "end": s.end.isoformat(), "count": len(s.hour), "last_hour": s.last_hour,
+            "hour": s.hour, "mean": s.mean, "min": s.min, "max": s.max, "n": s.n}
     return Response(orjson.dumps(body), media_type="application/json")
 
 

@@ -49,6 +49,7 @@ def export_public(r: ExportRecord) -> ExportPublic:
         options=r.options,
         created_at=r.created_at,
         completed_at=r.completed_at,
+        parts=r.parts,  # type: ignore[arg-type]
     )
 
 

@@ -241,6 +241,12 @@ class ExportCreate(BaseModel):
     )
 
 
+class ExportPart(BaseModel):
+    path: str  # relative to the export's storage_path (a dataset directory)
+    rows: int
+    bytes: int
+
+
 class ExportPublic(BaseModel):
     export_id: str
     tenant_id: str
@@ -260,6 +266,8 @@ class ExportPublic(BaseModel):
     )
     created_at: datetime
     completed_at: datetime | None
+    # A dataset export (run on an executor): its Parquet parts; null for a single file.
+    parts: list[ExportPart] | None = None
 
 
 class ExportPage(BaseModel):
@@ -348,6 +356,8 @@ class SeriesPublic(BaseModel):
     start: datetime
     end: datetime
     count: int
+    last_hour: int | None = Field(
+        description="epoch seconds (UTC) of the asset's last hour with readings, any range")
     hour: list[int] = Field(description="epoch seconds (UTC) of each hour's start")
     mean: list[float]
     min: list[float]

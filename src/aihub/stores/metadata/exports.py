@@ -36,6 +36,9 @@ class ExportRecord:
     message: str | None
     created_at: datetime
     completed_at: datetime | None
+    # A dataset export's parts: ``{"path", "rows", "bytes"}`` each, path relative to
+    # ``storage_path`` (None for a single file).
+    parts: list[dict[str, Any]] | None = None
     # origins, horizons and as_known of the request (None: today's rows and columns)
     options: dict[str, Any] | None = None
 
@@ -115,6 +118,7 @@ def _values(record: ExportRecord) -> dict[str, Any]:
         "message": record.message,
         "created_at": record.created_at,
         "completed_at": record.completed_at,
+        "parts": record.parts,
         "options": record.options,
     }
 
@@ -135,5 +139,6 @@ def _export(row: Any) -> ExportRecord:
         message=row.message,
         created_at=row.created_at,
         completed_at=row.completed_at,
+        parts=row.parts,
         options=row.options,
     )

@@ -167,6 +167,10 @@ class TimeSeriesStore(ABC):
         ``asset_key``, ``hour`` and the requested value ``columns`` of ``ROLLUP_SCHEMA``."""
 
     @abstractmethod
+    def last_rollup_hour(self, asset_key: int) -> int | None:
+        """Start (epoch microseconds) of the asset's last hour with readings, or None."""
+
+    @abstractmethod
     def load_weather(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
     ) -> pl.DataFrame:

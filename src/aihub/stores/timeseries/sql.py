@@ -404,6 +404,12 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         )
         return self._fetch(sql, [*keys, start, end], schema)
 
+    def last_rollup_hour(self, asset_key: int) -> int | None:
+        q = sa.text("SELECT MAX(hour) FROM hourly_rollups WHERE asset_key = :k")
+        with self._connect() as conn:
+            last = conn.execute(q, {"k": asset_key}).scalar()
+        return None if last is None else int(last)
+
     def load_weather(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
     ) -> pl.DataFrame:

@@ -39,6 +39,18 @@ export function anomalyMarks(series, threshold = 3) {
   return { marks, avg, count: marks.filter((v) => v !== null).length };
 }
 
+// Logged forecasts aligned to the chart's hours: per target hour, the prediction of the
+// latest origin (the freshest forecast the model made for that hour); null elsewhere.
+export function alignForecasts(hours, predictions) {
+  const best = new Map();
+  for (const p of predictions) {
+    const t = Date.parse(p.timestamp) / 1000, o = Date.parse(p.origin) / 1000;
+    const cur = best.get(t);
+    if (!cur || o > cur.o) best.set(t, { o, v: p.prediction });
+  }
+  return hours.map((t) => best.get(t)?.v ?? null);
+}
+
 export function drawChart(el, series, { onPainted } = {}) {
   const { marks, avg } = anomalyMarks(series);
   const width = () => Math.max(300, el.clientWidth || 300);
@@ -70,6 +82,12 @@ export function drawChart(el, series, { onPainted } = {}) {
   const lag = lagSeries(series.hour, series.mean);
   const data = [series.hour, series.min, series.max, series.mean, avg, lag, marks];
   const plot = new uPlot(opts, data, el);
+  // Forecasts arrive after the first paint (a second request): added as one more series.
+  plot.addForecast = (forecast) => {
+    plot.addSeries({ label: forecast.label, stroke: "#2e7d32", width: 1.25, dash: [6, 3] });
+    plot.setData([...data, forecast.values], false);
+    plot.redraw();
+  };
   const onResize = () => plot.setSize({ width: width(), height: height() });
   window.addEventListener("resize", onResize);
   return plot;

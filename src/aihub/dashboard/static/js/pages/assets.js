@@ -1,6 +1,6 @@
 // The asset list (prefix search, pages) and one asset's page with its chart.
-import { api } from "../api.js";
-import { drawChart, anomalyMarks } from "../chart.js";
+import { api, hasRoute } from "../api.js";
+import { alignForecasts, anomalyMarks, drawChart } from "../chart.js";
 import { enc, fmt, h, table } from "../ui.js";
 
 const PAGE = 50;
@@ -40,21 +40,19 @@ export async function assets({ tenant, params }) {
 export async function asset({ tenant, args, params }) {
   const [assetId] = args;
   const days = Number(params.get("days")) || 365;
-  const [a, status] = await Promise.all([
+  // The asset and its series in parallel: without start/end the series endpoint ends at
+  // the asset's last hour with data, so no status round trip comes first.
+  const [a, series] = await Promise.all([
     api(`/ai/assets/${enc(assetId)}`, { params: { tenant_id: tenant } }),
-    api("/ai/features/status", { params: { tenant_id: tenant } }),
+    api(`/ai/assets/${enc(assetId)}/series`, { params: { tenant_id: tenant, days } }),
   ]);
   const nodes = [h("h1", {}, `Asset ${a.asset_id}`),
     h("p", { class: "muted" }, `${a.kind} · ${a.timezone}` + (a.country ? ` · ${a.country}` : "")
       + (a.location_id ? ` · weather ${a.location_id}` : "") + ` · last ingest ${fmt.time(a.last_ingest_at)}`)];
-  if (!status.last_reading) {
+  if (!series.count && series.last_hour === null) {
     nodes.push(h("p", { class: "empty" }, "No readings yet."));
     return nodes;
   }
-  const endMs = Math.floor(new Date(status.last_reading).getTime() / 3600e3) * 3600e3 + 3600e3;
-  const startMs = endMs - days * 86400e3;
-  const series = await api(`/ai/assets/${enc(assetId)}/series`, { params: {
-    tenant_id: tenant, start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString() } });
   const { count } = anomalyMarks(series);
   const chartEl = h("div", { class: "chart", id: "asset-chart", role: "img",
     "aria-label": `Hourly load of ${assetId}: ${series.count} hours, ${count} anomalous hours` });
@@ -62,6 +60,7 @@ export async function asset({ tenant, args, params }) {
     onchange: (ev) => { location.hash = `#/assets/${enc(assetId)}?days=${ev.target.value}`; } },
   [7, 30, 90, 365, 730].map((d) => h("option", { value: d, selected: d === days }, d === 730 ? "2 years" : d === 365 ? "1 year" : `${d} days`)));
   let plot;
+  const forecastNote = h("span", { id: "forecast-note", "aria-live": "polite" }, "");
   const pan = (dir) => {
     const { min, max } = plot.scales.x;
     const w = (max - min) * 0.5 * dir;
@@ -84,8 +83,8 @@ export async function asset({ tenant, args, params }) {
     chartEl,
     h("p", { class: "legend-note" }, `${fmt.int(series.count)} hours · ${count} hours with |z_score_24h| > 3 `
       + "(red points) · drag to zoom, double-click to reset, click a legend entry to show or hide it "
-      + "(24 h avg and lag 168 h are the rolling_24h_avg and lag_168h features). Logged forecasts appear here once the "
-      + "monitoring API serves them per asset."));
+      + "(24 h avg and lag 168 h are the rolling_24h_avg and lag_168h features). ",
+      forecastNote));
   return {
     nodes,
     mounted: () => {
@@ -94,6 +93,28 @@ export async function asset({ tenant, args, params }) {
         performance.mark("aihub:chart-painted");
         chartEl.dataset.painted = "1";
       } });
+      productionForecasts(tenant, assetId, series).then((forecast) => {
+        forecastNote.textContent = forecast
+          ? `Dashed green: ${forecast.label}, ${fmt.int(forecast.n)} hours with a logged forecast (for each hour, the latest origin's).`
+          : "No logged forecasts of a production model for this asset in this range.";
+        if (forecast) { plot.addForecast(forecast); chartEl.dataset.forecast = String(forecast.n); }
+      }).catch((e) => { forecastNote.textContent = `Forecasts could not be loaded: ${e.message}`; });
     },
   };
+}
+
+// The production model's logged forecasts for this asset over the chart's range (from the
+// prediction log), aligned to the chart's hours; null when there are none.
+async function productionForecasts(tenant, assetId, series) {
+  if (!series.count || !(await hasRoute("GET", "/ai/models/{model_id}/predictions"))) return null;
+  const prod = await api("/ai/models/", { params: { tenant_id: tenant, stage: "production", limit: 20 } });
+  for (const m of prod.models) {
+    const got = await api(`/ai/models/${enc(m.model_id)}/predictions`, { params: {
+      asset_id: assetId, start: series.start, end: series.end, limit: 50000 } });
+    if (!got.predictions.length) continue;
+    const values = alignForecasts(series.hour, got.predictions);
+    const n = values.filter((v) => v !== null).length;
+    if (n) return { label: `forecast ${m.model_name} ${m.version}`, values, n };
+  }
+  return null;
 }

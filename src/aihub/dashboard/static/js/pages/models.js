@@ -12,16 +12,25 @@ export async function allVersions(params) {
   }
 }
 
-export async function models({ tenant }) {
-  const versions = await allVersions({ tenant_id: tenant });
+const PAGE = 100;
+
+export async function models({ tenant, params }) {
+  // One page of versions at a time (the API's order: by model name, newest version first),
+  // so a registry with thousands of versions opens as fast as one with ten.
+  const page = Math.max(0, Number(params?.get("page")) || 0);
+  const data = await api("/ai/models/", { params: { tenant_id: tenant, limit: PAGE, offset: page * PAGE } });
+  const versions = data.models;
+  const last = Math.max(0, Math.ceil(data.total / PAGE) - 1);
   const byName = new Map();
   for (const v of versions) {
     if (!byName.has(v.model_name)) byName.set(v.model_name, []);
     byName.get(v.model_name).push(v);
   }
+  const shown = data.total > versions.length
+    ? `Versions ${fmt.int(page * PAGE + 1)}-${fmt.int(page * PAGE + versions.length)} of ${fmt.int(data.total)}. `
+    : `${fmt.int(versions.length)} versions of ${byName.size} models. `;
   const nodes = [h("h1", {}, `Models · ${tenant}`),
-    h("p", { class: "muted" }, `${fmt.int(versions.length)} versions of ${byName.size} models. `
-      + "Tick two versions of a model to compare them.")];
+    h("p", { class: "muted" }, shown + "Tick two versions of a model to compare them.")];
   if (!versions.length) nodes.push(h("p", { class: "empty" }, "No models registered yet."));
   const frag = document.createDocumentFragment();
   for (const [name, vs] of byName) {
@@ -40,6 +49,15 @@ export async function models({ tenant }) {
     frag.append(form);
   }
   nodes.push(frag);
+  if (last > 0) {
+    const go = (np) => { location.hash = `#/models?page=${np}`; };
+    nodes.push(h("nav", { class: "pager", "aria-label": "Version pages" },
+      h("button", { type: "button", class: "secondary", disabled: page === 0,
+        onclick: () => go(page - 1) }, "Previous"),
+      h("span", {}, `Page ${page + 1} of ${last + 1}`),
+      h("button", { type: "button", class: "secondary", disabled: page >= last,
+        onclick: () => go(page + 1) }, "Next")));
+  }
   return nodes;
 }
 
