@@ -189,7 +189,11 @@ def test_plain_requests_keep_their_shape_and_bad_options_are_422(
                                                         "horizons": [0]}).json()
     assert same["rows"][0]["features"] == plain["features"]
     known = client.post("/ai/features/get", json=base | {"as_known": "origin"}).json()
-    assert known["timestamp"] == plain["timestamp"] and known["as_known"] == "origin"
+    assert set(known) == set(plain) and known["timestamp"] == plain["timestamp"]
+    rows = client.post("/ai/features/get", json=base | {"horizons": [0, 1]}).json()
+    assert set(rows) == {"tenant_id", "asset_id", "feature_set", "origin", "as_known", "rows",
+                         "feature_count", "computed_at"}
+    assert set(rows["rows"][0]) == {"timestamp", "horizon", "features"}
     for bad in ({"horizons": [169]}, {"horizons": {"min": 5, "max": 2}}, {"as_known": "soon"},
                 {"as_known": "2024-01-01T00:00:00"}, {"horizons": []}):
         r = client.post("/ai/features/get", json=base | bad)
@@ -201,3 +205,28 @@ def test_plain_requests_keep_their_shape_and_bad_options_are_422(
         "tenant_id": T, "start_time": iso(o), "end_time": iso(o + timedelta(days=1)),
         "origins": {"every_hours": 5, "at": "10:00"}})
     assert r.status_code == 422 and "every_hours" in r.text
+
+
+def test_export_over_http_records_and_lists_its_options(client: TestClient,
+                                                        scenario: Scenario) -> None:
+    start = scenario.starts["sub"] + timedelta(days=3)
+    r = client.post("/ai/features/export", json={
+        "tenant_id": T, "feature_set": "everything", "start_time": iso(start),
+        "end_time": iso(start + timedelta(days=2)), "horizons": [0, 24],
+        "origins": {"every_hours": 12, "at": "10:00", "timezone": "Europe/Berlin"},
+        "as_known": "origin"})
+    assert r.status_code == 200, r.text
+    assert r.json()["options"] == {
+        "origins": {"every_hours": 12, "at": "10:00", "timezone": "Europe/Berlin"},
+        "horizons": [0, 24], "as_known": "origin"}
+    listed = client.get("/ai/features/exports", params={"tenant_id": T}).json()["exports"]
+    assert listed[0]["options"]["horizons"] == [0, 24]
+    plain = client.post("/ai/features/export", json={
+        "tenant_id": T, "feature_set": "everything", "start_time": iso(start),
+        "end_time": iso(start + timedelta(days=1))}).json()
+    assert plain["options"] is None
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(plain["storage_path"]).column_names[:3] == [
+        "tenant_id", "asset_id", "timestamp"]
+    assert "target_quality" not in pq.read_table(plain["storage_path"]).column_names

@@ -160,42 +160,33 @@ def _weather_as_known(
     wanted: list[str],
 ) -> dict[str, np.ndarray]:
     """``compute._weather``'s rule (the latest weather at or before T, at most
-    ``WEATHER_MAX_AGE_HOURS`` old) over the versions known by each row's ``known_by``."""
+    ``WEATHER_MAX_AGE_HOURS`` old) over the versions known by each row's ``known_by``:
+    the latest ``ts`` with a version known by then, and its latest such version."""
     values = {f: np.full(len(keys), np.nan) for f in wanted}
     max_age = WEATHER_MAX_AGE_HOURS * HOUR_US
-    ask = pl.DataFrame({"asset_key": keys, "T": hours, "k": known_by,
-                        "row": np.arange(len(keys))})
     for (location,), asset_keys in _group_keys(assets, "location_id").items():
         if location is None:
             continue
-        mine = ask.filter(pl.col("asset_key").is_in(asset_keys))
-        obs = versions.filter(pl.col("location_id") == location)
-        if mine.is_empty() or obs.is_empty():
+        rows = np.flatnonzero(np.isin(keys, np.asarray(asset_keys, dtype=np.int64)))
+        obs = versions.filter(pl.col("location_id") == location).sort("ts", "known_at")
+        if not len(rows) or obs.is_empty():
             continue
-        queries = mine.select("T", "k").unique()
-        buckets = queries.with_columns(
-            pl.concat_list(
-                [pl.col("T") - d * HOUR_US for d in range(WEATHER_MAX_AGE_HOURS + 1)]
-            ).alias("bucket")
-        ).explode("bucket")
-        found = (
-            buckets.join(
-                obs.with_columns((pl.col("ts") // HOUR_US * HOUR_US).alias("bucket")),
-                on="bucket",
-            )
-            .filter(
-                (pl.col("ts") <= pl.col("T"))
-                & (pl.col("T") - pl.col("ts") <= max_age)
-                & (pl.col("known_at") <= pl.col("k"))
-            )
-            .sort("ts", "known_at")
-            .group_by("T", "k")
-            .last()
-        )
-        hit = mine.join(found, on=["T", "k"], how="left", maintain_order="left")
-        rows = hit.get_column("row").to_numpy()
+        ts = obs.get_column("ts").to_numpy()
+        known = obs.get_column("known_at").to_numpy()
+        t, k = hours[rows], known_by[rows]
+        # Candidate versions of each row: ts in [T - max_age, T], in (ts, known_at) order.
+        lo = np.searchsorted(ts, t - max_age, side="left")
+        hi = np.searchsorted(ts, t, side="right")
+        counts = np.maximum(hi - lo, 0)
+        owner = np.repeat(np.arange(len(rows)), counts)
+        cand = np.repeat(lo - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
+        ok = known[cand] <= k[owner]
+        best = np.full(len(rows), -1)
+        np.maximum.at(best, owner[ok], cand[ok])  # the latest (ts, known_at) known by k
+        found = best >= 0
         for f in wanted:
-            values[f][rows] = hit.get_column(f).fill_null(np.nan).to_numpy()
+            column = obs.get_column(f).fill_null(np.nan).to_numpy()
+            values[f][rows[found]] = column[best[found]]
     return values
 
 
@@ -249,22 +240,26 @@ def compute_origin_features(
         return np.searchsorted(gcode, _code(keys, hrs))
 
     # Views: one per (asset, O, known_by), WINDOW hours before O.
-    views = rows.select("asset_key", "origin", "known_by").unique(maintain_order=True)
-    vk = views.get_column("asset_key").to_numpy()
-    vo = views.get_column("origin").to_numpy()
-    vknow = views.get_column("known_by").to_numpy()
-    window = grid.level[pos(vk, vo)[:, None] - 1 - np.arange(WINDOW)[None, :]] if len(vk) else (
+    # Rows are sorted by asset and origin, and a row's known_by follows from its origin:
+    # a view starts wherever (asset, origin) changes.
+    starts = np.r_[True, (rk[1:] != rk[:-1]) | (ro[1:] != ro[:-1])] if n else np.zeros(0, bool)
+    rv = np.cumsum(starts) - 1
+    vk, vo, vknow = rk[starts], ro[starts], rknow[starts]
+    views = pl.DataFrame({"asset_key": vk, "origin": vo, "known_by": vknow})
+    ov = overrides.filter(pl.col("known_by") < LATEST)
+    level = grid.level
+    if as_known not in ("latest", "origin") and not ov.is_empty():
+        # One knowledge time K for every view: the hours as known at K replace the
+        # current ones on the grid itself, once.
+        level = level.copy()
+        level[pos(ov.get_column("asset_key").to_numpy(), ov.get_column("hour").to_numpy())] = (
+            ov.get_column("mean").fill_null(np.nan).to_numpy()
+        )
+    window = level[pos(vk, vo)[:, None] - 1 - np.arange(WINDOW)[None, :]] if len(vk) else (
         np.zeros((0, WINDOW))
     )
-    ov = overrides.filter(pl.col("known_by") < LATEST)
-    if not ov.is_empty() and len(vk):
+    if as_known == "origin" and not ov.is_empty() and len(vk):
         _apply_overrides(window, views, ov)
-    # Every row's view: rows are sorted by asset, origin, and views hold the same keys.
-    vindex = pl.DataFrame({"asset_key": vk, "origin": vo, "known_by": vknow,
-                           "v": np.arange(len(vk))})
-    rv = rows.join(
-        vindex, on=["asset_key", "origin", "known_by"], how="left", maintain_order="left"
-    ).get_column("v").to_numpy()
 
     # The target hour itself: current, or as known at K.
     tpos = pos(rk, rt)
@@ -284,21 +279,21 @@ def compute_origin_features(
         edit_t[at] = hit.get_column("edited").fill_null(0).to_numpy()
 
     values: dict[str, np.ndarray] = {"value": level_t, "hourly_min": low_t, "hourly_max": high_t}
-    rw = window[rv] if n else np.zeros((0, WINDOW))
     for k in (1, 24, 48, 168):
         j = k - horizon - 1
         ok = j >= 0
         lag = np.full(n, np.nan)
-        lag[ok] = rw[np.flatnonzero(ok), j[ok]]
+        lag[ok] = window[rv[ok], j[ok]]  # the row's view, column k - h - 1
         values[f"lag_{k}h"] = lag
     if wanted_set & {"hourly_avg", "hourly_std"}:
-        mean, std = np.full(n, np.nan), np.full(n, np.nan)
-        for h in np.unique(horizon):
-            sel = np.flatnonzero(horizon == h)
-            cols = [24 * d - int(h) - 1 for d in SAME_HOUR_DAYS if 24 * d - int(h) - 1 >= 0]
-            if cols:
-                mean[sel], std[sel] = _stats(rw[sel], cols)
-        values["hourly_avg"], values["hourly_std"] = mean, std
+        # L(T - 24h*d), d = 1..7, in that order; an hour not complete before O is missing
+        # (NaN adds exactly nothing, as a missing hour does in the plain pipeline).
+        same = np.full((n, len(SAME_HOUR_DAYS)), np.nan)
+        for i, d in enumerate(SAME_HOUR_DAYS):
+            j = 24 * d - horizon - 1
+            ok = j >= 0
+            same[ok, i] = window[rv[ok], j[ok]]
+        values["hourly_avg"], values["hourly_std"] = _stats(same, range(len(SAME_HOUR_DAYS)))
     for hours in (24, 168):
         needs = {f"rolling_{hours}h_avg", f"rolling_{hours}h_std"}
         if hours == 24:
@@ -344,23 +339,24 @@ def compute_origin_features(
             columns.append(pl.Series(name, col, nan_to_null=True))
     if include_target:
         columns.append(pl.Series("target", level_t, nan_to_null=True))
-        quality = np.where(est_t > 0, 1, np.where(edit_t > 0, 2, 0))
+        code = np.where(est_t > 0, 1, np.where(edit_t > 0, 2, 0))
         columns.append(
-            pl.Series(
-                "target_quality", np.array(QUALITIES, dtype=object)[quality], dtype=pl.String
-            )
+            pl.Series("target_quality", code, dtype=pl.Int64)
+            .replace_strict(dict(enumerate(QUALITIES)), return_dtype=pl.String)
+            .set(pl.Series(np.isnan(level_t)), None)  # no target, no quality
         )
     return pl.DataFrame(columns)
 
 
 def _apply_overrides(window: np.ndarray, views: pl.DataFrame, ov: pl.DataFrame) -> None:
-    """Set ``window[v, j]`` to the as-known value of hour ``O - (j + 1)h`` for every view
-    ``v`` with an override of its ``(asset, known_by)`` inside its window."""
+    """Set ``window[v, j]`` to the as-known value of hour ``O - (j + 1)h`` for the view
+    ``v`` of origin ``O`` known at ``O`` (``as_known = "origin"``: an override's
+    ``known_by`` is the origin of the one view it belongs to)."""
     indexed = views.with_row_index("v").with_columns(pl.col("v").cast(pl.Int64))
-    # By origin for "origin" (known_by = O), else every view of the asset at that K.
     hits = (
-        ov.join(indexed, on=["asset_key", "known_by"], how="inner")
-        .with_columns(((pl.col("origin") - pl.col("hour")) // HOUR_US - 1).alias("j"))
+        ov.join(indexed, left_on=["asset_key", "known_by"], right_on=["asset_key", "origin"],
+                how="inner")
+        .with_columns(((pl.col("known_by") - pl.col("hour")) // HOUR_US - 1).alias("j"))
         .filter((pl.col("j") >= 0) & (pl.col("j") < WINDOW))
     )
     if hits.is_empty():
@@ -377,10 +373,12 @@ def _current_quality(
     est, edit = np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=np.int64)
     if marks.is_empty() or not len(keys):
         return est, edit
-    hit = pl.DataFrame({"asset_key": keys, "hour": hours, "row": np.arange(len(keys))}).join(
-        marks, on=["asset_key", "hour"], how="inner"
-    )
-    at = hit.get_column("row").to_numpy()
-    est[at] = hit.get_column("estimated").to_numpy()
-    edit[at] = hit.get_column("edited").to_numpy()
+    mcode = _code(marks.get_column("asset_key").to_numpy(), marks.get_column("hour").to_numpy())
+    order = np.argsort(mcode, kind="stable")
+    mcode = mcode[order]
+    want = _code(keys, hours)
+    at = np.clip(np.searchsorted(mcode, want), 0, len(mcode) - 1)
+    hit = mcode[at] == want
+    est[hit] = marks.get_column("estimated").to_numpy()[order][at[hit]]
+    edit[hit] = marks.get_column("edited").to_numpy()[order][at[hit]]
     return est, edit

@@ -214,6 +214,14 @@ def _read(
     """Every column's values, one list each (None where an item lacks the key), and the
     problems with items as a whole."""
     if set(map(type, items)) <= {dict}:
+        base = [c for c in read if not c.optional]
+        if len(base) < len(read) and set(map(len, items)) <= {len(base)}:  # type: ignore[arg-type]
+            try:  # every item holds exactly the usual columns, none of the optional ones
+                values = {c.name: [item[c.name] for item in items] for c in base}  # type: ignore[index]
+                values.update({c.name: [None] * len(items) for c in read if c.optional})
+                return values, []
+            except KeyError:
+                pass
         if set(map(len, items)) <= {len(read)}:  # type: ignore[arg-type]
             try:  # the common case, every item holds exactly the columns: plain lookups
                 return {c.name: [item[c.name] for item in items] for c in read}, []  # type: ignore[index]

@@ -227,10 +227,18 @@ class FeatureService:
                 .select("asset_key", "origin",
                         (pl.col("origin") + pl.col("h") * HOUR_US).alias("hour"))
             )
-        keys = [a.key for a in assets]
         reach = min(lookback_hours, MAX_SHIFT_HOURS) * HOUR_US
         lo = (min(origins) if origins else 0) - reach
         hi = (max(origins) + max(horizons) * HOUR_US + HOUR_US) if origins else 0
+        with self.store.pinned_reads():
+            return self._knowledge_frame(assets, fs, rows, lo, hi, reach, lookback_hours,
+                                         as_known, with_target_only)
+
+    def _knowledge_frame(
+        self, assets: Sequence[Asset], fs: FeatureSet, rows: pl.DataFrame, lo: int, hi: int,
+        reach: int, lookback_hours: int, as_known: AsKnown, with_target_only: bool,
+    ) -> pl.DataFrame:
+        keys = [a.key for a in assets]
         judged = {"hourly_min", "hourly_max"} & set(fs.features)
         columns = ("mean", "min", "max") if judged else ("mean",)
         rollups = self.store.load_rollups(keys, lo, hi, columns=columns)
@@ -404,12 +412,13 @@ class FeatureService:
         rows sorted by asset key and target (``knowledge_frame``; one store read)."""
         self.check_lookback(req.lookback_hours)
         fs = self.feature_set(req.tenant_id, req.feature_set)
-        assets = self._resolve_assets(req, asset_ids)
-        origin = self._hour_for(req)
-        frame = self.knowledge_frame(
-            assets, fs, origins=[to_us(origin)], horizons=horizons,
-            lookback_hours=req.lookback_hours, as_known=as_known, with_target_only=False,
-        )
+        with self.store.pinned_reads():
+            assets = self._resolve_assets(req, asset_ids)
+            origin = self._hour_for(req)
+            frame = self.knowledge_frame(
+                assets, fs, origins=[to_us(origin)], horizons=horizons,
+                lookback_hours=req.lookback_hours, as_known=as_known, with_target_only=False,
+            )
         return origin, assets, frame
 
     def get_known(
@@ -423,7 +432,7 @@ class FeatureService:
         """Serialized ``/get`` answers at origin ``as_of`` (default: the current hour) for
         ``horizons`` and ``as_known``, computed from the store (never cached: the cache
         holds ``h = 0``, ``"latest"`` answers only). Without ``horizons`` the answer has
-        today's shape (plus ``as_known``), with them one row per horizon."""
+        today's shape, with them one row per horizon."""
         fs = self.feature_set(req.tenant_id, req.feature_set)
         origin, assets, frame = self.known_rows(
             req, asset_ids, horizons=list(horizons or [0]), as_known=as_known
@@ -442,12 +451,11 @@ class FeatureService:
             if horizons is None:
                 features = {f: rows[0][f] for f in fs.features}
                 body = {**head, "timestamp": iso(origin), "lookback_hours": req.lookback_hours,
-                        "as_known": shown, "features": features,
-                        "feature_count": len(features), "computed_at": computed_at}
+                        "features": features, "feature_count": len(features),
+                        "computed_at": computed_at}
             else:
                 body = {
                     **head, "origin": iso(origin), "as_known": shown,
-                    "lookback_hours": req.lookback_hours,
                     "rows": [
                         {"timestamp": iso(from_us(r["hour"])), "horizon": r["horizon"],
                          "features": {f: r[f] for f in fs.features}}

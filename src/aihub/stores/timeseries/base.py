@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -229,3 +230,8 @@ class TimeSeriesStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    def pinned_reads(self) -> AbstractContextManager[None]:
+        """A block whose reads (of this thread) may share one connection; by default
+        nothing is shared."""
+        return nullcontext()

@@ -378,7 +378,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
             copy = f"COPY ({query}) TO STDOUT (FORMAT csv)"
         buf = io.BytesIO()
         with (
-            self._connect() as conn,
+            self._reader() as conn,
             _translated(),
             _raw(conn).cursor() as cur,
             cur.copy(copy, list(params)) as cp,

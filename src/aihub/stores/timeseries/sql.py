@@ -13,8 +13,10 @@ record it on each row (``data_seq``, and on PostgreSQL the transaction id, ``dat
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +88,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._pinned = threading.local()
 
     # -- bulk paths, per backend ----------------------------------------------------------
     @abstractmethod
@@ -146,7 +149,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         if not asset_ids:
             return []
         found: list[Asset] = []
-        with self._connect() as conn:
+        with self._reader() as conn:
             ids = list(dict.fromkeys(asset_ids))
             for i in range(0, len(ids), _IN_CHUNK):
                 q = sa.select(assets).where(
@@ -542,3 +545,27 @@ class SqlTimeSeriesStore(TimeSeriesStore):
     # (``aihub.db.create_db_engine``), as they do for every other store.
     def _connect(self) -> Any:
         return self.engine.connect()
+
+    @contextmanager
+    def pinned_reads(self) -> Iterator[None]:
+        """This thread's reads inside the block share one connection: one pool checkout
+        (and liveness ping) for a request that reads several inputs."""
+        if getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        with self._connect() as conn:
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+
+    @contextmanager
+    def _reader(self) -> Iterator[Any]:
+        """The pinned connection of ``pinned_reads``, else a connection of its own."""
+        conn = getattr(self._pinned, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self._connect() as own:
+            yield own
