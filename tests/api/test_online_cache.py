@@ -139,6 +139,10 @@ def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
     seed = _csv(tmp_path / "seed.csv", readings("m1", range(0, 30), lambda h: 1.0))
     done = _cli(env, "ingest", "readings", str(seed), "--tenant", T)
     assert done.returncode == 0, done.stderr
+    # Let the follower see the seed's write first: otherwise its invalidation may land
+    # between the two gets below (a loaded machine), and the second would recompute.
+    follower = live_server.server.config.app.state.background["aihub-change-follower"]
+    assert follower.wait_for_rounds(follower.rounds + 2, timeout=30), "the follower stalled"
 
     first = get(http)
     assert first["features"]["lag_1h"] == 1.0
@@ -150,7 +154,6 @@ def test_cli_ingest_in_another_process_is_seen_by_the_running_server(
     # The server's follower thread (every AIHUB_CHANGE_FOLLOW_INTERVAL, 0.5 s) finds the
     # write in the change feed and drops the entry; lookups never query for it. Two more
     # rounds: at least one began after the CLI's commit.
-    follower = live_server.server.config.app.state.background["aihub-change-follower"]
     assert follower.wait_for_rounds(follower.rounds + 2, timeout=30), "the follower stalled"
     assert get(http)["features"]["lag_1h"] == 9.0
 

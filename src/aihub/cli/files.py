@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -152,49 +153,19 @@ def _batch(
     return FileBatch(with_problems(frame, problems), labels)
 
 
-def readings_from_file(
-    path: Path,
-    *,
-    fmt: str | None,
-    asset_col: str,
-    ts_col: str,
-    value_col: str,
-    asset_id: str | None,
-    timezone: str | None,
-    known_at_col: str | None = None,
-    quality_col: str | None = None,
-) -> FileBatch:
-    """The whole file as one batch (small files; ``readings_chunks`` for any size).
-    ``known_at_col`` names a column of knowledge times (a reading's original arrival,
-    for backfills), ``quality_col`` one of actual/estimated/edited flags."""
-    return readings_batch(
-        read_table(path, fmt), asset_col=asset_col, ts_col=ts_col, value_col=value_col,
-        asset_id=asset_id, timezone=timezone, known_at_col=known_at_col,
-        quality_col=quality_col,
-    )
+def readings_from_file(path: Path, *, fmt: str | None, **columns: Any) -> FileBatch:
+    """The whole file as one batch (small files; ``readings_chunks`` for any size);
+    ``columns`` are ``readings_batch``'s options."""
+    return readings_batch(read_table(path, fmt), **columns)
 
 
 def readings_chunks(
-    path: Path,
-    *,
-    fmt: str | None,
-    chunk_rows: int,
-    asset_col: str,
-    ts_col: str,
-    value_col: str,
-    asset_id: str | None,
-    timezone: str | None,
-    known_at_col: str | None = None,
-    quality_col: str | None = None,
+    path: Path, *, fmt: str | None, chunk_rows: int, **columns: Any
 ) -> Iterator[FileBatch]:
     """The file as batches of ``chunk_rows`` rows, read one at a time (rows numbered
     within each batch; the caller knows where it starts)."""
     for frame in read_chunks(path, fmt, chunk_rows):
-        yield readings_batch(
-            frame, asset_col=asset_col, ts_col=ts_col, value_col=value_col,
-            asset_id=asset_id, timezone=timezone, known_at_col=known_at_col,
-            quality_col=quality_col,
-        )
+        yield readings_batch(frame, **columns)
 
 
 def readings_batch(
@@ -208,6 +179,9 @@ def readings_batch(
     known_at_col: str | None = None,
     quality_col: str | None = None,
 ) -> FileBatch:
+    """Readings of ``frame`` in the store's columns: the file's columns named by the
+    options (``known_at_col``: knowledge times, e.g. a reading's original arrival, for
+    backfills; ``quality_col``: actual/estimated/edited flags)."""
     _require(frame, ts_col, "--ts-col")
     _require(frame, value_col, "--value-col")
     series = {
@@ -232,42 +206,18 @@ def readings_batch(
     return _batch(series, labels)
 
 
-def weather_from_file(
-    path: Path,
-    *,
-    fmt: str | None,
-    location_col: str,
-    ts_col: str,
-    location_id: str | None,
-    timezone: str | None,
-    issued_at_col: str | None = None,
-) -> FileBatch:
-    """The whole file as one batch (small files; ``weather_chunks`` for any size).
-    ``issued_at_col`` names a column of issue times (knowledge times): a forecast
-    archive keeps each forecast's issue, an observation its arrival."""
-    return weather_batch(
-        read_table(path, fmt), location_col=location_col, ts_col=ts_col,
-        location_id=location_id, timezone=timezone, issued_at_col=issued_at_col,
-    )
+def weather_from_file(path: Path, *, fmt: str | None, **columns: Any) -> FileBatch:
+    """The whole file as one batch (small files; ``weather_chunks`` for any size);
+    ``columns`` are ``weather_batch``'s options."""
+    return weather_batch(read_table(path, fmt), **columns)
 
 
 def weather_chunks(
-    path: Path,
-    *,
-    fmt: str | None,
-    chunk_rows: int,
-    location_col: str,
-    ts_col: str,
-    location_id: str | None,
-    timezone: str | None,
-    issued_at_col: str | None = None,
+    path: Path, *, fmt: str | None, chunk_rows: int, **columns: Any
 ) -> Iterator[FileBatch]:
     """Like ``readings_chunks`` for weather."""
     for frame in read_chunks(path, fmt, chunk_rows):
-        yield weather_batch(
-            frame, location_col=location_col, ts_col=ts_col, location_id=location_id,
-            timezone=timezone, issued_at_col=issued_at_col,
-        )
+        yield weather_batch(frame, **columns)
 
 
 def weather_batch(
@@ -279,6 +229,9 @@ def weather_batch(
     timezone: str | None,
     issued_at_col: str | None = None,
 ) -> FileBatch:
+    """Weather of ``frame`` in the store's columns (any of the weather fields present);
+    ``issued_at_col`` names a column of issue times (knowledge times): a forecast archive
+    keeps each forecast's issue, an observation its arrival."""
     _require(frame, ts_col, "--ts-col")
     present = [f for f in WEATHER_FIELDS if f in frame.columns]
     if not present:

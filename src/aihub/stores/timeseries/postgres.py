@@ -150,34 +150,33 @@ _UPSERT_WEATHER = (
 )
 
 
+def binary_tuples(rows: pl.DataFrame, layout: np.dtype) -> np.ndarray:
+    """Rows as binary COPY tuples of ``layout``: ``nfields``, then per field its length
+    (``len_*``) and the column of ``rows`` of the same name; a length with no column after
+    it is a NULL (-1, no data)."""
+    fields = [n for n in layout.names or () if n != "nfields"]
+    out = np.empty(rows.height, dtype=layout)
+    out["nfields"] = sum(n.startswith("len_") for n in fields)
+    for i, name in enumerate(fields):
+        if not name.startswith("len_"):
+            continue
+        column = fields[i + 1] if i + 1 < len(fields) else None
+        if column is None or column.startswith("len_"):
+            out[name] = -1
+        else:
+            out[name] = layout[column].itemsize
+            out[column] = rows.get_column(column).to_numpy()
+    return out
+
+
 def reading_tuples(rows: pl.DataFrame) -> np.ndarray:
     """``asset_key, ts, value`` rows as binary COPY tuples (``copy_tuples`` sends them)."""
-    out = np.empty(rows.height, dtype=_READING_TUPLE)
-    out["nfields"] = 3
-    out["len_key"] = 4
-    out["asset_key"] = rows.get_column("asset_key").to_numpy()
-    out["len_ts"] = 8
-    out["ts"] = rows.get_column("ts").to_numpy()
-    out["len_value"] = 8
-    out["value"] = rows.get_column("value").to_numpy()
-    return out
+    return binary_tuples(rows, _READING_TUPLE)
 
 
 def known_reading_tuples(rows: pl.DataFrame) -> np.ndarray:
     """``asset_key, ts, value, known_at, quality`` rows as binary COPY tuples."""
-    out = np.empty(rows.height, dtype=_KNOWN_READING_TUPLE)
-    out["nfields"] = 5
-    out["len_key"] = 4
-    out["asset_key"] = rows.get_column("asset_key").to_numpy()
-    out["len_ts"] = 8
-    out["ts"] = rows.get_column("ts").to_numpy()
-    out["len_value"] = 8
-    out["value"] = rows.get_column("value").to_numpy()
-    out["len_known"] = 8
-    out["known_at"] = rows.get_column("known_at").to_numpy()
-    out["len_quality"] = 2
-    out["quality"] = rows.get_column("quality").to_numpy()
-    return out
+    return binary_tuples(rows, _KNOWN_READING_TUPLE)
 
 
 def copy_tuples(cur: psycopg.Cursor[Any], statement: str, *tuples: np.ndarray) -> None:
@@ -208,23 +207,9 @@ def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl
 
 def rollup_tuples(rollups: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """``ROLLUP_SCHEMA`` rows as binary COPY tuples: (hours with a std, hours without)."""
-    parts = []
-    for layout, with_std in ((_ROLLUP_TUPLE, True), (_NULL_STD_ROLLUP_TUPLE, False)):
-        rows = rollups.filter(pl.col("std").is_not_null() == with_std)
-        out = np.empty(rows.height, dtype=layout)
-        out["nfields"] = 7
-        out["len_key"], out["asset_key"] = 4, rows.get_column("asset_key").to_numpy()
-        out["len_hour"], out["hour"] = 8, rows.get_column("hour").to_numpy()
-        out["len_n"], out["n"] = 4, rows.get_column("n").to_numpy()
-        out["len_mean"], out["mean"] = 8, rows.get_column("mean").to_numpy()
-        if with_std:
-            out["len_std"], out["std"] = 8, rows.get_column("std").to_numpy()
-        else:
-            out["len_std"] = -1
-        out["len_min"], out["min"] = 8, rows.get_column("min").to_numpy()
-        out["len_max"], out["max"] = 8, rows.get_column("max").to_numpy()
-        parts.append(out)
-    return parts[0], parts[1]
+    with_std = pl.col("std").is_not_null()
+    return (binary_tuples(rollups.filter(with_std), _ROLLUP_TUPLE),
+            binary_tuples(rollups.filter(~with_std), _NULL_STD_ROLLUP_TUPLE))
 
 
 @dataclass(frozen=True)
