@@ -308,7 +308,7 @@ def report(results: list[dict[str, object]], started: str, note: str) -> str:
             f"{dsk['seconds']:.1f} s, peaks {', '.join(mib(x) for x in dsk['rss_all'][:3])} MiB | "  # type: ignore[index]
             f"{get['p50_ms']:.3f} / {get['p99_ms']:.3f} ms |"  # type: ignore[index]
         )
-    first = results[0]
+    first = next((r for r in results if "whole" in r), results[0])
     lines.append("")
     if "whole" in first:
         w, c = first["whole"], first["ingest"]
@@ -372,6 +372,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--note", default="", help="a line added below the table")
     ap.add_argument("--no-write", action="store_true", help="don't update RESULTS.md")
+    ap.add_argument("--previous", type=Path, default=None,
+                    help="results JSON of an earlier run (/tmp/bench_scale_<pid>.json) to "
+                    "report together with this one's")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the whole-file (one chunk) ingest of the first size")
     args = ap.parse_args()
     # Every child (commands, servers, Dask workers) runs this checkout's aihub.
     src = str(BENCH.parent / "src")
@@ -382,17 +387,20 @@ def main() -> None:
     work = Path(f"/tmp/bench_scale_{os.getpid()}")
     work.mkdir(parents=True, exist_ok=True)
     started = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
+    earlier: list[dict[str, object]] = (
+        json.loads(args.previous.read_text()) if args.previous else [])
     results: list[dict[str, object]] = []
     try:
         for i, n in enumerate(sizes_to_run):
-            results.append(one_size(n, args, work, baseline=i == 0))
+            results.append(one_size(n, args, work, baseline=i == 0 and not args.no_baseline))
             Path(f"/tmp/bench_scale_{os.getpid()}.json").write_text(
                 json.dumps(results, default=str))
-            text = report(results, started, args.note)
+            both = sorted(earlier + results, key=lambda r: int(r["assets"]))  # type: ignore[call-overload]
+            text = report(both, started, args.note)
             print(text, flush=True)
             if not args.no_write:
                 write_section("At scale", text)
-                plot(results)
+                plot(both)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
