@@ -4,8 +4,10 @@ shift (PSI above 0.2) and no shift (PSI below 0.1)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -118,3 +120,33 @@ def test_drift_needs_an_export(client: TestClient, services: Services) -> None:
     body = {**body, "version": "v3.0.1", "metadata": {"export_id": "nope"}}
     missing = client.post("/ai/models/register", json=body).json()["model_id"]
     assert client.get(f"/ai/models/{missing}/drift").status_code == 404
+
+
+def test_reference_bins_of_a_large_file_sample_row_groups_and_count_every_null(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 40 row groups of 1,000 rows; a sample of ~10,000 rows reads every 4th group: the edges
+    # come from those, the null rate from every row.
+    from aihub.services import drift
+
+    monkeypatch.setattr(drift, "SAMPLE_ROWS", 10_000)
+    rng = np.random.default_rng(3)
+    values = rng.normal(50, 10, 40_000)
+    nulls = np.zeros(40_000, dtype=bool)
+    nulls[::7] = True
+    nulls[35_000:] = True  # the last groups (never sampled in full) hold many nulls
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"x": pa.array(values, mask=nulls)}), path, row_group_size=1_000)
+    ref = drift.reference_bins(path, ["x"])["features"]["x"]
+    assert ref["null_rate"] == pytest.approx(nulls.mean())
+    assert ref["n"] == int((~nulls).sum())
+    sampled = np.concatenate([values[g * 1000:(g + 1) * 1000][~nulls[g * 1000:(g + 1) * 1000]]
+                              for g in range(0, 40, 4)])
+    assert ref["edges"] == pytest.approx(list(np.quantile(sampled, np.arange(1, 10) / 10)))
+    # a dataset directory of parts reads as one
+    parts = tmp_path / "dataset"
+    parts.mkdir()
+    for k in range(2):
+        pq.write_table(pa.table({"x": pa.array(values[k * 20_000:(k + 1) * 20_000],
+                                                mask=nulls[k * 20_000:(k + 1) * 20_000])}),
+                       parts / f"part-{k:05d}.parquet", row_group_size=1_000)
+    assert drift.reference_bins(parts, ["x"])["features"]["x"] == ref

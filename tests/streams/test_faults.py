@@ -17,7 +17,13 @@ import pytest
 from aihub.config import Settings
 from aihub.services.container import Services
 from aihub.streams.subscriber import MqttStream
-from tests.streams.conftest import Publisher, readings_of, stream_config, wait_for
+from tests.streams.conftest import (
+    Publisher,
+    readings_of,
+    require_mosquitto_binary,
+    stream_config,
+    wait_for,
+)
 from tests.streams.faults import OwnBroker
 from tests.streams.test_ingest import iso, us
 
@@ -26,6 +32,7 @@ AIHUB = str(Path(sys.executable).parent / "aihub")
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
+    require_mosquitto_binary()
     broker = OwnBroker(tmp_path / "broker")
     broker.start()
     yield broker
