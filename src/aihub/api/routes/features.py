@@ -89,10 +89,9 @@ async def get_features(request: Request) -> Response:
 async def get_features_batch(body: FeatureGetBatch, features: FeatureServiceDep) -> Response:
     """One ``/get`` response per asset, in the order asked, computed together on misses."""
     req = OnlineRequest(body.tenant_id, body.feature_set, body.lookback_hours, body.as_of)
-    lookup = None if _asks_knowledge(body) else features.lookup(req, body.asset_ids)
     if _asks_knowledge(body):
         hour, values = await run_in_threadpool(_get_known, features, req, body.asset_ids, body)
-    elif lookup is None:
+    elif (lookup := features.lookup(req, body.asset_ids)) is None:  # memory (or Redis)
         hour, values = await run_in_threadpool(features.get_online, req, body.asset_ids)
     elif lookup.complete:
         hour, values = lookup.hour, lookup.cached  # type: ignore[assignment]
