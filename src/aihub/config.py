@@ -93,6 +93,12 @@ class Settings(BaseSettings):
                                  validation_alias="AIHUB_MQTT_BATCH_ROWS")
     mqtt_linger_ms: int = Field(default=20, ge=0, le=60_000,
                                 validation_alias="AIHUB_MQTT_LINGER_MS")
+    # Days a dead letter is kept, and seconds between purges of older ones (0: off); the
+    # API and every stream process purge.
+    dead_letter_days: int = Field(default=30, ge=1, le=36_500,
+                                  validation_alias="AIHUB_DEAD_LETTER_DAYS")
+    dead_letter_purge_interval: float = Field(
+        default=3600.0, ge=0, validation_alias="AIHUB_DEAD_LETTER_PURGE_INTERVAL")
     # A Dask scheduler (``tcp://host:8786``): exports run there as datasets of parts
     # (``aihub export --dask`` / ``--workers`` choose per command).
     dask_scheduler: str | None = Field(default=None, validation_alias="AIHUB_DASK_SCHEDULER")

@@ -7,8 +7,11 @@ import threading
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from aihub.cli.app import app, console, err_console, services
+from aihub.services.background import PeriodicTask
+from aihub.services.container import Services
 
 stream_app = typer.Typer(help="Streaming ingest (subscribe to a broker and store what "
                               "meters publish).", no_args_is_help=True)
@@ -82,6 +85,7 @@ def mqtt(
         signal.signal(sig, lambda *_: done.set())
     with services() as svc:
         stream = build_stream(svc, config)
+        purger = _dead_letter_purger(svc)
         stream.start()
         topics = ", ".join(m.subscription for m in config.mappings)
         console.print(f"streaming from {config.url} as '{config.client_id}': {topics}")
@@ -95,6 +99,59 @@ def mqtt(
                 pass
         finally:
             stream.stop()
+            if purger is not None:
+                purger.stop()
             status = stream.status.snapshot()
             console.print(f"stopped: {status['messages_committed']} messages stored, "
                           f"{status['dead_letters']} dead letters in total")
+
+
+def _dead_letter_purger(svc: Services) -> PeriodicTask | None:
+    """The stream process applies the dead letters' retention itself (it may run where
+    no API does)."""
+    from aihub.streams.dead_letters import DeadLetterPurger, DeadLetterService
+
+    if svc.settings.dead_letter_purge_interval <= 0:
+        return None
+    purger = DeadLetterPurger(DeadLetterService(svc.engine), svc.settings.dead_letter_days,
+                              svc.settings.dead_letter_purge_interval)
+    purger.start()
+    return purger
+
+
+@stream_app.command("dead-letters")
+def dead_letters(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Whose dead letters")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip the newest N")] = 0,
+) -> None:
+    """A tenant's dead letters, newest first: what the stream received and could not
+    store (unparseable JSON, naive timestamps, NaN, unknown fields, a tenant the stream's
+    key may not write) and flagged register drops."""
+    from aihub.streams.dead_letters import DeadLetterService
+
+    with services() as svc:
+        page, total = DeadLetterService(svc.engine).page(tenant, limit=limit, offset=offset)
+    table = Table(title=f"dead letters of {tenant} ({total} in all)")
+    for col in ("received", "topic", "reason", "payload"):
+        table.add_column(col, overflow="fold")
+    for d in page:
+        payload = d.payload if len(d.payload) <= 80 else d.payload[:77] + "..."
+        table.add_row(d.received_at.isoformat(), d.topic, d.reason, payload)
+    console.print(table)
+
+
+@stream_app.command("purge-dead-letters")
+def purge_dead_letters(
+    days: Annotated[int | None, typer.Option(
+        min=1, max=36_500, help="Keep this many days (default AIHUB_DEAD_LETTER_DAYS, 30)")
+    ] = None,
+) -> None:
+    """Delete every tenant's dead letters older than AIHUB_DEAD_LETTER_DAYS (the API and
+    stream processes also do it every AIHUB_DEAD_LETTER_PURGE_INTERVAL seconds)."""
+    from aihub.streams.dead_letters import DeadLetterService
+
+    with services() as svc:
+        keep = days or svc.settings.dead_letter_days
+        n = DeadLetterService(svc.engine).purge(keep)
+    console.print(f"purged {n} dead letters older than {keep} days")

@@ -1,18 +1,28 @@
 """Dead letters: what the stream received and could not store (or flagged), kept so an
-operator can see it (``GET /ai/stream/dead-letters``) while the stream goes on."""
+operator can see it (``GET /ai/stream/dead-letters``) while the stream goes on, for
+``AIHUB_DEAD_LETTER_DAYS`` (default 30): ``DeadLetterPurger`` deletes older ones in the
+background of every process that serves the API or runs a stream."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from aihub.auth.scope import check_tenant
+from aihub.db import write_transaction
 from aihub.metrics import record_dead_letters
+from aihub.names import check_name
+from aihub.services.background import PeriodicTask
 from aihub.streams.tables import dead_letters
+from aihub.timeutil import utcnow
 
-__all__ = ["PAYLOAD_CHARS", "DeadLetter", "DeadLetterService", "DeadLetterStore"]
+__all__ = ["PAYLOAD_CHARS", "DeadLetter", "DeadLetterPurger", "DeadLetterService",
+           "DeadLetterStore"]
+
+log = logging.getLogger("aihub.streams.dead_letters")
 
 PAYLOAD_CHARS = 2048  # of a payload kept with its dead letter
 TOPIC_CHARS = 1024
@@ -61,6 +71,11 @@ class DeadLetterStore:
         return int(conn.execute(sa.select(sa.func.count()).select_from(dead_letters))
                    .scalar_one())
 
+    def purge(self, conn: sa.Connection, cutoff: datetime) -> int:
+        """Delete the dead letters received before ``cutoff``; how many went."""
+        result = conn.execute(dead_letters.delete().where(dead_letters.c.received_at < cutoff))
+        return int(result.rowcount or 0)
+
 
 class DeadLetterService:
     """Reads for the API; writes happen in the stream writer's transaction."""
@@ -71,13 +86,38 @@ class DeadLetterService:
 
     def page(self, tenant_id: str, *, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
         """A tenant's dead letters, newest first, and how many there are."""
-        check_tenant(tenant_id)
+        check_tenant(check_name(tenant_id, "tenant_id"))
         with self.engine.connect() as conn:
             return self.store.page(conn, tenant_id, limit=limit, offset=offset)
 
     def count(self) -> int:
         with self.engine.connect() as conn:
             return self.store.count(conn)
+
+    def purge(self, days: int, now: datetime | None = None) -> int:
+        """Delete every tenant's dead letters received more than ``days`` days before
+        ``now``; how many went."""
+        if days < 1:
+            raise ValueError("dead letters are kept at least one day")
+        cutoff = (now or utcnow()) - timedelta(days=days)
+        with write_transaction(self.engine) as conn:
+            return self.store.purge(conn, cutoff)
+
+
+class DeadLetterPurger(PeriodicTask):
+    """Applies ``AIHUB_DEAD_LETTER_DAYS`` in the background (default every hour)."""
+
+    name = "aihub-dead-letter-purge"
+
+    def __init__(self, service: DeadLetterService, days: int, interval: float) -> None:
+        super().__init__(interval, first_delay=min(interval, 60.0))
+        self.service = service
+        self.days = days
+
+    def run_once(self) -> None:
+        n = self.service.purge(self.days)
+        if n:
+            log.info("purged %d dead letters older than %d days", n, self.days)
 
 
 def recorded(letters: list[DeadLetter]) -> None:
