@@ -197,7 +197,7 @@ def build_monitoring(svc: Services) -> None:
     svc.score_compactor = ScoreCompactor(svc.engine, scores,
                                          svc.settings.score_compact_interval)
     svc.drift = DriftService(engine=svc.engine, registry=svc.registry, exports=ExportStore(),
-                             served=served)
+                             store=served)
     svc.registry.on_delete.append(svc.prediction_log.forget)
 
 

