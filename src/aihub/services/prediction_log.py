@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import repeat
@@ -208,15 +209,17 @@ class PredictionLog(PeriodicTask):
         if self.store.postgres:
             self.store.ensure_partitions(rows.get_column("target"))
         asset_ids = rows.get_column("asset_id").unique().sort().to_list()
-        with write_transaction(self.engine) as conn:
-            keys = self.store.asset_keys(conn, tenant_id, asset_ids, lock=True)
-            full = self._with_baselines(rows, keys)
-            self.store.upsert(conn, full)
-            for (version_id,), part in served.partition_by(
-                    "version_id", as_dict=True, include_key=False).items():
-                self.features.write(conn, int(version_id), part)  # type: ignore[call-overload]
-            self.scores.mark(conn, rows.select(
-                "version_id", pl.col("target") // DAY_US).unique().iter_rows())
+        with ThreadPoolExecutor(1, thread_name_prefix="aihub-log-features") as pool:
+            # the served features compress on a thread of their own (it releases the GIL)
+            # while the log rows are written
+            blocks = pool.submit(self.features.blocks, served)
+            with write_transaction(self.engine) as conn:
+                keys = self.store.asset_keys(conn, tenant_id, asset_ids, lock=True)
+                full = self._with_baselines(rows, keys)
+                self.store.upsert(conn, full)
+                self.features.insert(conn, blocks.result())
+                self.scores.mark(conn, rows.select(
+                    "version_id", pl.col("target") // DAY_US).unique().iter_rows())
         return rows.height
 
     def _with_baselines(self, rows: pl.DataFrame, keys: dict[str, int]) -> pl.DataFrame:

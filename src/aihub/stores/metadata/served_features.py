@@ -14,6 +14,7 @@ blocks wholly before the cutoff and rewrites the few that straddle it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -43,23 +44,41 @@ def decode(data: bytes) -> pl.DataFrame:
     return pl.read_ipc(bytes(data))
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    version_id: int
+    first_target: int
+    last_target: int
+    n_rows: int
+    data: bytes
+
+
 class ServedFeatureStore:
     """Writes run on the caller's transaction; reads open a connection of their own."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def write(self, conn: sa.Connection, version_id: int, rows: pl.DataFrame) -> None:
-        """Store one block of a version's rows (``SCHEMA``; unique on the key)."""
-        if rows.is_empty():
-            return
-        targets = rows.get_column("target")
-        conn.execute(sa.text(
-            "INSERT INTO served_feature_blocks (version_id, first_target, last_target, "
-            "n_rows, data) VALUES (:v, :a, :b, :n, :d)"),
-            {"v": version_id, "a": int(targets.min()),  # type: ignore[arg-type]
-             "b": int(targets.max()), "n": rows.height,  # type: ignore[arg-type]
-             "d": encode(rows)})
+    @staticmethod
+    def blocks(rows: pl.DataFrame) -> list[Block]:
+        """The blocks of ``rows`` (``version_id`` and ``SCHEMA`` columns, unique on the
+        key), one per version: the costly part of a write (compression), done on no
+        connection, so the writer runs it beside its database work."""
+        out = []
+        for (version_id,), part in rows.partition_by(
+                "version_id", as_dict=True, include_key=False).items():
+            targets = part.get_column("target")
+            out.append(Block(int(version_id), int(targets.min()),  # type: ignore[call-overload, arg-type]
+                             int(targets.max()), part.height, encode(part)))  # type: ignore[arg-type]
+        return out
+
+    def insert(self, conn: sa.Connection, blocks: list[Block]) -> None:
+        for b in blocks:
+            conn.execute(sa.text(
+                "INSERT INTO served_feature_blocks (version_id, first_target, last_target, "
+                "n_rows, data) VALUES (:v, :a, :b, :n, :d)"),
+                {"v": b.version_id, "a": b.first_target, "b": b.last_target, "n": b.n_rows,
+                 "d": b.data})
 
     def read(self, version_id: int, start: int, end: int, limit: int) -> list[str]:
         """The features (JSON) of the version's rows with target in ``[start, end)``, one
@@ -112,4 +131,4 @@ def _latest(rows: pl.DataFrame, limit: int) -> pl.DataFrame:
             .sort("target", descending=True).head(limit))
 
 
-__all__ = ["SCHEMA", "ServedFeatureStore", "decode", "encode"]
+__all__ = ["SCHEMA", "Block", "ServedFeatureStore", "decode", "encode"]
