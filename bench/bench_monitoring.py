@@ -1,23 +1,27 @@
 """Forecast monitoring benchmarks (issue 11: forecast monitoring).
 
     .venv/bin/python bench/bench_monitoring.py [--requests 400] [--log-rows 1000000]
-        [--sqlite-rows 1000000] [--pg-rows 10000000]
+        [--sqlite-rows 1000000] [--pg-rows 10000000] [--phases overhead,rate-sqlite,...]
 
 Measures:
 1. What logging adds to ``POST /predict`` p50 (``aihub serve`` on the embedded default,
-   one keep-alive connection): one asset, and 100 assets, each with ``"log": false`` and
-   with logging, in alternating rounds (the best p50 of each). On this branch predictions
-   by assets are ``h = 0``; the horizons of the knowledge-time work add rows, not requests.
+   one keep-alive connection): one asset, 100 assets, and 100 assets x 24 horizons, each
+   with ``"log": false`` and with logging, in alternating rounds (the best p50 of each).
 2. Logged predictions per second through ``PredictionLog`` (queue, then the writer's
    upsert with actuals and baselines read from the rollups of 100 meters), flushed every
-   100,000 rows like the background writer, on SQLite and PostgreSQL.
+   100,000 rows like the background writer, on SQLite and PostgreSQL: forecasts without
+   served features (``external``), and with them (``predict``: each row's 10 features of
+   forecast_basic as JSON, encoded before the clock starts since requests encode them).
 3. ``performance`` by horizon over 1,000,000 logged rows on SQLite and 10,000,000 on
    PostgreSQL (1,000 meters, day-ahead origins, 24 horizons). The rows are seeded through
    the log store's upsert with synthetic actuals and baselines (ingesting 10M readings
    first would only slow the seeding), their score sums rebuilt as the background task
    does, then one more day logged through the writer (a live system always has changed
    days). Five timings each: median and max.
-Results replace the "Forecast monitoring" section of bench/RESULTS.md.
+The phases (``overhead``, ``rate-sqlite``, ``rate-pg``, ``perf-sqlite``, ``perf-pg``) can run
+separately (each under its own exclusive CPU lock): their results gather in ``--state``,
+and once every phase has one the "Forecast monitoring" section of bench/RESULTS.md is
+replaced.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import AIHUB, free_port, latencies, machine, process, summary, write_section
+from harness import AIHUB, free_port, latencies, process, summary, write_section
 
 TENANT, NAME = "bench", "load"
 HOUR_US = 3_600_000_000
@@ -99,17 +103,23 @@ def predict_overhead(requests: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         with process(serve, env, port):
             path = f"/ai/models/{model_id}/predict"
-            for label, n_assets in (("1 asset", 1), ("100 assets", 100)):
+            for label, n_assets, horizons in (("1 asset", 1, None), ("100 assets", 100, None),
+                                              ("100 assets x 24 horizons", 100,
+                                               list(range(1, 25)))):
                 assets = [f"meter-{a:04d}" for a in range(n_assets)]
                 hours = [end - timedelta(hours=h) for h in range(1, 48)]
 
                 def body(i: int, log: bool, assets: list[str] = assets,
-                         hours: list[datetime] = hours) -> bytes:
+                         hours: list[datetime] = hours,
+                         horizons: list[int] | None = horizons) -> bytes:
                     # a different past hour each time: online features computed, as for
                     # the first request of each hour in production
-                    return json.dumps({"asset_ids": assets, "feature_set": "forecast_basic",
-                                       "as_of": hours[i % len(hours)].isoformat(),
-                                       "log": log}).encode()
+                    b: dict[str, Any] = {"asset_ids": assets, "feature_set": "forecast_basic",
+                                         "as_of": hours[i % len(hours)].isoformat(),
+                                         "log": log}
+                    if horizons:
+                        b["horizons"] = horizons
+                    return json.dumps(b).encode()
 
                 n = requests if n_assets == 1 else max(requests // 4, 50)
                 rounds: dict[bool, list[dict[str, float]]] = {False: [], True: []}
@@ -140,7 +150,20 @@ def drop_pg(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def logging_rate(settings: Any, rows: int) -> dict[str, float]:
+def feature_pool(n: int) -> list[str]:
+    """``n`` distinct rows of forecast_basic features as JSON (what predict logs per row)."""
+    import orjson
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(40, 5, size=(n, 7))
+    return [orjson.dumps({
+        "hour_of_day": i % 24, "day_of_week": i // 24 % 7, "is_weekend": int(i // 24 % 7 >= 5),
+        "hourly_avg": v[0], "hourly_std": abs(v[1]) / 8, "lag_1h": v[2], "lag_24h": v[3],
+        "lag_168h": v[4], "rolling_24h_avg": v[5], "rolling_24h_std": abs(v[6]) / 8,
+    }).decode() for i, v in enumerate(values.tolist())]
+
+
+def logging_rate(settings: Any, rows: int, *, features: bool = False) -> dict[str, float]:
     """Logged predictions/s through the queue and the writer (actuals from the rollups)."""
     from aihub.services.container import build_services
     from aihub.services.prediction_log import Forecasts
@@ -157,14 +180,18 @@ def logging_rate(settings: Any, rows: int) -> dict[str, float]:
         per_origin = len(assets) * len(horizons)
         origins = rows // per_origin
         asset_col = [a for a in assets for _ in horizons]
+        pool = feature_pool(per_origin * 50) if features else []
+        source = "predict" if features else "external"
         t = time.perf_counter()
         queued = 0
         for o in range(origins):
             origin = start_us + o * HOUR_US
             targets = np.tile(origin + horizons * HOUR_US, len(assets)).tolist()
             preds = (40 + np.random.default_rng(o).normal(0, 3, per_origin)).tolist()
+            at = o % 50 * per_origin
             svc.prediction_log.log(version, Forecasts(asset_col, [origin] * per_origin,
-                                                      targets, preds), source="external")
+                                                      targets, preds), source=source,
+                                   features=pool[at:at + per_origin] if features else None)
             queued += per_origin
             if queued >= 100_000:
                 svc.prediction_log.flush()
@@ -173,6 +200,9 @@ def logging_rate(settings: Any, rows: int) -> dict[str, float]:
         took = time.perf_counter() - t
         n = origins * per_origin
         assert svc.prediction_log.store.count(version.id) == n
+        if features:
+            served = svc.prediction_log.features.read(version.id, 0, 2**62, 10**7)
+            assert len(served) == n, len(served)
         return {"rows": n, "seconds": took, "rows_per_s": n / took}
     finally:
         svc.close()
@@ -243,45 +273,70 @@ def performance_at_scale(settings: Any, rows: int) -> dict[str, float]:
         svc.close()
 
 
+PHASES = ("overhead", "rate-sqlite", "rate-pg", "perf-sqlite", "perf-pg")
+
+
+def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
+    from aihub.config import Settings
+
+    if phase == "overhead":
+        return predict_overhead(args.requests)
+    backend, out = phase.split("-")[1], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in ("external", "predict") if phase.startswith("rate") else ("perf",):
+            name, url = pg_database() if backend == "pg" else ("", "")
+            try:
+                settings = Settings(AIHUB_DATA_DIR=Path(tmp) / key,
+                                    **({"DATABASE_URL": url} if url else {}))
+                if key == "perf":
+                    out = performance_at_scale(
+                        settings, args.sqlite_rows if backend == "sqlite" else args.pg_rows)
+                else:
+                    out[key] = logging_rate(settings, args.log_rows,
+                                            features=key == "predict")
+                print(phase, key, out.get(key, out), flush=True)
+            finally:
+                if name:
+                    drop_pg(name)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--log-rows", type=int, default=1_000_000)
     parser.add_argument("--sqlite-rows", type=int, default=1_000_000)
     parser.add_argument("--pg-rows", type=int, default=10_000_000)
+    parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument("--state", type=Path,
+                        default=Path(tempfile.gettempdir()) / "aihub_bench_monitoring.json")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier phases' results")
     args = parser.parse_args()
 
-    from aihub.config import Settings
+    state: dict[str, Any] = {}
+    if args.state.exists() and not args.fresh:
+        state = json.loads(args.state.read_text())
+    for phase in args.phases.split(","):
+        assert phase in PHASES, phase
+        load_start, started = os.getloadavg(), datetime.now(UTC)
+        print(f"{phase} ...", flush=True)
+        result = run_phase(phase, args)
+        state[phase] = {"result": result, "load_start": load_start[0],
+                        "load_end": os.getloadavg()[0],
+                        "at": started.strftime("%Y-%m-%d %H:%M UTC")}
+        args.state.write_text(json.dumps(state, indent=1))
+    if all(p in state for p in PHASES):
+        write_section("Forecast monitoring", report(state))
+        print(report(state))
+    else:
+        print("phases still to run:", [p for p in PHASES if p not in state])
 
-    started = machine()
-    print("predict overhead ...", flush=True)
-    overhead = predict_overhead(args.requests)
-    print(overhead, flush=True)
-    results: dict[str, Any] = {"overhead": overhead}
-    with tempfile.TemporaryDirectory() as tmp:
-        sqlite = Settings(AIHUB_DATA_DIR=Path(tmp) / "rate")
-        results["rate_sqlite"] = logging_rate(sqlite, args.log_rows)
-        print("rate sqlite", results["rate_sqlite"], flush=True)
-        sqlite = Settings(AIHUB_DATA_DIR=Path(tmp) / "scale")
-        results["perf_sqlite"] = performance_at_scale(sqlite, args.sqlite_rows)
-        print("perf sqlite", results["perf_sqlite"], flush=True)
-    name, url = pg_database()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            pg = Settings(AIHUB_DATA_DIR=Path(tmp), DATABASE_URL=url)
-            results["rate_pg"] = logging_rate(pg, args.log_rows)
-            print("rate pg", results["rate_pg"], flush=True)
-        drop_pg(name)
-        name, url = pg_database()
-        with tempfile.TemporaryDirectory() as tmp:
-            pg = Settings(AIHUB_DATA_DIR=Path(tmp), DATABASE_URL=url)
-            results["perf_pg"] = performance_at_scale(pg, args.pg_rows)
-            print("perf pg", results["perf_pg"], flush=True)
-    finally:
-        drop_pg(name)
-    ended = os.getloadavg()
-    o, rs, rp = results["overhead"], results["rate_sqlite"], results["rate_pg"]
-    ps, pp = results["perf_sqlite"], results["perf_pg"]
+
+def report(state: dict[str, Any]) -> str:
+    o = state["overhead"]["result"]
+    rs, rp = state["rate-sqlite"]["result"], state["rate-pg"]["result"]
+    ps, pp = state["perf-sqlite"]["result"], state["perf-pg"]["result"]
+
     def p50(label: str) -> str:
         x = o[label]
         return (f"{x['p50_no_log_ms']:.2f} ms / {x['p50_log_ms']:.2f} ms "
@@ -290,35 +345,39 @@ def main() -> None:
     def perf(x: dict[str, float]) -> str:
         return f"{x['median_s']:.3f} s / {x['max_s']:.3f} s"
 
-    rows = [
-        ("predict p50, 1 asset: no log / logged", p50("1 asset"), "<= +10 %"),
-        ("predict p50, 100 assets: no log / logged", p50("100 assets"), "<= +10 %"),
-        (f"logged predictions/s, SQLite ({rs['rows']:,} rows, actuals from rollups)",
-         f"{rs['rows_per_s']:,.0f}", ">= 100,000"),
-        (f"logged predictions/s, PostgreSQL ({rp['rows']:,} rows)",
-         f"{rp['rows_per_s']:,.0f}", ">= 100,000"),
-        (f"performance by horizon, SQLite, {ps['rows']:,} rows: median / max of 5",
-         perf(ps), "<= 2 s"),
-        (f"performance by horizon, PostgreSQL, {pp['rows']:,} rows: median / max of 5",
-         perf(pp), "<= 2 s"),
-    ]
-    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
-    body = f"""
-Run: `python bench/bench_monitoring.py` on {started}; load average at the end
-{ended[0]:.2f} (the machine's 2 cores were shared with other work).
+    def load(phase: str) -> str:
+        s = state[phase]
+        return f"{s['load_start']:.2f} → {s['load_end']:.2f}"
 
-| measure | result | target |
-|---|---|---|
+    rows = [(f"predict p50, {label}: no log / logged", p50(label), "<= +10 %", load("overhead"))
+            for label in o]
+    for phase, r, db in (("rate-sqlite", rs, "SQLite"), ("rate-pg", rp, "PostgreSQL")):
+        for key, what in (("external", "no served features"),
+                          ("predict", "with served features")):
+            rows.append((f"logged predictions/s, {db}, {what} ({r[key]['rows']:,} rows, "
+                         f"{r[key]['seconds']:.1f} s)", f"**{r[key]['rows_per_s']:,.0f}**",
+                         ">= 100,000", load(phase)))
+    rows += [
+        (f"performance by horizon, SQLite, {ps['rows']:,} rows: median / max of 5", perf(ps),
+         "<= 2 s", load("perf-sqlite")),
+        (f"performance by horizon, PostgreSQL, {pp['rows']:,} rows: median / max of 5",
+         perf(pp), "<= 2 s", load("perf-pg")),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    when = ", ".join(f"{p} {state[p]['at']}" for p in PHASES)
+    return f"""
+Run: `python bench/bench_monitoring.py` (phases run separately, each under the exclusive
+CPU lock: {when}) on {os.cpu_count()} cores, Python {sys.version.split()[0]}; the last column
+is the 1-minute load average at the start and the end of each phase.
+
+| measure | result | target | load |
+|---|---|---|---|
 {table}
 
 Seeding took {ps['seed_s']:.0f} s (SQLite) and {pp['seed_s']:.0f} s (PostgreSQL); the first
 rebuild of every day's score sums {ps['compact_s']:.1f} s and {pp['compact_s']:.1f} s (the
-background task does it once; afterwards only changed days). Predictions by assets are
-`h = 0` on this branch: "100 assets" is 100 rows per request, the "100 assets x 24
-horizons" request waits for the horizons of the knowledge-time work.
+background task does it once; afterwards only changed days).
 """
-    write_section("Forecast monitoring", body)
-    print(body)
 
 
 if __name__ == "__main__":

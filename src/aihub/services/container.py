@@ -37,6 +37,7 @@ from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.metadata.models import ModelMetadataStore
 from aihub.stores.metadata.prediction_scores import ScoreStore
 from aihub.stores.metadata.predictions import PredictionLogStore
+from aihub.stores.metadata.served_features import ServedFeatureStore
 from aihub.stores.online.base import OnlineStore
 from aihub.stores.timeseries.base import TimeSeriesStore
 
@@ -180,8 +181,10 @@ def build_monitoring(svc: Services) -> None:
     """The prediction log (fed by predict, refreshed by ingest) and the shadow runner."""
     store = PredictionLogStore(svc.engine)
     scores = ScoreStore(svc.engine)
+    served = ServedFeatureStore(svc.engine)
     svc.prediction_log = PredictionLog(
-        engine=svc.engine, store=store, scores=scores, timeseries=svc.timeseries,
+        engine=svc.engine, store=store, scores=scores, features=served,
+        timeseries=svc.timeseries,
         interval=svc.settings.prediction_log_interval,
         retention_days=svc.settings.prediction_log_days)
     svc.shadows = ShadowRunner(engine=svc.engine, store=store, registry=svc.registry,
@@ -194,7 +197,7 @@ def build_monitoring(svc: Services) -> None:
     svc.score_compactor = ScoreCompactor(svc.engine, scores,
                                          svc.settings.score_compact_interval)
     svc.drift = DriftService(engine=svc.engine, registry=svc.registry, exports=ExportStore(),
-                             store=store)
+                             store=served)
     svc.registry.on_delete.append(svc.prediction_log.forget)
 
 

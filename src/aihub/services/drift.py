@@ -7,7 +7,7 @@ with that version's predictions in a window the same way and reports the populat
 stability index ``PSI = sum((s - t) * ln(s / t))`` over the bins (an empty bin counts as
 1e-4), the null rates, and ``drifted`` at PSI >= 0.2.
 
-Served values are those stored with each logged prediction (``served_features``), not
+Served values are those stored with each logged prediction (``ServedFeatureStore``), not
 recomputed: a correction arriving later must not rewrite what the model actually saw.
 """
 
@@ -29,12 +29,13 @@ import sqlalchemy as sa
 from aihub.errors import Conflict, NotFound
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.exports import ExportStore
-from aihub.stores.metadata.predictions import PredictionLogStore
+from aihub.stores.metadata.served_features import ServedFeatureStore
 from aihub.timeutil import to_us
 
 log = logging.getLogger("aihub.drift")
 
 BINS = 10
+SERVED_ROWS = 200_000  # the latest served rows of a window that drift reads
 EMPTY_BIN = 1e-4
 DRIFTED_AT = 0.2
 
@@ -119,7 +120,7 @@ class Drift:
 
 class DriftService:
     def __init__(self, *, engine: sa.Engine, registry: RegistryService,
-                 exports: ExportStore, store: PredictionLogStore) -> None:
+                 exports: ExportStore, store: ServedFeatureStore) -> None:
         self.engine = engine
         self.registry = registry
         self.exports = exports
@@ -145,7 +146,7 @@ class DriftService:
             names = [n for n in names if n in set(version.feature_names)]
         lo = to_us(start) if start is not None else -(2**62)
         hi = to_us(end) if end is not None else 2**62
-        rows = [orjson.loads(r) for r in self.store.served_features(version.id, lo, hi)]
+        rows = [orjson.loads(r) for r in self.store.read(version.id, lo, hi, SERVED_ROWS)]
         features = {}
         for name in names:
             ref = reference["features"][name]

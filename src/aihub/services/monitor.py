@@ -83,13 +83,16 @@ class Monitor:
         return LoggedPage(version.model_id, frame.to_dicts(), total)
 
     def predicted(self, model_id: str, p: Prediction, inputs: Sequence[dict[str, Any]], *,
-                  keys: Sequence[LogKey] | None = None, log: bool = True) -> None:
+                  keys: Sequence[LogKey] | None = None, forecasts: Forecasts | None = None,
+                  log: bool = True) -> None:
         """Log ``p`` (predictions by assets unless ``log`` is false; by rows when ``keys``
-        are given) and hand its inputs to the shadows when ``model_id`` is the production
-        alias."""
+        are given, or ``forecasts`` already keyed in epoch microseconds) and hand its
+        inputs to the shadows when ``model_id`` is the production alias."""
         if not log:
             return
-        if p.asset_ids is not None and p.timestamp is not None:
+        if forecasts is not None:
+            rows = forecasts
+        elif p.asset_ids is not None and p.timestamp is not None:
             hour = to_us(p.timestamp)
             n = len(p.asset_ids)
             rows = Forecasts(p.asset_ids, [hour] * n, [hour] * n, p.predictions)

@@ -147,9 +147,10 @@ class PerformanceService:
 
         with self.engine.connect() as conn:
             if group_by == "asset":  # the sums have no asset: the log itself
+                of_version = self.scores.version_in_window if where else "version_id"
                 add(conn.execute(sa.text(
                     f"SELECT {key} AS k, {ROW_SUMS} FROM prediction_log "
-                    f"WHERE version_id = :v{where}{group}"), params).all())
+                    f"WHERE {of_version} = :v{where}{group}"), params).all())
             else:
                 dirty = self.scores.dirty_days(conn, version.id)
                 stale = f" AND (target / {DAY_US}) NOT IN :days" if dirty else ""
@@ -161,7 +162,7 @@ class PerformanceService:
                     span = {"dlo": dirty[0] * DAY_US, "dhi": (dirty[-1] + 1) * DAY_US}
                     add(conn.execute(sa.text(
                         f"SELECT {key} AS k, {ROW_SUMS} FROM prediction_log "
-                        f"WHERE version_id = :v{where} AND target >= :dlo "
+                        f"WHERE {self.scores.version_in_window} = :v{where} AND target >= :dlo "
                         f"AND target < :dhi AND (target / {DAY_US}) IN :days{group}"
                     ).bindparams(days), {**params, **span, "days": dirty}).all())
         groups = [score(_key(group_by, k), sums) for k, sums in

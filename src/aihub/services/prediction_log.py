@@ -23,9 +23,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import repeat
 
+import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
@@ -34,6 +37,7 @@ from aihub.services.background import PeriodicTask
 from aihub.stores.metadata.models import ModelVersion
 from aihub.stores.metadata.prediction_scores import DAY_US, ScoreStore
 from aihub.stores.metadata.predictions import LOG_COLUMNS, LOG_SCHEMA, PredictionLogStore
+from aihub.stores.metadata.served_features import ServedFeatureStore
 from aihub.stores.timeseries.base import IngestResult, TimeSeriesStore
 from aihub.timeutil import HOUR_US, to_us, utcnow
 
@@ -57,10 +61,6 @@ class Forecasts:
         return len(self.predictions)
 
 
-_FRAME_SCHEMA = {"asset_id": pl.String, "origin": pl.Int64, "target": pl.Int64,
-                 "prediction": pl.Float64, "features": pl.String}
-
-
 @dataclass(frozen=True, slots=True)
 class _Batch:
     tenant_id: str
@@ -70,26 +70,40 @@ class _Batch:
     forecasts: Forecasts
     features: Sequence[str] | None
 
-    def frame(self) -> pl.DataFrame:
-        """``LOG_SCHEMA`` without the actual and baselines, plus ``features`` (built by
-        the writer, never on a request's path); rows without a finite prediction go."""
-        f = self.forecasts
-        n = len(f)
-        frame = pl.DataFrame(
-            {"asset_id": f.asset_ids, "origin": f.origins, "target": f.targets,
-             "prediction": f.predictions,
-             "features": self.features if self.features is not None else [None] * n},
-            schema=_FRAME_SCHEMA,
-        )
-        return frame.filter(pl.col("prediction").is_finite()).select(
-            pl.lit(self.version_id, pl.Int64).alias("version_id"),
-            "asset_id", "origin", "target",
-            ((pl.col("target") - pl.col("origin")) // HOUR_US).alias("horizon"),
-            "prediction",
-            pl.lit(self.logged_at, pl.Int64).alias("logged_at"),
-            pl.lit(self.source).alias("source"),
-            "features",
-        )
+
+def _frame(batches: Sequence[_Batch]) -> pl.DataFrame:
+    """``LOG_SCHEMA`` without the actual and baselines, plus ``features``, of all
+    ``batches`` in one frame (built by the writer, never on a request's path: the columns
+    are gathered as lists first, so a thousand one-row requests cost one frame, not a
+    thousand); rows without a finite prediction go."""
+    asset_ids: list[str] = []
+    origins: list[int] = []
+    targets: list[int] = []
+    predictions: list[float | None] = []
+    features: list[str | None] = []
+    for b in batches:
+        f = b.forecasts
+        asset_ids.extend(f.asset_ids)
+        origins.extend(f.origins)
+        targets.extend(f.targets)
+        predictions.extend(f.predictions)
+        features.extend(b.features if b.features is not None else repeat(None, len(f)))
+    which = np.repeat(np.arange(len(batches)), [len(b.forecasts) for b in batches])
+    per_batch = pl.DataFrame(
+        {"version_id": [b.version_id for b in batches],
+         "logged_at": [b.logged_at for b in batches], "source": [b.source for b in batches]},
+        schema={"version_id": pl.Int64, "logged_at": pl.Int64, "source": pl.String})
+    frame = pl.DataFrame(
+        {"asset_id": asset_ids, "origin": origins, "target": targets,
+         "prediction": predictions, "features": features},
+        schema={"asset_id": pl.String, "origin": pl.Int64, "target": pl.Int64,
+                "prediction": pl.Float64, "features": pl.String},
+    ).hstack(per_batch[which])
+    return frame.filter(pl.col("prediction").is_finite()).select(
+        "version_id", "asset_id", "origin", "target",
+        ((pl.col("target") - pl.col("origin")) // HOUR_US).alias("horizon"),
+        "prediction", "logged_at", "source", "features",
+    )
 
 
 class PredictionLog(PeriodicTask):
@@ -98,12 +112,14 @@ class PredictionLog(PeriodicTask):
     name = "aihub-prediction-log"
 
     def __init__(self, *, engine: sa.Engine, store: PredictionLogStore, scores: ScoreStore,
-                 timeseries: TimeSeriesStore, interval: float = 1.0,
+                 features: ServedFeatureStore, timeseries: TimeSeriesStore,
+                 interval: float = 1.0,
                  retention_days: int = 400, max_pending: int = 2_000_000) -> None:
         super().__init__(min(interval, 1.0))
         self.engine = engine
         self.store = store
         self.scores = scores
+        self.features = features
         self.timeseries = timeseries
         self.retention_days = retention_days
         self.max_pending = max_pending
@@ -171,7 +187,7 @@ class PredictionLog(PeriodicTask):
             done: set[str] = set()
             try:
                 for tenant_id, group in by_tenant.items():
-                    written += self._write(tenant_id, pl.concat([b.frame() for b in group]))
+                    written += self._write(tenant_id, _frame(group))
                     done.add(tenant_id)
             except Exception:
                 self.store.forget_partitions()
@@ -187,19 +203,23 @@ class PredictionLog(PeriodicTask):
         """Upsert ``rows`` (``_Batch.frame``) of one tenant with their actuals."""
         rows = rows.unique(subset=["version_id", "asset_id", "origin", "target"],
                            keep="last", maintain_order=True)
-        features = list(rows.filter(pl.col("features").is_not_null()).select(
-            "version_id", "asset_id", "origin", "target", "features").iter_rows())
+        served = rows.filter(pl.col("features").is_not_null()).select(
+            "version_id", "asset_id", "origin", "target", "features")
         rows = rows.drop("features")
         if self.store.postgres:
             self.store.ensure_partitions(rows.get_column("target"))
         asset_ids = rows.get_column("asset_id").unique().sort().to_list()
-        with write_transaction(self.engine) as conn:
-            keys = self.store.asset_keys(conn, tenant_id, asset_ids, lock=True)
-            full = self._with_baselines(rows, keys)
-            self.store.upsert(conn, full)
-            self.store.upsert_features(conn, features)
-            self.scores.mark(conn, rows.select(
-                "version_id", pl.col("target") // DAY_US).unique().iter_rows())
+        with ThreadPoolExecutor(1, thread_name_prefix="aihub-log-features") as pool:
+            # the served features compress on a thread of their own (it releases the GIL)
+            # while the log rows are written
+            blocks = pool.submit(self.features.blocks, served)
+            with write_transaction(self.engine) as conn:
+                keys = self.store.asset_keys(conn, tenant_id, asset_ids, lock=True)
+                full = self._with_baselines(rows, keys)
+                self.store.upsert(conn, full)
+                self.features.insert(conn, blocks.result())
+                self.scores.mark(conn, rows.select(
+                    "version_id", pl.col("target") // DAY_US).unique().iter_rows())
         return rows.height
 
     def _with_baselines(self, rows: pl.DataFrame, keys: dict[str, int]) -> pl.DataFrame:
@@ -244,6 +264,7 @@ class PredictionLog(PeriodicTask):
         with write_transaction(self.engine) as conn:
             self.store.delete_version(conn, version.id)
             self.scores.delete_version(conn, version.id)
+            self.features.delete_version(conn, version.id)
 
     # -- retention ------------------------------------------------------------------------
     def purge(self, now: datetime | None = None) -> int:
@@ -253,6 +274,7 @@ class PredictionLog(PeriodicTask):
         with write_transaction(self.engine) as conn:
             deleted = self.store.purge(conn, cutoff)
             self.scores.purge(conn, cutoff)
+            self.features.purge(conn, cutoff)
             return deleted
 
 

@@ -24,9 +24,10 @@ from aihub.inference.loaders import LoadedModel, load_model
 from aihub.services.features import FeatureService, OnlineRequest
 from aihub.services.model_artifacts import ArtifactService
 from aihub.services.monitor import LogKey
+from aihub.services.prediction_log import Forecasts
 from aihub.services.registry import RegistryService
 from aihub.stores.metadata.models import ModelVersion
-from aihub.timeutil import from_us
+from aihub.timeutil import from_us, to_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class HorizonFeatures:
     origin: datetime
     keys: list[HorizonKey]
     rows: list[dict[str, Any]]
+    targets_us: list[int]  # each key's timestamp in epoch microseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +138,13 @@ class PredictionService:
             by_key.setdefault(r["asset_key"], []).append(r)
         keys: list[HorizonKey] = []
         rows: list[dict[str, Any]] = []
+        targets: list[int] = []
         for asset in assets:
             for r in by_key.get(asset.key, []):
                 keys.append(HorizonKey(asset.asset_id, from_us(r["hour"]), int(r["horizon"])))
                 rows.append({f: r[f] for f in fs.features})
-        return HorizonFeatures(origin, keys, rows)
+                targets.append(r["hour"])
+        return HorizonFeatures(origin, keys, rows, targets)
 
     def predict_horizons(self, model_id: str, *, asset_ids: Sequence[str], feature_set: str,
                          lookback_hours: int, as_of: datetime | None,
@@ -156,10 +160,12 @@ class PredictionService:
         where = [f"asset {k.asset_id} horizon {k.horizon}" for k in built.keys]
         hp = HorizonPrediction(version, built.origin, built.keys,
                                _run(model, version, built.rows, where))
-        if self.monitor is not None:
-            keys = [LogKey(k.asset_id, built.origin, k.timestamp) for k in built.keys]
+        if self.monitor is not None and log:
+            origin = to_us(built.origin)
+            logged = Forecasts([k.asset_id for k in built.keys], [origin] * len(built.keys),
+                               built.targets_us, hp.predictions)
             self.monitor.predicted(model_id, Prediction(version, hp.predictions), built.rows,
-                                   keys=keys, log=log)
+                                   forecasts=logged)
         return hp
 
 

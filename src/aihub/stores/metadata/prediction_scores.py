@@ -55,6 +55,12 @@ class ScoreStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        # How a query on one version's log rows in a target window names the version.
+        # SQLite (no statistics) would otherwise pick the primary key's leading
+        # ``version_id`` over the target index and read every row the version ever logged
+        # for one day; ``+version_id`` leaves it the target index. PostgreSQL prunes the
+        # partitions by target and wants the key's ``version_id`` as it is.
+        self.version_in_window = "version_id" if self.postgres else "+version_id"
 
     # -- marking changes (in the writer's or the ingest's transaction) --------------------
     def mark(self, conn: sa.Connection, version_days: Iterable[tuple[int, int]]) -> None:
@@ -103,7 +109,7 @@ class ScoreStore:
             f"INSERT INTO prediction_scores (version_id, target, horizon, {', '.join(COLUMNS)}) "
             f"SELECT version_id, target, horizon, {', '.join(COLUMNS)} FROM ("
             f"SELECT version_id, target, horizon, {ROW_SUMS} FROM prediction_log "
-            "WHERE version_id = :v AND target >= :a AND target < :b "
+            f"WHERE {self.version_in_window} = :v AND target >= :a AND target < :b "
             "GROUP BY version_id, target, horizon) s"), span)
         conn.execute(sa.text("UPDATE score_days SET clean_gen = :g "
                              "WHERE version_id = :v AND day = :d"), {**key, "g": int(gen)})

@@ -1,4 +1,4 @@
-"""The prediction log, served features and shadow flags in the SQL database (SQLite or
+"""The prediction log and shadow flags in the SQL database (SQLite or
 PostgreSQL; one module, the few dialect differences inline).
 
 Instants are epoch microseconds (``origin``, ``target``, ``logged_at``), like the rollups'
@@ -9,6 +9,7 @@ module: callers get Polars frames with ``LOG_SCHEMA`` columns or plain tuples.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ LOG_SCHEMA: dict[str, Any] = {
     "source": pl.String,
 }
 LOG_COLUMNS = list(LOG_SCHEMA)
-_KEY = ("version_id", "asset_id", "origin", "target")
+_KEY = ["version_id", "asset_id", "origin", "target"]
 _WEEK_US = 168 * HOUR_US
 _IN_CHUNK = 500
 
@@ -66,11 +67,6 @@ _PG_UPSERT = (
 _SQLITE_UPSERT = (
     "INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") VALUES ("
     + ", ".join("?" * len(LOG_COLUMNS)) + ")" + _UPSERT_TAIL
-)
-_FEATURES_UPSERT = (
-    "INSERT INTO served_features (version_id, asset_id, origin, target, features) "
-    "VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (version_id, asset_id, origin, target) "
-    "DO UPDATE SET features = excluded.features"
 )
 
 # The actual and the baselines of logged rows, refreshed for hours an ingest touched.
@@ -115,14 +111,18 @@ class PredictionLogStore:
 
     # -- writes ---------------------------------------------------------------------------
     def upsert(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
-        """Insert or replace rows (``LOG_SCHEMA``; unique on the key within the frame)."""
+        """Insert or replace rows (``LOG_SCHEMA``; unique on the key within the frame).
+        They go in key order: consecutive rows then land on the same index pages instead
+        of one page per asset in turn (a fifth less time in SQLite's insert)."""
         if rows.is_empty():
             return
+        rows = rows.select(LOG_COLUMNS).sort(_KEY)
         raw: Any = conn.connection.driver_connection
         if self.postgres:
             self.ensure_partitions(rows.get_column("target"))
-            data = rows.select(LOG_COLUMNS).write_csv(include_header=False,
-                                                      null_value="").encode()
+            buf = io.BytesIO()
+            rows.write_csv(buf, include_header=False, null_value="")
+            data = buf.getvalue()
             with raw.cursor() as cur:
                 # New rows (the usual case) go straight in by COPY; if some exist, the
                 # batch is staged and upserted instead.
@@ -140,18 +140,7 @@ class PredictionLogStore:
                 cur.execute("RELEASE SAVEPOINT aihub_log_copy")
         else:
             cols = [rows.get_column(c).to_list() for c in LOG_COLUMNS]
-            raw.executemany(_SQLITE_UPSERT, list(zip(*cols, strict=True)))
-
-    def upsert_features(self, conn: sa.Connection,
-                        rows: Sequence[tuple[int, str, int, int, str]]) -> None:
-        if not rows:
-            return
-        raw: Any = conn.connection.driver_connection
-        if self.postgres:
-            with raw.cursor() as cur:
-                cur.executemany(_FEATURES_UPSERT.format(p="%s"), list(rows))
-        else:
-            raw.executemany(_FEATURES_UPSERT.format(p="?"), list(rows))
+            raw.executemany(_SQLITE_UPSERT, zip(*cols, strict=True))
 
     def refresh(self, conn: sa.Connection, tenant_id: str, asset_ids: Sequence[str],
                 lo: int, hi: int) -> int:
@@ -212,7 +201,7 @@ class PredictionLogStore:
             self._months.clear()
 
     def purge(self, conn: sa.Connection, cutoff: int) -> int:
-        """Delete rows (and served features) with target before ``cutoff``; on PostgreSQL
+        """Delete rows with target before ``cutoff``; on PostgreSQL
         whole months go by dropping their partitions. Returns the rows deleted where
         counted (dropped partitions count their rows first)."""
         deleted = 0
@@ -226,7 +215,6 @@ class PredictionLogStore:
                         self._months.discard(start)
         deleted += conn.execute(sa.text("DELETE FROM prediction_log WHERE target < :c"),
                                 {"c": cutoff}).rowcount
-        conn.execute(sa.text("DELETE FROM served_features WHERE target < :c"), {"c": cutoff})
         return deleted
 
     def _partitions(self, conn: sa.Connection) -> list[tuple[str, int]]:
@@ -244,7 +232,7 @@ class PredictionLogStore:
         return sorted(out, key=lambda p: p[1])
 
     def delete_version(self, conn: sa.Connection, version_id: int) -> None:
-        for table in ("prediction_log", "served_features", "model_shadows"):
+        for table in ("prediction_log", "model_shadows"):
             conn.execute(sa.text(f"DELETE FROM {table} WHERE version_id = :v"),
                          {"v": version_id})
 
@@ -270,17 +258,6 @@ class PredictionLogStore:
                             .where(model_shadows.c.version_id == version_id)).first() is not None
 
     # -- reads ----------------------------------------------------------------------------
-    def served_features(self, version_id: int, start: int, end: int,
-                        limit: int = 200_000) -> list[str]:
-        """The served features (JSON) of a version's logged rows with target in
-        ``[start, end)``: the latest ``limit`` of them."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT features FROM served_features WHERE version_id = :v "
-                "AND target >= :s AND target < :e ORDER BY target DESC LIMIT :n"),
-                {"v": version_id, "s": start, "e": end, "n": limit})
-            return [r[0] for r in rows]
-
     def count(self, version_id: int | None = None) -> int:
         with self.engine.connect() as conn:
             q = "SELECT count(*) FROM prediction_log"
