@@ -8,7 +8,8 @@ shared databases are never touched) and a Redis key prefix of its own:
 - ``aihub ingest readings FILE`` (chunks of 500,000 rows): readings/s and the command's
   peak RSS; for the first N also the whole file as one chunk (the import before chunking,
   one transaction), in a fresh database, as the rate to keep;
-- table and index sizes of ``readings`` and ``hourly_rollups``;
+- table and index sizes of ``readings`` and ``hourly_rollups``, then ``VACUUM (ANALYZE)``
+  of both (what autovacuum does after a load on a deployed server);
 - ``aihub export`` of the year (forecast_basic): in-process (one file), ``--workers 2``
   (a pool started by the command) and ``--dask`` on a standing 2-worker ``LocalCluster``
   (processes, one thread each, aihub imported): seconds of the whole command and the peak
@@ -16,7 +17,9 @@ shared databases are never touched) and a Redis key prefix of its own:
 - ``aihub serve`` with every asset's features cached in Redis: p50/p99 of a hot
   ``POST /ai/features/get`` over one keep-alive connection, cycling through the assets.
 Writes ``bench/scale.png`` (seconds against assets) and the "At scale" section of
-bench/RESULTS.md after each N.
+bench/RESULTS.md after each N. ``--steps`` runs part of a size (ingest, vacuum, inline,
+workers, dask, get) and ``--state FILE`` keeps its database and figures for the next
+invocation, so a large size runs as several short ones.
 """
 
 from __future__ import annotations
@@ -392,7 +395,10 @@ def report(results: list[dict[str, object]], started: str, note: str) -> str:
     lines += ["", note, "",
               "![export and ingest time against assets](scale.png)", "",
               "Reproduce: `.venv/bin/python bench/bench_scale.py --assets 1000,3000,10000` "
-              "(needs PostgreSQL and Redis on loopback; creates and drops its own database)."]
+              "(needs PostgreSQL and Redis on loopback; creates and drops its own database), or a "
+              "size in steps that keep its database in between: `--assets 10000 --state "
+              "s.json --steps ingest,vacuum`, then `--steps inline`, `--steps workers`, ... "
+              "(the section is written once a size has every step)."]
     return "\n".join(lines)
 
 
@@ -445,7 +451,7 @@ def main() -> None:
         [src, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)])
     sys.path.insert(0, src)  # and the Dask workers this process spawns
     sizes_to_run = [int(a) for a in args.assets.split(",")]
-    steps = args.steps.split(",")
+    steps = [s for s in args.steps.split(",") if s]
     started = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
     earlier: list[dict[str, object]] = (
         json.loads(args.previous.read_text()) if args.previous else [])
