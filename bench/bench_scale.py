@@ -8,7 +8,8 @@ shared databases are never touched) and a Redis key prefix of its own:
 - ``aihub ingest readings FILE`` (chunks of 500,000 rows): readings/s and the command's
   peak RSS; for the first N also the whole file as one chunk (the import before chunking,
   one transaction), in a fresh database, as the rate to keep;
-- table and index sizes of ``readings`` and ``hourly_rollups``;
+- table and index sizes of ``readings`` and ``hourly_rollups``, then ``VACUUM (ANALYZE)``
+  of both (what autovacuum does after a load on a deployed server);
 - ``aihub export`` of the year (forecast_basic): in-process (one file), ``--workers 2``
   (a pool started by the command) and ``--dask`` on a standing 2-worker ``LocalCluster``
   (processes, one thread each, aihub imported): seconds of the whole command and the peak
@@ -16,7 +17,9 @@ shared databases are never touched) and a Redis key prefix of its own:
 - ``aihub serve`` with every asset's features cached in Redis: p50/p99 of a hot
   ``POST /ai/features/get`` over one keep-alive connection, cycling through the assets.
 Writes ``bench/scale.png`` (seconds against assets) and the "At scale" section of
-bench/RESULTS.md after each N.
+bench/RESULTS.md after each N. ``--steps`` runs part of a size (ingest, vacuum, inline,
+workers, dask, get) and ``--state FILE`` keeps its database and figures for the next
+invocation, so a large size runs as several short ones.
 """
 
 from __future__ import annotations
@@ -137,9 +140,9 @@ def tree(pid: int) -> Callable[[], list[int]]:
 
 
 def run_cli(args: list[str], env: dict[str, str], extra: Callable[[], Iterable[int]] | None = None
-            ) -> tuple[float, str, dict[int, int]]:
-    """Seconds, stdout and the peak RSS of every process of one ``aihub`` command (and of
-    the processes ``extra`` names, e.g. Dask workers)."""
+            ) -> tuple[float, str, dict[int, int], int]:
+    """Seconds, stdout, the peak RSS of every process of one ``aihub`` command (and of
+    the processes ``extra`` names, e.g. Dask workers) and that of the command's own."""
     began = time.perf_counter()
     proc = subprocess.Popen([AIHUB, *args], env={**os.environ, **env, "COLUMNS": "200"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -153,7 +156,7 @@ def run_cli(args: list[str], env: dict[str, str], extra: Callable[[], Iterable[i
     seconds = time.perf_counter() - began
     if proc.returncode != 0:
         raise RuntimeError(f"aihub {' '.join(args)}: {err[-2000:]}")
-    return seconds, out, rss.peaks
+    return seconds, out, rss.peaks, rss.peaks.get(proc.pid, 0)
 
 
 # -- one N ------------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ def ingest(file: Path, env: dict[str, str], chunk_rows: int | None) -> dict[str,
     subprocess.run([AIHUB, "db", "upgrade"], env={**os.environ, **env}, check=True,
                    capture_output=True)
     extra = ["--chunk-rows", str(chunk_rows)] if chunk_rows else []
-    seconds, out, peaks = run_cli(["ingest", "readings", str(file), "--tenant", TENANT, *extra],
+    seconds, out, peaks, _ = run_cli(["ingest", "readings", str(file), "--tenant", TENANT, *extra],
                                   env)
     flat = " ".join(out.split())
     accepted = int(re.search(r"accepted (\d+) readings", flat).group(1))  # type: ignore[union-attr]
@@ -200,13 +203,13 @@ def export(env: dict[str, str], how: str, dask: object | None = None) -> dict[st
         worker_pids = list(dask.run(os.getpid).values())  # type: ignore[attr-defined]
         args += ["--dask", dask.scheduler.address]  # type: ignore[attr-defined]
         extra = lambda: worker_pids  # noqa: E731
-    seconds, out, peaks = run_cli(args, env, extra)
+    seconds, out, peaks, command = run_cli(args, env, extra)
     flat = " ".join(out.split())
     rows = int(re.search(r"completed (\d+) rows", flat).group(1))  # type: ignore[union-attr]
     path = flat.rsplit("-> ", 1)[1].split(" export_id")[0].replace(" ", "")
     shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else Path(path).unlink()
     ordered = sorted(peaks.values(), reverse=True)
-    return {"seconds": seconds, "rows": rows, "rss_max": ordered[0],
+    return {"seconds": seconds, "rows": rows, "rss_max": ordered[0], "rss_command": command,
             "rss_all": ordered, "processes": len(ordered)}
 
 
@@ -228,51 +231,83 @@ def hot_get(env: dict[str, str], assets: int, requests: int) -> dict[str, float]
     return got
 
 
-def one_size(n: int, args: argparse.Namespace, work: Path, baseline: bool
-             ) -> dict[str, object]:
+STEPS = ("ingest", "vacuum", "inline", "workers", "dask", "get")
+MEASURED = ("ingest", "inline", "workers", "dask", "get")  # what a size's row shows
+
+
+def one_size(n: int, args: argparse.Namespace, baseline: bool, steps: Iterable[str],
+             prior: dict[str, object] | None = None) -> dict[str, object]:
+    """The ``steps`` of size ``n``; ``prior``: what earlier invocations measured of this
+    size (``--state``), whose database and Redis keys are kept until every step ran."""
     from distributed import Client, LocalCluster
 
-    db = f"bench_scale_{os.getpid()}"
-    prefix = f"aihub-bench-scale-{os.getpid()}:"
+    out: dict[str, object] = dict(prior or {"assets": n})
+    db = str(out.setdefault("db", f"bench_scale_{os.getpid()}"))
+    prefix = str(out.setdefault("prefix", f"aihub-bench-scale-{os.getpid()}:"))
+    work = Path(f"/tmp/{db}")
+    work.mkdir(parents=True, exist_ok=True)
+    loads: dict[str, object] = out.setdefault("loads", {})  # type: ignore[assignment]
     file = work / f"readings_{n}.parquet"
-    t = time.perf_counter()
-    rows = write_readings(file, n, args.hours)
-    print(f"[{n}] file {rows:,} rows, {file.stat().st_size / 1e6:.0f} MB in "
-          f"{time.perf_counter() - t:.1f} s", flush=True)
-    out: dict[str, object] = {"assets": n, "readings": rows, "load": os.getloadavg()[0]}
     env = {"AIHUB_DATA_DIR": str(work / "data"), "EXPORT_STORAGE_PATH": str(work / "exports"),
            "REDIS_URL": REDIS_URL, "AIHUB_REDIS_PREFIX": prefix,
-           "AIHUB_CHANGE_FOLLOW_INTERVAL": "0"}
+           "AIHUB_CHANGE_FOLLOW_INTERVAL": "0",
+           "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + db}
+    finished = False
     try:
-        if baseline:
-            env["DATABASE_URL"] = fresh_database(db)
-            out["whole"] = ingest(file, env, chunk_rows=rows + 1)
-            print(f"[{n}] whole-file ingest {out['whole']}", flush=True)
-        env["DATABASE_URL"] = fresh_database(db)
-        out["ingest"] = ingest(file, env, chunk_rows=None)
-        print(f"[{n}] chunked ingest {out['ingest']}", flush=True)
-        file.unlink()
-        out["sizes"] = sizes(env["DATABASE_URL"])
-        print(f"[{n}] sizes {out['sizes']}", flush=True)
-        out["inline"] = export(env, "inline")
-        print(f"[{n}] export in-process {out['inline']}", flush=True)
-        out["workers"] = export(env, "workers")
-        print(f"[{n}] export 2 workers {out['workers']}", flush=True)
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            # A standing cluster has aihub loaded: imports are not part of the export.
-            client.run(lambda: __import__("aihub.services.export_parts"))
-            out["dask"] = export(env, "dask", client)
-        print(f"[{n}] export dask {out['dask']}", flush=True)
-        out["get"] = hot_get(env, n, args.requests)
-        print(f"[{n}] hot get {out['get']}", flush=True)
+        for step in steps:
+            began = os.getloadavg()[0]
+            if step == "ingest":
+                t = time.perf_counter()
+                rows = write_readings(file, n, args.hours)
+                print(f"[{n}] file {rows:,} rows, {file.stat().st_size / 1e6:.0f} MB in "
+                      f"{time.perf_counter() - t:.1f} s", flush=True)
+                out["readings"] = rows
+                out["load"] = began = os.getloadavg()[0]
+                if baseline:
+                    env["DATABASE_URL"] = fresh_database(db)
+                    out["whole"] = ingest(file, env, chunk_rows=rows + 1)
+                    print(f"[{n}] whole-file ingest {out['whole']}", flush=True)
+                env["DATABASE_URL"] = fresh_database(db)
+                out["ingest"] = ingest(file, env, chunk_rows=None)
+                print(f"[{n}] chunked ingest {out['ingest']}", flush=True)
+                file.unlink()
+                out["sizes"] = sizes(env["DATABASE_URL"])
+                print(f"[{n}] sizes {out['sizes']}", flush=True)
+            elif step == "vacuum":
+                # What autovacuum does after a bulk load on a deployed server (the test
+                # server runs without it): hint bits and visibility set, statistics
+                # gathered. Without it the first export after the load sets the hint bits
+                # itself, writing back every page it reads.
+                t = time.perf_counter()
+                with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+                    conn.execute("VACUUM (ANALYZE) readings, hourly_rollups")
+                out["vacuum"] = {"seconds": time.perf_counter() - t}
+                print(f"[{n}] vacuum {out['vacuum']}", flush=True)
+            elif step in ("inline", "workers"):
+                out[step] = export(env, step)
+                print(f"[{n}] export {step} {out[step]}", flush=True)
+            elif step == "dask":
+                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, Client(cluster) as client:
+                    # A standing cluster has aihub loaded: imports are not part of the export.
+                    client.run(lambda: __import__("aihub.services.export_parts"))
+                    out["dask"] = export(env, "dask", client)
+                print(f"[{n}] export dask {out['dask']}", flush=True)
+            elif step == "get":
+                out["get"] = hot_get(env, n, args.requests)
+                print(f"[{n}] hot get {out['get']}", flush=True)
+            else:
+                raise SystemExit(f"--steps: unknown step '{step}' (one of {', '.join(STEPS)})")
+            loads[step] = [round(began, 2), round(os.getloadavg()[0], 2)]
+        finished = all(k in out for k in MEASURED)
     finally:
-        drop_database(db)
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
-        for i in range(0, len(keys), 1000):
-            r.delete(*keys[i : i + 1000])
-        shutil.rmtree(work / "exports", ignore_errors=True)
+        if finished or not args.state:
+            drop_database(db)
+            r = redis.Redis.from_url(REDIS_URL)
+            keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
+            for i in range(0, len(keys), 1000):
+                r.delete(*keys[i : i + 1000])
+            shutil.rmtree(work, ignore_errors=True)
         file.unlink(missing_ok=True)
     return out
 
@@ -282,6 +317,18 @@ def one_size(n: int, args: argparse.Namespace, work: Path, baseline: bool
 
 def mib(b: object) -> str:
     return f"{int(b) / 2**20:,.0f}"  # type: ignore[call-overload]
+
+
+def peaks(run: object) -> str:
+    """The command's peak RSS, then its workers' (the two largest of the others)."""
+    others = list(run["rss_all"])  # type: ignore[index]
+    if "rss_command" not in run:  # type: ignore[operator]
+        return f"peaks {', '.join(mib(x) for x in others[:3])} MiB"
+    command = int(run["rss_command"])  # type: ignore[index]
+    if command in others:
+        others.remove(command)
+    return (f"command {mib(command)}, workers "
+            f"{', '.join(mib(x) for x in others[:2])} MiB")
 
 
 def report(results: list[dict[str, object]], started: str, note: str) -> str:
@@ -304,10 +351,21 @@ def report(results: list[dict[str, object]], started: str, note: str) -> str:
             f"{mib(sz['readings'][0])} + {mib(sz['readings'][1])} MiB | "  # type: ignore[index]
             f"{mib(sz['hourly_rollups'][0])} + {mib(sz['hourly_rollups'][1])} MiB | "  # type: ignore[index]
             f"{inl['seconds']:.1f} s, peak {mib(inl['rss_max'])} MiB | "  # type: ignore[index]
-            f"{wrk['seconds']:.1f} s, peaks {', '.join(mib(x) for x in wrk['rss_all'][:3])} MiB | "  # type: ignore[index]
-            f"{dsk['seconds']:.1f} s, peaks {', '.join(mib(x) for x in dsk['rss_all'][:3])} MiB | "  # type: ignore[index]
+            f"{wrk['seconds']:.1f} s, {peaks(wrk)} | "
+            f"{dsk['seconds']:.1f} s, {peaks(dsk)} | "
             f"{get['p50_ms']:.3f} / {get['p99_ms']:.3f} ms |"  # type: ignore[index]
         )
+    lines.append("")
+    lines.append("Load average (1 min) at the start and end of each step: " + "; ".join(
+        f"{r['assets']:,}: " + ", ".join(  # type: ignore[str-format]
+            f"{step} {a:.1f}-{b:.1f}" for step, (a, b) in r["loads"].items())  # type: ignore[attr-defined]
+        for r in results if r.get("loads")) + ".")
+    vacuumed = [r for r in results if "vacuum" in r]
+    if vacuumed:
+        lines.append("VACUUM (ANALYZE) of readings and rollups after the load, before the "
+                     "exports: " + "; ".join(
+                         f"{r['assets']:,} assets {r['vacuum']['seconds']:.1f} s"  # type: ignore[index,str-format]
+                         for r in vacuumed) + ".")
     first = next((r for r in results if "whole" in r), results[0])
     lines.append("")
     if "whole" in first:
@@ -337,7 +395,10 @@ def report(results: list[dict[str, object]], started: str, note: str) -> str:
     lines += ["", note, "",
               "![export and ingest time against assets](scale.png)", "",
               "Reproduce: `.venv/bin/python bench/bench_scale.py --assets 1000,3000,10000` "
-              "(needs PostgreSQL and Redis on loopback; creates and drops its own database)."]
+              "(needs PostgreSQL and Redis on loopback; creates and drops its own database), or a "
+              "size in steps that keep its database in between: `--assets 10000 --state "
+              "s.json --steps ingest,vacuum`, then `--steps inline`, `--steps workers`, ... "
+              "(the section is written once a size has every step)."]
     return "\n".join(lines)
 
 
@@ -377,6 +438,12 @@ def main() -> None:
                     "report together with this one's")
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the whole-file (one chunk) ingest of the first size")
+    ap.add_argument("--steps", default=",".join(STEPS),
+                    help="what to run of each size (ingest,inline,workers,dask,get); with "
+                    "--state, one invocation per step or two keeps each one short")
+    ap.add_argument("--state", type=Path, default=None,
+                    help="JSON file of the sizes measured so far, step by step: their "
+                    "database is kept until every step of the size ran")
     args = ap.parse_args()
     # Every child (commands, servers, Dask workers) runs this checkout's aihub.
     src = str(BENCH.parent / "src")
@@ -384,25 +451,31 @@ def main() -> None:
         [src, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)])
     sys.path.insert(0, src)  # and the Dask workers this process spawns
     sizes_to_run = [int(a) for a in args.assets.split(",")]
-    work = Path(f"/tmp/bench_scale_{os.getpid()}")
-    work.mkdir(parents=True, exist_ok=True)
+    steps = [s for s in args.steps.split(",") if s]
     started = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
     earlier: list[dict[str, object]] = (
         json.loads(args.previous.read_text()) if args.previous else [])
+    state: dict[str, dict[str, object]] = (
+        json.loads(args.state.read_text()) if args.state and args.state.exists() else {})
     results: list[dict[str, object]] = []
-    try:
-        for i, n in enumerate(sizes_to_run):
-            results.append(one_size(n, args, work, baseline=i == 0 and not args.no_baseline))
-            Path(f"/tmp/bench_scale_{os.getpid()}.json").write_text(
-                json.dumps(results, default=str))
-            both = sorted(earlier + results, key=lambda r: int(r["assets"]))  # type: ignore[call-overload]
-            text = report(both, started, args.note)
-            print(text, flush=True)
-            if not args.no_write:
-                write_section("At scale", text)
-                plot(both)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for i, n in enumerate(sizes_to_run):
+        baseline = i == 0 and not args.no_baseline and str(n) not in state
+        state[str(n)] = one_size(n, args, baseline, steps, state.get(str(n)))
+        results.append(state[str(n)])
+        if args.state:
+            args.state.write_text(json.dumps(state, default=str))
+        Path(f"/tmp/bench_scale_{os.getpid()}.json").write_text(
+            json.dumps(results, default=str))
+        complete = [r for r in earlier + list(state.values() if args.state else results)
+                    if all(k in r for k in MEASURED)]
+        if not complete:
+            continue
+        both = sorted(complete, key=lambda r: int(r["assets"]))  # type: ignore[call-overload]
+        text = report(both, started, args.note)
+        print(text, flush=True)
+        if not args.no_write:
+            write_section("At scale", text)
+            plot(both)
 
 
 if __name__ == "__main__":

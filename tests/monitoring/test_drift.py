@@ -150,3 +150,33 @@ def test_reference_bins_of_a_large_file_sample_row_groups_and_count_every_null(
                                                 mask=nulls[k * 20_000:(k + 1) * 20_000])}),
                        parts / f"part-{k:05d}.parquet", row_group_size=1_000)
     assert drift.reference_bins(parts, ["x"])["features"]["x"] == ref
+
+
+def test_reference_bins_of_a_dataset_hold_one_part_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dataset export has a part per ~30 assets. Reading its parts for the reference bins
+    # must not keep any bytes of a part once the next one is read: Arrow's allocations
+    # stay flat across the parts instead of growing by a part each (memory that grew with
+    # the asset count in the process that ran a 10,000-asset dataset export).
+    from aihub.services import drift
+
+    rng = np.random.default_rng(5)
+    columns = [f"f{j}" for j in range(8)]
+    parts = tmp_path / "dataset"
+    parts.mkdir()
+    for k in range(30):  # random floats: each part's ~320 KB barely compress
+        pq.write_table(pa.table({c: rng.normal(size=5_000) for c in columns}),
+                       parts / f"part-{k:05d}.parquet", compression="zstd")
+    largest = max(f.stat().st_size for f in parts.iterdir())
+    held: list[int] = []
+    read_row_group = pq.ParquetFile.read_row_group
+
+    def spy(self: pq.ParquetFile, *args: object, **kwargs: object) -> pa.Table:
+        held.append(pa.total_allocated_bytes())
+        return read_row_group(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    ref = drift.reference_bins(parts, columns)
+    assert len(held) == 30
+    assert max(held) - held[0] < 2 * largest, (held[0], max(held), largest)
+    assert ref["features"]["f0"]["n"] == 30 * 5_000

@@ -62,23 +62,30 @@ def reference_bins(path: Path | str, features: Sequence[str]) -> dict[str, Any]:
     quantile edges and shares come from evenly spaced row groups holding about
     ``SAMPLE_ROWS`` rows (all of them for an export that small). The writers put a few
     hundred thousand rows of whole assets in each row group, so the sample spans assets
-    and the whole time range."""
+    and the whole time range.
+
+    The files are read one at a time, without pre-buffering: an open reader keeps the
+    bytes it pre-buffered for its last row group until it is closed, so a reader held open
+    per part of a dataset kept a row group of every part (memory growing with the assets)."""
     files = sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else [Path(path)]
-    readers = [pq.ParquetFile(f) for f in files]
-    groups = [(pf, i) for pf in readers for i in range(pf.num_row_groups)]
-    total = sum(pf.metadata.row_group(i).num_rows for pf, i in groups)
+    footers = [pq.read_metadata(f) for f in files]
+    total = sum(m.num_rows for m in footers)
     step = max(1, -(-total // SAMPLE_ROWS))
     valid = dict.fromkeys(features, 0)
     samples: dict[str, list[np.ndarray]] = {f: [] for f in features}
-    for k, (pf, i) in enumerate(groups):
-        table = pf.read_row_group(i, columns=list(features))
-        for name in features:
-            column = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
-            finite = np.isfinite(column)
-            valid[name] += int(finite.sum())
-            if k % step == 0:
-                samples[name].append(column[finite])
-        del table
+    k = 0  # row groups read so far, over all files
+    for file, footer in zip(files, footers, strict=True):
+        with pq.ParquetFile(file, metadata=footer, pre_buffer=False) as pf:
+            for i in range(footer.num_row_groups):
+                table = pf.read_row_group(i, columns=list(features))
+                for name in features:
+                    column = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                    finite = np.isfinite(column)
+                    valid[name] += int(finite.sum())
+                    if k % step == 0:
+                        samples[name].append(column[finite])
+                del table
+                k += 1
     out: dict[str, Any] = {}
     for name in features:
         values = np.concatenate(samples[name]) if samples[name] else np.empty(0)
