@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
+from aihub.features.frames import MARK_COLUMNS
 from aihub.features.knowledge import LATEST, AsKnown
 from aihub.features.origin_compute import (
     as_of_levels,
@@ -29,7 +31,7 @@ from aihub.names import check_name
 from aihub.services.change_feed import ChangeFeed
 from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.online.base import OnlineStore, cache_key
-from aihub.stores.timeseries.base import Asset, TimeSeriesStore
+from aihub.stores.timeseries.base import Asset, TimeSeriesStore, hour_marks
 from aihub.timeutil import HOUR_US, floor_hour, from_us, iso, to_us, utcnow
 
 
@@ -215,18 +217,21 @@ class FeatureService:
         horizon). ``with_target_only`` keeps the rows whose target hour has readings (an
         export's rows)."""
         check_horizons(fs, horizons)
-        schema = {"asset_key": pl.Int64, "origin": pl.Int64, "hour": pl.Int64}
-        if not assets or not origins:
-            rows = pl.DataFrame(schema=schema)
-        else:
-            rows = (
-                pl.DataFrame({"asset_key": [a.key for a in assets]}, schema={"asset_key": pl.Int64})
-                .join(pl.DataFrame({"origin": list(origins)}, schema={"origin": pl.Int64}),
-                      how="cross")
-                .join(pl.DataFrame({"h": list(horizons)}, schema={"h": pl.Int64}), how="cross")
-                .select("asset_key", "origin",
-                        (pl.col("origin") + pl.col("h") * HOUR_US).alias("hour"))
-            )
+        # Every (asset, origin, horizon), built sorted and distinct as the computation
+        # takes them.
+        keys = np.unique(np.asarray([a.key for a in assets], dtype=np.int64))
+        starts = np.unique(np.asarray(origins, dtype=np.int64))
+        ahead = np.unique(np.asarray(horizons, dtype=np.int64)) * HOUR_US
+        per_key = len(starts) * len(ahead)
+        origin = np.tile(np.repeat(starts, len(ahead)), len(keys))
+        rows = pl.DataFrame(
+            {
+                "asset_key": np.repeat(keys, per_key),
+                "origin": origin,
+                "hour": origin + np.tile(ahead, len(keys) * len(starts)),
+            },
+            schema={"asset_key": pl.Int64, "origin": pl.Int64, "hour": pl.Int64},
+        )
         reach = min(lookback_hours, MAX_SHIFT_HOURS) * HOUR_US
         lo = (min(origins) if origins else 0) - reach
         hi = (max(origins) + max(horizons) * HOUR_US + HOUR_US) if origins else 0
@@ -240,20 +245,21 @@ class FeatureService:
     ) -> pl.DataFrame:
         keys = [a.key for a in assets]
         judged = {"hourly_min", "hourly_max"} & set(fs.features)
-        columns = ("mean", "min", "max") if judged else ("mean",)
-        rollups = self.store.load_rollups(keys, lo, hi, columns=columns)
+        values = ("mean", "min", "max") if judged else ("mean",)
+        # The hours' knowledge marks come with their rollups: one read.
+        rollups = self.store.load_rollups(keys, lo, hi, columns=(*values, *MARK_COLUMNS))
         known_after: int | None = (
             LATEST if as_known == "latest" else None if as_known == "origin" else int(as_known)
         )
-        marks = self.store.load_hour_marks(keys, lo, hi, known_after=known_after)
+        marks = hour_marks(rollups, known_after)
         dirty = dirty_hours(marks, rows, as_known)
-        versions = pl.DataFrame()
-        if not dirty.is_empty():
-            span = dirty.select(pl.col("hour").min().alias("a"), pl.col("hour").max().alias("b"))
-            first, last = span.row(0)
-            versions = self.store.load_reading_versions(
-                dirty.get_column("asset_key").unique().to_list(), first, last + HOUR_US
-            )
+        # Only hours partly known by then need their versions; before an hour's first
+        # knowledge time nothing of it was known (as_of_levels: no versions, no value).
+        versions = self.store.load_hour_versions(
+            dirty.filter(pl.col("known_by") >= pl.col("first_known"))
+            .select("asset_key", "hour")
+            .unique()
+        )
         overrides = as_of_levels(versions, dirty)
         asset_frame = pl.DataFrame(
             [(a.key, a.timezone, a.country, a.location_id) for a in assets],

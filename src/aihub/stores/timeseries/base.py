@@ -22,22 +22,39 @@ from datetime import datetime
 import polars as pl
 import sqlalchemy as sa
 
-from aihub.features.frames import ROLLUP_VALUES
+from aihub.features.frames import EDITED, ESTIMATED, MARK_COLUMNS, ROLLUP_VALUES
+from aihub.timeutil import HOUR_US
 
 ASSET_KINDS = ("load", "generation")
 
 Progress = Callable[[int], None]
 
 # Hours with current readings known late (after the hour ended, or after a given time) or
-# not actual: ``known_at`` is the latest knowledge time among those readings, ``estimated``
-# and ``edited`` count the hour's readings of that quality.
+# not actual: ``known_at`` and ``first_known`` are the hour's marks (``MARK_SCHEMA``),
+# ``estimated`` and ``edited`` are 1 if a current reading of the hour has that quality.
 HOUR_MARKS_SCHEMA = {
     "asset_key": pl.Int64,
     "hour": pl.Int64,
     "known_at": pl.Int64,
+    "first_known": pl.Int64,
     "estimated": pl.Int64,
     "edited": pl.Int64,
 }
+
+
+def hour_marks(rollups: pl.DataFrame, known_after: int | None = None) -> pl.DataFrame:
+    """The hours of ``rollups`` (read with ``MARK_COLUMNS``) that ``load_hour_marks``
+    returns: a current reading known after ``known_after`` (by default: after the hour
+    ended) or not actual."""
+    bound = pl.col("hour") + HOUR_US if known_after is None else pl.lit(known_after, pl.Int64)
+    return rollups.filter((pl.col("known_at") > bound) | (pl.col("quality") != 0)).select(
+        "asset_key",
+        "hour",
+        "known_at",
+        "first_known",
+        (pl.col("quality") & ESTIMATED).alias("estimated"),
+        ((pl.col("quality") & EDITED) // EDITED).alias("edited"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +181,8 @@ class TimeSeriesStore(ABC):
         columns: Sequence[str] = ROLLUP_VALUES,
     ) -> pl.DataFrame:
         """Hourly rollups with ``start <= hour < end``, sorted by asset and hour:
-        ``asset_key``, ``hour`` and the requested value ``columns`` of ``ROLLUP_SCHEMA``."""
+        ``asset_key``, ``hour`` and the requested ``columns`` of ``ROLLUP_SCHEMA`` (values)
+        and ``MARK_SCHEMA`` (the hour's knowledge marks; ``first_known`` always set)."""
 
     @abstractmethod
     def last_rollup_hour(self, asset_key: int) -> int | None:
@@ -183,14 +201,21 @@ class TimeSeriesStore(ABC):
         """Every version, current and superseded, of the readings with ``start <= ts <
         end`` (``READING_VERSIONS_SCHEMA``), sorted by asset, ts, known_at."""
 
-    @abstractmethod
     def load_hour_marks(
         self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
     ) -> pl.DataFrame:
         """Hours in ``[start, end)`` (``HOUR_MARKS_SCHEMA``) with a current reading known
         after ``known_after`` (by default: after the hour ended), the only hours whose value
         "as known at K" can differ from the current rollup, or with a reading that is not
-        actual (a target's quality)."""
+        actual (a target's quality). Read from the marks kept with the rollups."""
+        rollups = self.load_rollups(asset_keys, start, end, columns=MARK_COLUMNS)
+        return hour_marks(rollups, known_after)
+
+    @abstractmethod
+    def load_hour_versions(self, hours: pl.DataFrame) -> pl.DataFrame:
+        """Every version, current and superseded, of the readings in the given hours
+        (``asset_key, hour``, distinct) as ``READING_VERSIONS_SCHEMA``, sorted by asset,
+        ts, known_at: the few hours whose value "as known at K" needs them."""
 
     @abstractmethod
     def load_weather_versions(

@@ -38,7 +38,7 @@ import psycopg
 import sqlalchemy as sa
 
 from aihub.errors import BackendUnavailable
-from aihub.features.frames import WEATHER_FIELDS
+from aihub.features.frames import EDITED, ESTIMATED, WEATHER_FIELDS
 from aihub.stores.timeseries import pg_concurrency
 from aihub.stores.timeseries.base import ChangeBatch
 from aihub.stores.timeseries.rollups import compute_rollups, in_runs, touched_hour_runs
@@ -74,20 +74,29 @@ _KNOWN_READING_TUPLE = np.dtype(
 _COPY_IN = (
     "COPY {table} (asset_key, ts, value, known_at, quality) FROM STDIN (FORMAT binary)"
 )
-# One binary COPY tuple of an hour's rollup; hours of one reading have a NULL std, sent as
-# a field of length -1 without data, so they get a layout of their own.
-_ROLLUP_FIELDS = [
-    ("nfields", ">i2"),
-    ("len_key", ">i4"), ("asset_key", ">i4"),
-    ("len_hour", ">i4"), ("hour", ">i8"),
-    ("len_n", ">i4"), ("n", ">i4"),
-    ("len_mean", ">i4"), ("mean", ">f8"),
-]
-_ROLLUP_TAIL = [("len_min", ">i4"), ("min", ">f8"), ("len_max", ">i4"), ("max", ">f8")]
-_ROLLUP_TUPLE = np.dtype([*_ROLLUP_FIELDS, ("len_std", ">i4"), ("std", ">f8"), *_ROLLUP_TAIL])
-_NULL_STD_ROLLUP_TUPLE = np.dtype([*_ROLLUP_FIELDS, ("len_std", ">i4"), *_ROLLUP_TAIL])
+# One binary COPY tuple of an hour's rollup and its marks. A NULL is sent as a field of
+# length -1 without data, so each combination of a NULL std (hours of one reading) and a
+# NULL first_known (equal to known_at) has a layout of its own.
+def _rollup_layout(with_std: bool, with_first_known: bool) -> np.dtype:
+    return np.dtype([
+        ("nfields", ">i2"),
+        ("len_key", ">i4"), ("asset_key", ">i4"),
+        ("len_hour", ">i4"), ("hour", ">i8"),
+        ("len_n", ">i4"), ("n", ">i4"),
+        ("len_mean", ">i4"), ("mean", ">f8"),
+        ("len_std", ">i4"), *([("std", ">f8")] if with_std else []),
+        ("len_min", ">i4"), ("min", ">f8"),
+        ("len_max", ">i4"), ("max", ">f8"),
+        ("len_known", ">i4"), ("known_at", ">i8"),
+        ("len_first", ">i4"), *([("first_known", ">i8")] if with_first_known else []),
+        ("len_quality", ">i4"), ("quality", ">i2"),
+    ])
+
+
+_ROLLUP_LAYOUTS = {(s, f): _rollup_layout(s, f) for s in (True, False) for f in (True, False)}
 _COPY_ROLLUPS = (
-    "COPY hourly_rollups (asset_key, hour, n, mean, std, min, max) FROM STDIN (FORMAT binary)"
+    "COPY hourly_rollups (asset_key, hour, n, mean, std, min, max, known_at, first_known, "
+    "quality) FROM STDIN (FORMAT binary)"
 )
 _STAGE = "aihub_known_readings_in"
 _CREATE_STAGE = (
@@ -109,6 +118,16 @@ WHERE {_CHANGED} AND s.known_at < r.known_at
 ON CONFLICT (asset_key, ts, known_at) DO UPDATE SET
     value = EXCLUDED.value, quality = EXCLUDED.quality
 """
+# Versions older than the current one that a batch sends go straight to history; their
+# knowledge time counts towards their hour's first_known (run before the upsert).
+_SUPERSEDED_MARKS = f"""
+UPDATE hourly_rollups h
+SET first_known = NULLIF(LEAST(COALESCE(h.first_known, h.known_at), m.k), h.known_at)
+FROM (SELECT s.asset_key, s.ts / {HOUR_US} * {HOUR_US} AS hour, min(s.known_at) AS k
+      FROM {_STAGE} s JOIN readings r ON r.asset_key = s.asset_key AND r.ts = s.ts
+      WHERE {_CHANGED} AND s.known_at < r.known_at GROUP BY 1, 2) m
+WHERE h.asset_key = m.asset_key AND h.hour = m.hour
+"""
 _UPSERT_FROM_STAGE = (
     f"INSERT INTO readings (asset_key, ts, value, known_at, quality) "
     f"SELECT asset_key, ts, value, known_at, quality FROM {_STAGE} "
@@ -120,19 +139,30 @@ _UPSERT_FROM_STAGE = (
 # Rollups of the touched hours, computed where the readings are. Runs arrive as parallel
 # arrays (asset_key, start, end) so one statement covers every run of a batch.
 _RUNS = "unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS u(k, s, e)"
+# Marks: first_known only ever moves earlier (versions are never dropped), so an upsert
+# keeps the earlier of the stored and the recomputed one; NULL where it equals known_at.
+_FIRST_KNOWN = (
+    "NULLIF(LEAST(COALESCE(hourly_rollups.first_known, hourly_rollups.known_at), "
+    "COALESCE(EXCLUDED.first_known, EXCLUDED.known_at)), EXCLUDED.known_at)"
+)
 _RECOMPUTE_ROLLUPS = f"""
-INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max)
+INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max, known_at, first_known,
+                            quality)
 SELECT r.asset_key, r.ts - r.ts %% {HOUR_US} AS hour, count(*), avg(r.value),
        CASE WHEN count(*) < 2 THEN NULL
             WHEN min(r.value) = max(r.value) THEN 0.0
             ELSE stddev_samp(r.value) END,
-       min(r.value), max(r.value)
+       min(r.value), max(r.value), max(r.known_at),
+       NULLIF(min(r.known_at), max(r.known_at)),
+       {ESTIMATED} * max(CASE WHEN r.quality = 1 THEN 1 ELSE 0 END)
+       + {EDITED} * max(CASE WHEN r.quality = 2 THEN 1 ELSE 0 END)
 FROM {_RUNS}
 JOIN readings r ON r.asset_key = u.k AND r.ts >= u.s AND r.ts < u.e
 GROUP BY 1, 2
 ON CONFLICT (asset_key, hour) DO UPDATE SET
     n = EXCLUDED.n, mean = EXCLUDED.mean, std = EXCLUDED.std,
-    min = EXCLUDED.min, max = EXCLUDED.max
+    min = EXCLUDED.min, max = EXCLUDED.max, known_at = EXCLUDED.known_at,
+    quality = EXCLUDED.quality, first_known = {_FIRST_KNOWN}
 """
 # Runs that already had rollups (so readings) before this batch; rollups are exact, so a
 # run without any had no readings either.
@@ -205,11 +235,14 @@ def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl
     return pl.DataFrame(columns, schema=schema)
 
 
-def rollup_tuples(rollups: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``ROLLUP_SCHEMA`` rows as binary COPY tuples: (hours with a std, hours without)."""
-    with_std = pl.col("std").is_not_null()
-    return (binary_tuples(rollups.filter(with_std), _ROLLUP_TUPLE),
-            binary_tuples(rollups.filter(~with_std), _NULL_STD_ROLLUP_TUPLE))
+def rollup_tuples(rollups: pl.DataFrame) -> list[np.ndarray]:
+    """Rollups with their marks (``compute_rollups(..., with_marks=True)``) as binary COPY
+    tuples, one array per layout (``_ROLLUP_LAYOUTS``) that has rows."""
+    parts = rollups.with_columns(
+        pl.col("std").is_not_null().alias("_s"), pl.col("first_known").is_not_null().alias("_f")
+    ).partition_by("_s", "_f", as_dict=True)
+    return [binary_tuples(part, _ROLLUP_LAYOUTS[(bool(s), bool(f))])
+            for (s, f), part in parts.items()]
 
 
 @dataclass(frozen=True)
@@ -219,11 +252,11 @@ class _RollupPrep:
 
     runs: pl.DataFrame  # touched_hour_runs of the batch
     rollups: pl.DataFrame  # of the batch's readings alone: exact for hours new to the store
-    tuples: tuple[np.ndarray, np.ndarray]  # those rollups for COPY
+    tuples: list[np.ndarray]  # those rollups for COPY
 
 
 def _prepare_rollups(readings: pl.DataFrame) -> _RollupPrep:
-    rollups = compute_rollups(readings)
+    rollups = compute_rollups(readings, with_marks=True)
     return _RollupPrep(touched_hour_runs(readings), rollups, rollup_tuples(rollups))
 
 
@@ -312,6 +345,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
                 cur.execute(f"TRUNCATE {_STAGE}")
                 copy_tuples(cur, _COPY_IN.format(table=_STAGE), tuples)
                 cur.execute(_VERSIONS_FROM_STAGE)
+                cur.execute(_SUPERSEDED_MARKS)
                 cur.execute(_UPSERT_FROM_STAGE)
             cur.execute("RELEASE SAVEPOINT aihub_copy")
 
@@ -348,6 +382,9 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         )
         with _translated(), _raw(conn).cursor() as cur:
             cur.executemany(_UPSERT_WEATHER, data.rows())
+
+    def _hour_list(self, codes: list[int]) -> tuple[str, list[Any]]:
+        return "unnest(CAST(? AS bigint[])) AS u(code)", ["{" + ",".join(map(str, codes)) + "}"]
 
     def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
         query = sql.replace("?", "%s")

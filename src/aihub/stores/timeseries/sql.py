@@ -24,6 +24,8 @@ import polars as pl
 import sqlalchemy as sa
 
 from aihub.features.frames import (
+    MARK_COLUMNS,
+    MARK_SCHEMA,
     READING_VERSIONS_SCHEMA,
     ROLLUP_SCHEMA,
     ROLLUP_VALUES,
@@ -33,7 +35,6 @@ from aihub.features.frames import (
 )
 from aihub.stores.feature_tables import assets
 from aihub.stores.timeseries.base import (
-    HOUR_MARKS_SCHEMA,
     Asset,
     AssetChanges,
     ChangeBatch,
@@ -42,6 +43,7 @@ from aihub.stores.timeseries.base import (
     TenantStats,
     TimeSeriesStore,
 )
+from aihub.stores.timeseries.rollups import HOUR_BITS
 from aihub.stores.timeseries.versions import (
     keyed_readings,
     known_weather,
@@ -52,6 +54,8 @@ from aihub.timeutil import HOUR_US, to_us, utcnow
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_KIND = "load"
 _IN_CHUNK = 500  # ids per IN (...) list
+# A stored NULL first_known means "the same as known_at".
+_ROLLUP_SELECT = {"first_known": "COALESCE(first_known, known_at) AS first_known"}
 
 
 def _asset(row: Any) -> Asset:
@@ -392,13 +396,15 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         *,
         columns: Sequence[str] = ROLLUP_VALUES,
     ) -> pl.DataFrame:
-        wanted = [c for c in ROLLUP_VALUES if c in columns]  # fixed names: safe in SQL
-        schema = {c: ROLLUP_SCHEMA[c] for c in ("asset_key", "hour", *wanted)}
+        # Fixed names only: safe in SQL.
+        wanted = [c for c in (*ROLLUP_VALUES, *MARK_COLUMNS) if c in columns]
+        schema = {c: {**ROLLUP_SCHEMA, **MARK_SCHEMA}[c] for c in ("asset_key", "hour", *wanted)}
         if not asset_keys:
             return pl.DataFrame(schema=schema)
         keys = sorted(set(asset_keys))
+        select = ", ".join(_ROLLUP_SELECT.get(c, c) for c in schema)
         sql = (
-            f"SELECT {', '.join(schema)} FROM hourly_rollups "
+            f"SELECT {select} FROM hourly_rollups "
             f"WHERE asset_key IN ({self._placeholders(len(keys))}) AND hour >= ? AND hour < ? "
             "ORDER BY asset_key, hour"
         )
@@ -439,25 +445,30 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         )
         return self._fetch(sql, [*keys, start, end, *keys, start, end], READING_VERSIONS_SCHEMA)
 
-    def load_hour_marks(
-        self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
-    ) -> pl.DataFrame:
-        if not asset_keys:
-            return pl.DataFrame(schema=HOUR_MARKS_SCHEMA)
-        keys = sorted(set(asset_keys))
-        hour = f"(ts / {HOUR_US}) * {HOUR_US}"  # ts >= 0; no "%" (a placeholder on PostgreSQL)
-        late, bound = (
-            (f"known_at > {hour} + ?", HOUR_US) if known_after is None
-            else ("known_at > ?", known_after)
+    @abstractmethod
+    def _hour_list(self, codes: list[int]) -> tuple[str, list[Any]]:
+        """A FROM item ``u`` with one row per code (column ``u.code``) and its params."""
+
+    def load_hour_versions(self, hours: pl.DataFrame) -> pl.DataFrame:
+        if hours.is_empty():
+            return pl.DataFrame(schema=READING_VERSIONS_SCHEMA)
+        # One code per (asset, hour number): the list travels as one parameter.
+        codes = hours.select(
+            pl.col("asset_key") * (1 << HOUR_BITS) + pl.col("hour") // HOUR_US
+        ).to_series().to_list()
+        source, params = self._hour_list(codes)
+        cols = ", ".join(f"r.{c}" for c in READING_VERSIONS_SCHEMA)
+        mask = (1 << HOUR_BITS) - 1
+        join = (
+            f"r.asset_key = (u.code >> {HOUR_BITS}) "
+            f"AND r.ts >= (u.code & {mask}) * {HOUR_US} "
+            f"AND r.ts < ((u.code & {mask}) + 1) * {HOUR_US}"
         )
         sql = (
-            f"SELECT asset_key, {hour} AS hour, MAX(known_at) AS known_at, "
-            "SUM(CASE WHEN quality = 1 THEN 1 ELSE 0 END) AS estimated, "
-            "SUM(CASE WHEN quality = 2 THEN 1 ELSE 0 END) AS edited "
-            f"FROM readings WHERE asset_key IN ({self._placeholders(len(keys))}) "
-            f"AND ts >= ? AND ts < ? AND ({late} OR quality <> 0) GROUP BY 1, 2 ORDER BY 1, 2"
+            f"SELECT {cols} FROM {source} JOIN readings r ON {join} UNION ALL "
+            f"SELECT {cols} FROM {source} JOIN reading_versions r ON {join} ORDER BY 1, 2, 3"
         )
-        return self._fetch(sql, [*keys, start, end, bound], HOUR_MARKS_SCHEMA)
+        return self._fetch(sql, params * 2, READING_VERSIONS_SCHEMA)
 
     def load_weather_versions(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
