@@ -196,3 +196,27 @@ def test_versions_of_given_hours(store: TimeSeriesStore) -> None:
     assert got.rows() == want.rows()
     assert got.filter(pl.col("ts") == H0 + 20 * MIN).height == 3  # two versions and m2's
     assert store.load_hour_versions(hours.clear()).is_empty()
+
+
+def test_marks_of_hours_late_for_given_origins(store: TimeSeriesStore) -> None:
+    """With origins, the hours some origin reads (t + 1h <= O <= t + reach) before the hour
+    was known, and every hour not actual: exactly what a pass over the marks finds."""
+    rng = np.random.default_rng(3)
+    rows = [("m1", H0 + h * HOUR_US + int(rng.integers(0, 4)) * 15 * MIN,
+             float(h), H0 + (h + 1) * HOUR_US + int(rng.choice([0, 5, 90, 600, 3000])) * MIN,
+             str(rng.choice(["actual"] * 8 + ["estimated", "edited"])))
+            for h in range(0, 24 * 9)]
+    ingest(store, "t1", readings(rows))
+    key = store.get_assets("t1", ["m1"])[0].key
+    origins = [H0 + h * HOUR_US for h in range(10, 24 * 9, 24)] + [H0 + 100 * HOUR_US]
+    origins.sort()
+    start, end, reach = H0 + 5 * HOUR_US, H0 + 24 * 8 * HOUR_US, 30
+    got = store.load_hour_marks([key], start, end, origins=origins, reach_hours=reach)
+    every = store.load_rollups([key], start, end, columns=("known_at", "first_known", "quality"))
+    want = [
+        (k, t, known, first, q & 1, q >> 1)
+        for k, t, known, first, q in every.rows()
+        if q or any(t + HOUR_US <= o <= t + reach * HOUR_US and o < known for o in origins)
+    ]
+    assert got.rows() == want
+    assert 20 < len(want) < every.height  # some hours are late for an origin, most not

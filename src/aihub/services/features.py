@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
-from aihub.features.frames import MARK_COLUMNS
 from aihub.features.knowledge import LATEST, AsKnown
 from aihub.features.origin_compute import (
+    WINDOW,
     as_of_levels,
     compute_origin_features,
     dirty_hours,
@@ -31,7 +31,7 @@ from aihub.names import check_name
 from aihub.services.change_feed import ChangeFeed
 from aihub.stores.metadata.features import FeatureSetStore
 from aihub.stores.online.base import OnlineStore, cache_key
-from aihub.stores.timeseries.base import Asset, TimeSeriesStore, hour_marks
+from aihub.stores.timeseries.base import Asset, TimeSeriesStore
 from aihub.timeutil import HOUR_US, floor_hour, from_us, iso, to_us, utcnow
 
 
@@ -210,12 +210,14 @@ class FeatureService:
         lookback_hours: int,
         as_known: AsKnown,
         with_target_only: bool,
+        weather_memo: dict[tuple[Any, ...], pl.DataFrame] | None = None,
     ) -> pl.DataFrame:
         """Feature rows of ``assets`` at every origin in ``origins`` (epoch us, hour bounds)
         and horizon in ``horizons``, as known per ``as_known`` (``origin_compute``). The
         store is read once per kind of input for all of them (one rollup read for every
         horizon). ``with_target_only`` keeps the rows whose target hour has readings (an
-        export's rows)."""
+        export's rows). Calls given the same ``weather_memo`` (the chunks of one export)
+        read the weather of the same locations and span once."""
         check_horizons(fs, horizons)
         # Every (asset, origin, horizon), built sorted and distinct as the computation
         # takes them.
@@ -237,21 +239,27 @@ class FeatureService:
         hi = (max(origins) + max(horizons) * HOUR_US + HOUR_US) if origins else 0
         with self.store.pinned_reads():
             return self._knowledge_frame(assets, fs, rows, lo, hi, reach, lookback_hours,
-                                         as_known, with_target_only)
+                                         as_known, with_target_only, weather_memo)
 
     def _knowledge_frame(
         self, assets: Sequence[Asset], fs: FeatureSet, rows: pl.DataFrame, lo: int, hi: int,
         reach: int, lookback_hours: int, as_known: AsKnown, with_target_only: bool,
+        weather_memo: dict[tuple[Any, ...], pl.DataFrame] | None,
     ) -> pl.DataFrame:
         keys = [a.key for a in assets]
         judged = {"hourly_min", "hourly_max"} & set(fs.features)
-        values = ("mean", "min", "max") if judged else ("mean",)
-        # The hours' knowledge marks come with their rollups: one read.
-        rollups = self.store.load_rollups(keys, lo, hi, columns=(*values, *MARK_COLUMNS))
-        known_after: int | None = (
-            LATEST if as_known == "latest" else None if as_known == "origin" else int(as_known)
+        columns = ("mean", "min", "max") if judged else ("mean",)
+        rollups = self.store.load_rollups(keys, lo, hi, columns=columns)
+        # The marks (kept with the rollups) of the hours whose value as known by a row can
+        # differ from the current one, or that are not actual: few, found in the store.
+        known_after = LATEST if as_known == "latest" else None if as_known == "origin" else (
+            int(as_known)
         )
-        marks = hour_marks(rollups, known_after)
+        origins = (
+            rows.get_column("origin").unique().sort().to_list() if as_known == "origin" else None
+        )
+        marks = self.store.load_hour_marks(keys, lo, hi, known_after=known_after,
+                                           origins=origins, reach_hours=WINDOW)
         dirty = dirty_hours(marks, rows, as_known)
         # Only hours partly known by then need their versions; before an hour's first
         # knowledge time nothing of it was known (as_of_levels: no versions, no value).
@@ -271,7 +279,14 @@ class FeatureService:
         tenant = assets[0].tenant_id if assets else ""
         wlo = lo + reach - WEATHER_MAX_AGE_HOURS * HOUR_US
         load = self.store.load_weather if as_known == "latest" else self.store.load_weather_versions
-        weather = load(tenant, locations if weather_needed else [], wlo, hi)
+        wanted = (tenant, tuple(sorted(set(locations))) if weather_needed else (), wlo, hi,
+                  as_known == "latest")
+        weather = weather_memo.get(wanted) if weather_memo is not None else None
+        if weather is None:
+            weather = load(tenant, list(wanted[1]), wlo, hi)
+            if weather_memo is not None:  # one entry: the chunks of an export share it
+                weather_memo.clear()
+                weather_memo[wanted] = weather
         out = compute_origin_features(
             rollups=rollups,
             rows=rows,

@@ -22,8 +22,7 @@ from datetime import datetime
 import polars as pl
 import sqlalchemy as sa
 
-from aihub.features.frames import EDITED, ESTIMATED, MARK_COLUMNS, ROLLUP_VALUES
-from aihub.timeutil import HOUR_US
+from aihub.features.frames import ROLLUP_VALUES
 
 ASSET_KINDS = ("load", "generation")
 
@@ -40,21 +39,6 @@ HOUR_MARKS_SCHEMA = {
     "estimated": pl.Int64,
     "edited": pl.Int64,
 }
-
-
-def hour_marks(rollups: pl.DataFrame, known_after: int | None = None) -> pl.DataFrame:
-    """The hours of ``rollups`` (read with ``MARK_COLUMNS``) that ``load_hour_marks``
-    returns: a current reading known after ``known_after`` (by default: after the hour
-    ended) or not actual."""
-    bound = pl.col("hour") + HOUR_US if known_after is None else pl.lit(known_after, pl.Int64)
-    return rollups.filter((pl.col("known_at") > bound) | (pl.col("quality") != 0)).select(
-        "asset_key",
-        "hour",
-        "known_at",
-        "first_known",
-        (pl.col("quality") & ESTIMATED).alias("estimated"),
-        ((pl.col("quality") & EDITED) // EDITED).alias("edited"),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,15 +185,23 @@ class TimeSeriesStore(ABC):
         """Every version, current and superseded, of the readings with ``start <= ts <
         end`` (``READING_VERSIONS_SCHEMA``), sorted by asset, ts, known_at."""
 
+    @abstractmethod
     def load_hour_marks(
-        self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
+        self,
+        asset_keys: Sequence[int],
+        start: int,
+        end: int,
+        *,
+        known_after: int | None = None,
+        origins: Sequence[int] | None = None,
+        reach_hours: int = 168,
     ) -> pl.DataFrame:
-        """Hours in ``[start, end)`` (``HOUR_MARKS_SCHEMA``) with a current reading known
-        after ``known_after`` (by default: after the hour ended), the only hours whose value
-        "as known at K" can differ from the current rollup, or with a reading that is not
-        actual (a target's quality). Read from the marks kept with the rollups."""
-        rollups = self.load_rollups(asset_keys, start, end, columns=MARK_COLUMNS)
-        return hour_marks(rollups, known_after)
+        """Hours in ``[start, end)`` (``HOUR_MARKS_SCHEMA``, sorted by asset and hour) with
+        a reading that is not actual (a target's quality), or whose value "as known" at
+        some time can differ from the current rollup: with a current reading known after
+        ``known_after``; with ``origins`` (sorted, on hour bounds, the same for every asset),
+        known after an origin ``O`` that reads the hour (``t + 1h <= O <= t + reach``); by
+        default, known after the hour ended. Read from the marks kept with the rollups."""
 
     @abstractmethod
     def load_hour_versions(self, hours: pl.DataFrame) -> pl.DataFrame:

@@ -24,6 +24,7 @@ of the same asset. Locks and the change feed: ``pg_concurrency``.
 from __future__ import annotations
 
 import io
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -218,21 +219,53 @@ def copy_tuples(cur: psycopg.Cursor[Any], statement: str, *tuples: np.ndarray) -
         cp.write(_COPY_TRAILER)
 
 
-def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl.DataFrame:
-    """A binary COPY of 8-byte columns (bigint, float8; floats with NULL sent as NaN, which
-    no stored value is) into a frame of ``schema``."""
-    fields: list[tuple[str, str]] = [("nfields", ">i2")]
-    for i, (_, dtype) in enumerate(schema.items()):
-        fields += [(f"len{i}", ">i4"), (f"c{i}", ">i8" if dtype == pl.Int64 else ">f8")]
-    layout = np.dtype(fields)
-    count = (len(data) - len(_COPY_HEADER) - len(_COPY_TRAILER)) // layout.itemsize
-    rows = np.frombuffer(data, dtype=layout, count=count, offset=len(_COPY_HEADER))
+def parse_binary_arrays(data: memoryview | bytes, schema: dict[str, Any]) -> pl.DataFrame:
+    """A binary COPY of one row of arrays, one per column of ``schema``, of 8-byte values
+    (bigint, float8; floats with NULL sent as NaN, which no stored value is) into a frame."""
+    at = len(_COPY_HEADER) + 2  # past the row's field count
     columns = {}
-    for i, (name, dtype) in enumerate(schema.items()):
-        values = rows[f"c{i}"].astype("<i8" if dtype == pl.Int64 else "<f8")
-        series = pl.Series(name, values)
+    for name, dtype in schema.items():
+        (length,) = struct.unpack_from(">i", data, at)
+        at += 4
+        if length < 0:  # array_agg of no rows: NULL
+            return pl.DataFrame(schema=schema)
+        ndim, has_null = struct.unpack_from(">ii", data, at)
+        count = struct.unpack_from(">i", data, at + 12)[0] if ndim else 0
+        code = ">q" if dtype == pl.Int64 else ">d"
+        start = at + 12 + 8 * ndim
+        at += length
+        if has_null:  # a NULL integer (none is expected): element by element
+            values: list[Any] = []
+            pos = start
+            for _ in range(count):
+                (size,) = struct.unpack_from(">i", data, pos)
+                values.append(None if size < 0 else struct.unpack_from(code, data, pos + 4)[0])
+                pos += 4 + max(size, 0)
+            columns[name] = pl.Series(name, values, dtype=dtype)
+            continue
+        element = np.dtype([("len", ">i4"), ("v", code)])
+        array = np.frombuffer(data, dtype=element, count=count, offset=start)["v"]
+        series = pl.Series(name, array.astype("<i8" if dtype == pl.Int64 else "<f8"))
         columns[name] = series.fill_nan(None) if dtype == pl.Float64 else series
     return pl.DataFrame(columns, schema=schema)
+
+
+def _ordered(frame: pl.DataFrame, order: int) -> pl.DataFrame:
+    """``frame`` sorted by its first ``order`` columns, as its query ordered it: an array
+    aggregate over an ordered subquery keeps that order in practice; this makes sure."""
+    if order == 0 or frame.height < 2:
+        return frame
+    keys = frame.columns[:order]
+    codes = [frame.get_column(k).to_numpy() for k in keys]
+    later = np.zeros(frame.height - 1, dtype=bool)
+    same = np.ones(frame.height - 1, dtype=bool)
+    for c in codes:
+        d = np.diff(c)
+        later |= same & (d > 0)
+        same &= d == 0
+    if (later | same).all():
+        return frame
+    return frame.sort(keys, maintain_order=True)
 
 
 def rollup_tuples(rollups: pl.DataFrame) -> list[np.ndarray]:
@@ -301,9 +334,6 @@ def _run_arrays(runs: pl.DataFrame) -> tuple[list[int], list[int], list[int]]:
 
 class PostgresTimeSeriesStore(SqlTimeSeriesStore):
     backend_name = BACKEND
-
-    def _placeholders(self, n: int) -> str:
-        return ",".join(["%s"] * n)
 
     # -- locks and the change feed (``pg_concurrency``) -----------------------------------
     def _lock(
@@ -383,16 +413,26 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         with _translated(), _raw(conn).cursor() as cur:
             cur.executemany(_UPSERT_WEATHER, data.rows())
 
+    def _flag_in_range(self, start: str, length: str) -> str:
+        window = f"substring(CAST(? AS bytea) from {start} for {length})"
+        return f"position('\\x31'::bytea in {window}) > 0"
+
     def _hour_list(self, codes: list[int]) -> tuple[str, list[Any]]:
         return "unnest(CAST(? AS bigint[])) AS u(code)", ["{" + ",".join(map(str, codes)) + "}"]
 
-    def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
-        query = sql.replace("?", "%s")
+    def _fetch(
+        self, sql: str, params: Sequence[Any], schema: dict[str, Any], order: int = 0
+    ) -> pl.DataFrame:
+        query = sql.replace("%", "%%").replace("?", "%s")  # "?" placeholders, literal "%"
         numeric = all(t in (pl.Int64, pl.Float64) for t in schema.values())
         if numeric:
-            # Fixed-width binary: no float formatting on the server, no parsing here.
+            # Fixed-width binary: no float formatting on the server, no parsing here. The
+            # rows travel as one array per column (one COPY message: a message per row
+            # costs more in the driver than everything else); the arrays of one aggregate
+            # step through the rows together.
             cols = ", ".join(
-                f'q."{c}"::bigint' if t == pl.Int64 else f"COALESCE(q.\"{c}\"::float8, 'NaN')"
+                f'array_agg(q."{c}"::bigint)' if t == pl.Int64
+                else f"array_agg(COALESCE(q.\"{c}\"::float8, 'NaN'))"
                 for c, t in schema.items()
             )
             copy = f"COPY (SELECT {cols} FROM ({query}) q) TO STDOUT (FORMAT binary)"
@@ -408,7 +448,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
             for block in cp:
                 buf.write(block)
         if numeric:
-            return parse_binary_numeric(buf.getbuffer(), schema)
+            return _ordered(parse_binary_arrays(buf.getbuffer(), schema), order)
         if buf.tell() == 0:
             return pl.DataFrame(schema=schema)
         buf.seek(0)

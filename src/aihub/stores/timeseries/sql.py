@@ -24,6 +24,8 @@ import polars as pl
 import sqlalchemy as sa
 
 from aihub.features.frames import (
+    EDITED,
+    ESTIMATED,
     MARK_COLUMNS,
     MARK_SCHEMA,
     READING_VERSIONS_SCHEMA,
@@ -35,6 +37,7 @@ from aihub.features.frames import (
 )
 from aihub.stores.feature_tables import assets
 from aihub.stores.timeseries.base import (
+    HOUR_MARKS_SCHEMA,
     Asset,
     AssetChanges,
     ChangeBatch,
@@ -119,8 +122,11 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         inside ``conn``'s transaction."""
 
     @abstractmethod
-    def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
-        """Run a read query with positional ``?``-style params; return a typed frame."""
+    def _fetch(
+        self, sql: str, params: Sequence[Any], schema: dict[str, Any], order: int = 0
+    ) -> pl.DataFrame:
+        """Run a read query with positional ``?``-style params; return a typed frame, in
+        the query's order (which is by its first ``order`` columns)."""
 
     @abstractmethod
     def _lock(
@@ -146,6 +152,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         """Raise if ``conn`` is not in a transaction this backend can write in."""
 
     def _placeholders(self, n: int) -> str:
+        """``n`` placeholders for ``_fetch`` (which takes ``?`` on every backend)."""
         return ",".join(["?"] * n)
 
     # -- assets ---------------------------------------------------------------------------
@@ -408,7 +415,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             f"WHERE asset_key IN ({self._placeholders(len(keys))}) AND hour >= ? AND hour < ? "
             "ORDER BY asset_key, hour"
         )
-        return self._fetch(sql, [*keys, start, end], schema)
+        return self._fetch(sql, [*keys, start, end], schema, order=2)
 
     def last_rollup_hour(self, asset_key: int) -> int | None:
         q = sa.text("SELECT MAX(hour) FROM hourly_rollups WHERE asset_key = :k")
@@ -443,7 +450,57 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             f"UNION ALL SELECT {cols} FROM reading_versions WHERE asset_key IN ({marks}) "
             "AND ts >= ? AND ts < ? ORDER BY 1, 2, 3"
         )
-        return self._fetch(sql, [*keys, start, end, *keys, start, end], READING_VERSIONS_SCHEMA)
+        return self._fetch(sql, [*keys, start, end, *keys, start, end], READING_VERSIONS_SCHEMA,
+                           order=3)
+
+    def load_hour_marks(
+        self,
+        asset_keys: Sequence[int],
+        start: int,
+        end: int,
+        *,
+        known_after: int | None = None,
+        origins: Sequence[int] | None = None,
+        reach_hours: int = 168,
+    ) -> pl.DataFrame:
+        if not asset_keys:
+            return pl.DataFrame(schema=HOUR_MARKS_SCHEMA)
+        keys = sorted(set(asset_keys))
+        late: str
+        params: list[Any]
+        if origins is not None:
+            # The origins as bytes, one per hour from ``start``: '1' at an origin. An hour is
+            # late for one if a '1' lies among the hours from its end up to when it became
+            # known (at most ``reach_hours``): a search of a few bytes, in SQL.
+            first = start // HOUR_US
+            flags = bytearray(b"0" * ((end - start) // HOUR_US + reach_hours + 2))
+            for o in origins:
+                if 0 <= o // HOUR_US - first < len(flags):
+                    flags[o // HOUR_US - first] = ord("1")
+            span = f"((known_at - 1) / {HOUR_US} - hour / {HOUR_US})"
+            found = self._flag_in_range(
+                f"CAST(hour / {HOUR_US} - ? + 2 AS integer)",
+                f"CAST(CASE WHEN {span} > ? THEN ? ELSE {span} END AS integer)",
+            )
+            late = f"known_at > hour + {HOUR_US} AND {found}"
+            params = [bytes(flags), first, reach_hours, reach_hours]
+        elif known_after is None:
+            late, params = f"known_at > hour + {HOUR_US}", []
+        else:
+            late, params = "known_at > ?", [known_after]
+        sql = (
+            "SELECT asset_key, hour, known_at, COALESCE(first_known, known_at) AS first_known, "
+            f"quality & {ESTIMATED} AS estimated, (quality & {EDITED}) / {EDITED} AS edited "
+            "FROM hourly_rollups "
+            f"WHERE asset_key IN ({self._placeholders(len(keys))}) AND hour >= ? AND hour < ? "
+            f"AND (quality <> 0 OR ({late})) ORDER BY asset_key, hour"
+        )
+        return self._fetch(sql, [*keys, start, end, *params], HOUR_MARKS_SCHEMA, order=2)
+
+    @abstractmethod
+    def _flag_in_range(self, start: str, length: str) -> str:
+        """SQL true if the bytes parameter (placed first) holds a '1' among ``length``
+        bytes from ``start`` (1-based): bytes, so the lookup does not walk characters."""
 
     @abstractmethod
     def _hour_list(self, codes: list[int]) -> tuple[str, list[Any]]:
@@ -468,7 +525,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             f"SELECT {cols} FROM {source} JOIN readings r ON {join} UNION ALL "
             f"SELECT {cols} FROM {source} JOIN reading_versions r ON {join} ORDER BY 1, 2, 3"
         )
-        return self._fetch(sql, params * 2, READING_VERSIONS_SCHEMA)
+        return self._fetch(sql, params * 2, READING_VERSIONS_SCHEMA, order=3)
 
     def load_weather_versions(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
@@ -490,7 +547,8 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         sql = (
             "SELECT ts, value FROM readings WHERE asset_key = ? AND ts >= ? AND ts < ? ORDER BY ts"
         )
-        return self._fetch(sql, [asset_key, start, end], {"ts": pl.Int64, "value": pl.Float64})
+        return self._fetch(sql, [asset_key, start, end], {"ts": pl.Int64, "value": pl.Float64},
+                           order=1)
 
     def asset_keys_with_data(
         self, tenant_id: str, asset_ids: Sequence[str] | None, start: int, end: int
