@@ -244,12 +244,14 @@ def compute_origin_features(
     horizon = (rt - ro) // HOUR_US
 
     # The hourly grid over every asset's origins and targets, WINDOW hours of padding: its
-    # first origin and last target (O <= T) set an asset's extent.
-    extent = rows.group_by("asset_key").agg(pl.col("origin").min(), pl.col("hour").max())
-    spots = pl.concat([
-        extent.select("asset_key", pl.col("origin").alias("hour")),
-        extent.select("asset_key", "hour"),
-    ])
+    # first origin (rows are sorted by asset and origin) and last target set an asset's
+    # extent.
+    first = np.flatnonzero(np.r_[True, rk[1:] != rk[:-1]]) if n else np.zeros(0, np.int64)
+    spots = pl.DataFrame(
+        {"asset_key": np.r_[rk[first], rk[first]],
+         "hour": np.r_[ro[first], np.maximum.reduceat(rt, first) if n else rt[:0]]},
+        schema={"asset_key": pl.Int64, "hour": pl.Int64},
+    )
     grid = dense_grid(rollups, spots, WINDOW)
     gcode = _code(grid.asset_key, grid.hour)
 

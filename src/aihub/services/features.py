@@ -255,11 +255,13 @@ class FeatureService:
         known_after = LATEST if as_known == "latest" else None if as_known == "origin" else (
             int(as_known)
         )
-        origins = (
-            rows.get_column("origin").unique().sort().to_list() if as_known == "origin" else None
+        origins = sorted(set(rows.get_column("origin").to_list())) if len(assets) == 1 else (
+            rows.get_column("origin").unique().sort().to_list()
         )
-        marks = self.store.load_hour_marks(keys, lo, hi, known_after=known_after,
-                                           origins=origins, reach_hours=WINDOW)
+        marks = self.store.load_hour_marks(
+            keys, lo, hi, known_after=known_after,
+            origins=origins if as_known == "origin" else None, reach_hours=WINDOW,
+        )
         dirty = dirty_hours(marks, rows, as_known)
         # Only hours partly known by then need their versions; before an hour's first
         # knowledge time nothing of it was known (as_of_levels: no versions, no value).
