@@ -72,10 +72,9 @@ def dirty_hours(marks: pl.DataFrame, rows: pl.DataFrame, as_known: AsKnown) -> p
         )
     # As known at each row's origin O: hours t with t + 1h <= O <= t + WINDOW and O before
     # the hour was fully known.
-    origins = rows.select("asset_key", "origin").unique().sort("asset_key", "origin")
-    ocode = _code(
-        origins.get_column("asset_key").to_numpy(), origins.get_column("origin").to_numpy()
-    )
+    rk, ro = rows.get_column("asset_key").to_numpy(), rows.get_column("origin").to_numpy()
+    ocode = np.unique(_code(rk, ro))  # each (asset, origin), sorted
+    origin_of = (ocode & ((1 << _HB) - 1)) * HOUR_US
     mk = marks.get_column("asset_key").to_numpy()
     mt = marks.get_column("hour").to_numpy()
     mknown = marks.get_column("known_at").to_numpy()
@@ -87,7 +86,7 @@ def dirty_hours(marks: pl.DataFrame, rows: pl.DataFrame, as_known: AsKnown) -> p
     if counts.sum() == 0:
         return pl.DataFrame(schema=DIRTY_SCHEMA)
     at = np.repeat(first - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
-    origin = origins.get_column("origin").to_numpy()[at]
+    origin = origin_of[at]
     return pl.DataFrame(
         {"asset_key": np.repeat(mk, counts), "hour": np.repeat(mt, counts), "known_by": origin,
          "first_known": np.repeat(marks.get_column("first_known").to_numpy(), counts)},
@@ -171,12 +170,16 @@ def _weather_as_known(
         obs = versions.filter(pl.col("location_id") == location).sort("ts", "known_at")
         if not len(rows) or obs.is_empty():
             continue
-        pairs = pl.DataFrame({"t": hours[rows], "k": known_by[rows]})
-        distinct = pairs.unique().with_row_index("u")
-        which = np.empty(len(rows), dtype=np.int64)
-        hit = pairs.with_row_index("i").join(distinct, on=["t", "k"])
-        which[hit.get_column("i").to_numpy()] = hit.get_column("u").to_numpy()
-        t, k = distinct.get_column("t").to_numpy(), distinct.get_column("k").to_numpy()
+        if len(rows) <= len(asset_keys) * 64:  # few rows: as they are
+            which = np.arange(len(rows))
+            t, k = hours[rows], known_by[rows]
+        else:
+            pairs = pl.DataFrame({"t": hours[rows], "k": known_by[rows]})
+            distinct = pairs.unique().with_row_index("u")
+            which = np.empty(len(rows), dtype=np.int64)
+            hit = pairs.with_row_index("i").join(distinct, on=["t", "k"])
+            which[hit.get_column("i").to_numpy()] = hit.get_column("u").to_numpy()
+            t, k = distinct.get_column("t").to_numpy(), distinct.get_column("k").to_numpy()
         ts = obs.get_column("ts").to_numpy()
         known = obs.get_column("known_at").to_numpy()
         # Candidate versions of each pair: ts in [T - max_age, T], in (ts, known_at) order;
@@ -382,19 +385,16 @@ def _sorted_distinct(rows: pl.DataFrame) -> pl.DataFrame:
 def _apply_overrides(window: np.ndarray, views: pl.DataFrame, ov: pl.DataFrame) -> None:
     """Set ``window[j, v]`` to the as-known value of hour ``O - (j + 1)h`` for the view
     ``v`` of origin ``O`` known at ``O`` (``as_known = "origin"``: an override's
-    ``known_by`` is the origin of the one view it belongs to)."""
-    indexed = views.with_row_index("v").with_columns(pl.col("v").cast(pl.Int64))
-    hits = (
-        ov.join(indexed, left_on=["asset_key", "known_by"], right_on=["asset_key", "origin"],
-                how="inner")
-        .with_columns(((pl.col("known_by") - pl.col("hour")) // HOUR_US - 1).alias("j"))
-        .filter((pl.col("j") >= 0) & (pl.col("j") < WINDOW))
-    )
-    if hits.is_empty():
-        return
-    window[hits.get_column("j").to_numpy(), hits.get_column("v").to_numpy()] = (
-        hits.get_column("mean").fill_null(np.nan).to_numpy()
-    )
+    ``known_by`` is the origin of the one view it belongs to; views are sorted and
+    distinct by asset and origin)."""
+    vcode = _code(views.get_column("asset_key").to_numpy(), views.get_column("origin").to_numpy())
+    known_by = ov.get_column("known_by").to_numpy()
+    want = _code(ov.get_column("asset_key").to_numpy(), known_by)
+    v = np.clip(np.searchsorted(vcode, want), 0, max(len(vcode) - 1, 0))
+    j = (known_by - ov.get_column("hour").to_numpy()) // HOUR_US - 1
+    hit = (vcode[v] == want) & (j >= 0) & (j < WINDOW) if len(vcode) else np.zeros(0, bool)
+    if hit.any():
+        window[j[hit], v[hit]] = ov.get_column("mean").fill_null(np.nan).to_numpy()[hit]
 
 
 def _current_quality(
