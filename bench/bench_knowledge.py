@@ -160,8 +160,8 @@ def _strict(svc, spec, frame, args) -> dict[str, object]:  # type: ignore[no-unt
     observed = truth.filter(pl.col("ts") < start_us + args.hours * HOUR_US)
     svc.ingest.ingest_weather(tenant, observed.with_columns(
         (pl.col("ts") + 1_800_000_000).alias("issued_at")), max_rows=observed.height + 1)
-    req = ExportRequest(tenant, "forecast_advanced", START + timedelta(days=7),
-                        START + timedelta(hours=args.hours),
+    # Daily origins over the whole span (365 for a year), as the target is stated.
+    req = ExportRequest(tenant, "forecast_advanced", START, START + timedelta(hours=args.hours),
                         knowledge=Knowledge(horizons=tuple(range(14, 38)), as_known="origin",
                                             origins=OriginSchedule(24, "10:00", "Europe/Berlin")))
     with PeakRss(os.getpid()) as rss:

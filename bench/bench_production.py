@@ -67,6 +67,8 @@ CREATE TABLE floor_readings (asset_key integer, ts bigint, value double precisio
 CREATE TABLE floor_rollups (asset_key integer, hour bigint, n integer NOT NULL,
                             mean double precision NOT NULL, std double precision,
                             min double precision NOT NULL, max double precision NOT NULL,
+                            known_at bigint, first_known bigint,
+                            quality smallint NOT NULL DEFAULT 0,
                             PRIMARY KEY (asset_key, hour))
 """
 
@@ -75,12 +77,15 @@ def bare_copy_seconds(database_url: str, frame: pl.DataFrame) -> tuple[float, fl
     """Floors for ingest, each one binary COPY of prepared tuples into fresh tables shaped
     like aihub's, committed: (readings alone, readings + their single-reading rollups)."""
     keyed = frame.select(
-        pl.col("asset_id").rank("dense").cast(pl.Int64).alias("asset_key"), "ts", "value"
+        pl.col("asset_id").rank("dense").cast(pl.Int64).alias("asset_key"), "ts", "value",
+        (pl.col("ts") + 3_600_000_000).alias("known_at"), pl.lit(0, pl.Int64).alias("quality"),
     )
-    readings, rollups = reading_tuples(keyed), rollup_tuples(compute_rollups(keyed))
+    readings = reading_tuples(keyed)
+    rollups = rollup_tuples(compute_rollups(keyed, with_marks=True))
     copy_in = "COPY floor_readings (asset_key, ts, value) FROM STDIN (FORMAT binary)"
     copy_rollups = (
-        "COPY floor_rollups (asset_key, hour, n, mean, std, min, max) FROM STDIN (FORMAT binary)"
+        "COPY floor_rollups (asset_key, hour, n, mean, std, min, max, known_at, first_known, "
+        "quality) FROM STDIN (FORMAT binary)"
     )
     seconds = []
     with psycopg.connect(database_url) as conn, conn.cursor() as cur:

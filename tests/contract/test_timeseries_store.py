@@ -156,7 +156,7 @@ def test_a_fault_computing_rollups_fails_the_ingest_and_keeps_nothing(
     ingest(store, "t1", frame([("m1", H0, 1.0)]))
     before = rollups(store, "m1").rows()
 
-    def out_of_memory(*args: object) -> None:
+    def out_of_memory(*args: object, **kwargs: object) -> None:
         raise MemoryError("out of memory computing rollups")
 
     module = postgres if store.backend_name == "postgresql" else sqlite

@@ -3,6 +3,7 @@ shift (PSI above 0.2) and no shift (PSI below 0.1)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from aihub.services import drift
 from aihub.services.container import Services
 from aihub.services.drift import bins_of, psi
 from tests.factories import at, ingest, iso, readings
@@ -77,6 +79,9 @@ def test_reference_bins_describe_the_exported_rows(client: TestClient, services:
         values = column.drop_null().to_numpy()
         assert lag["edges"] == pytest.approx(list(np.quantile(values, np.arange(1, 10) / 10)))
         assert lag["null_rate"] == pytest.approx(column.null_count / len(column))
+        # Built from the tables as written, they are exactly what reading the file gives.
+        assert reference == json.loads(json.dumps(drift.reference_bins(
+            record.storage_path, list(reference["features"]))))
 
 
 def test_no_shift_is_below_0_1_and_a_shift_above_0_2(client: TestClient, services: Services,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 import holidays
 import numpy as np
@@ -208,13 +209,28 @@ def _calendar(index: _HourIndex, assets: pl.DataFrame, wanted: set[str]) -> dict
 
 
 def _holiday_flags(dates: pl.Series, country: str) -> np.ndarray | None:
-    years = range(int(dates.dt.year().min()), int(dates.dt.year().max()) + 1)  # type: ignore[arg-type]
+    first = int(dates.dt.year().min())  # type: ignore[arg-type]
+    last = int(dates.dt.year().max())  # type: ignore[arg-type]
+    holiday_dates = _holiday_dates(country, first, last)
+    if holiday_dates is None:
+        return None
+    return np.isin(dates.to_numpy(), holiday_dates).astype(np.int32)
+
+
+@lru_cache(maxsize=512)
+def _holiday_dates(country: str, first_year: int, last_year: int) -> np.ndarray | None:
+    """The sorted holidays of ``country`` in those years (None: a country the ``holidays``
+    package does not know). Cached: building a country's calendar costs milliseconds, as
+    much as the rest of an online request."""
     try:
-        days: set[date] = set(holidays.country_holidays(country, years=years))
+        days: set[date] = set(
+            holidays.country_holidays(country, years=range(first_year, last_year + 1))
+        )
     except NotImplementedError:
         return None
-    holiday_dates = np.array(sorted(days), dtype="datetime64[D]")
-    return np.isin(dates.to_numpy(), holiday_dates).astype(np.int32)
+    out = np.array(sorted(days), dtype="datetime64[D]")
+    out.setflags(write=False)
+    return out
 
 
 def _weather(

@@ -52,7 +52,21 @@ ROLLUP_SCHEMA = {
 }
 ROLLUP_VALUES = ("n", "mean", "std", "min", "max")
 
+# Knowledge marks of an hour, stored with its rollup (``load_rollups`` reads them as more
+# columns): ``known_at``, the latest knowledge time of the hour's current readings (as
+# known at any K >= it, the hour is its current rollup); ``first_known``, the earliest
+# knowledge time of any version of its readings, current or superseded (as known at any
+# K < it, nothing of the hour was known); ``quality``, bits ``ESTIMATED`` and ``EDITED``
+# set when a current reading of the hour has that quality.
+MARK_SCHEMA = {"known_at": pl.Int64, "first_known": pl.Int64, "quality": pl.Int64}
+MARK_COLUMNS = tuple(MARK_SCHEMA)
+ESTIMATED, EDITED = 1, 2
+
 __all__ = [
+    "EDITED",
+    "ESTIMATED",
+    "MARK_COLUMNS",
+    "MARK_SCHEMA",
     "QUALITIES",
     "READINGS_SCHEMA",
     "READING_VERSIONS_SCHEMA",

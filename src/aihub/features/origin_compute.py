@@ -37,9 +37,13 @@ from aihub.timeutil import HOUR_US
 WINDOW = MAX_SHIFT_HOURS  # hours before O a view holds
 _HB = 22  # bits of an hour number in a packed (asset, hour) code
 ROWS_SCHEMA = {"asset_key": pl.Int64, "origin": pl.Int64, "hour": pl.Int64}
-DIRTY_SCHEMA = {"asset_key": pl.Int64, "hour": pl.Int64, "known_by": pl.Int64}
+DIRTY_SCHEMA = {
+    "asset_key": pl.Int64, "hour": pl.Int64, "known_by": pl.Int64, "first_known": pl.Int64
+}
 OVERRIDES_SCHEMA = {
-    **DIRTY_SCHEMA,
+    "asset_key": pl.Int64,
+    "hour": pl.Int64,
+    "known_by": pl.Int64,
     "mean": pl.Float64,
     "min": pl.Float64,
     "max": pl.Float64,
@@ -54,35 +58,23 @@ def _code(keys: np.ndarray, hours: np.ndarray) -> np.ndarray:
     return (keys.astype(np.int64) << _HB) + hours // HOUR_US
 
 
-def row_knowledge(rows: pl.DataFrame, as_known: AsKnown) -> pl.DataFrame:
-    """``rows`` with ``known_by`` (what its inputs may have been known by) and
-    ``target_known_by`` (what its target may): ``LATEST`` stands for everything stored."""
-    if as_known == "latest":
-        known, target = pl.lit(LATEST, pl.Int64), pl.lit(LATEST, pl.Int64)
-    elif as_known == "origin":
-        known, target = pl.col("origin"), pl.lit(LATEST, pl.Int64)
-    else:
-        known = target = pl.lit(int(as_known), pl.Int64)
-    return rows.with_columns(known.alias("known_by"), target.alias("target_known_by"))
-
-
 def dirty_hours(marks: pl.DataFrame, rows: pl.DataFrame, as_known: AsKnown) -> pl.DataFrame:
     """The ``(asset, hour, known_by)`` whose value as known differs from the current one
-    and that some row reads: hours of ``marks`` (``asset_key, hour, known_at``: the
-    latest knowledge time of the hour's current readings) known after ``known_by``."""
+    and that some row reads, with the hour's ``first_known``: hours of ``marks``
+    (``asset_key, hour, known_at, first_known``: the hour's marks) known after
+    ``known_by``."""
     if as_known == "latest" or marks.is_empty():
         return pl.DataFrame(schema=DIRTY_SCHEMA)
     if as_known != "origin":
         k = int(as_known)
         return marks.filter(pl.col("known_at") > k).select(
-            "asset_key", "hour", pl.lit(k, pl.Int64).alias("known_by")
+            "asset_key", "hour", pl.lit(k, pl.Int64).alias("known_by"), "first_known"
         )
     # As known at each row's origin O: hours t with t + 1h <= O <= t + WINDOW and O before
     # the hour was fully known.
-    origins = rows.select("asset_key", "origin").unique().sort("asset_key", "origin")
-    ocode = _code(
-        origins.get_column("asset_key").to_numpy(), origins.get_column("origin").to_numpy()
-    )
+    rk, ro = rows.get_column("asset_key").to_numpy(), rows.get_column("origin").to_numpy()
+    ocode = np.unique(_code(rk, ro))  # each (asset, origin), sorted
+    origin_of = (ocode & ((1 << _HB) - 1)) * HOUR_US
     mk = marks.get_column("asset_key").to_numpy()
     mt = marks.get_column("hour").to_numpy()
     mknown = marks.get_column("known_at").to_numpy()
@@ -94,9 +86,10 @@ def dirty_hours(marks: pl.DataFrame, rows: pl.DataFrame, as_known: AsKnown) -> p
     if counts.sum() == 0:
         return pl.DataFrame(schema=DIRTY_SCHEMA)
     at = np.repeat(first - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
-    origin = origins.get_column("origin").to_numpy()[at]
+    origin = origin_of[at]
     return pl.DataFrame(
-        {"asset_key": np.repeat(mk, counts), "hour": np.repeat(mt, counts), "known_by": origin},
+        {"asset_key": np.repeat(mk, counts), "hour": np.repeat(mt, counts), "known_by": origin,
+         "first_known": np.repeat(marks.get_column("first_known").to_numpy(), counts)},
         schema=DIRTY_SCHEMA,
     )
 
@@ -104,7 +97,8 @@ def dirty_hours(marks: pl.DataFrame, rows: pl.DataFrame, as_known: AsKnown) -> p
 def as_of_levels(versions: pl.DataFrame, dirty: pl.DataFrame) -> pl.DataFrame:
     """Each dirty ``(asset, hour, known_by)``'s hourly mean, min, max and quality counts
     over the readings as known at ``known_by`` (each reading its latest version with
-    ``known_at <= known_by``); null mean where nothing of the hour was known."""
+    ``known_at <= known_by``); null mean where nothing of the hour was known. ``versions``
+    need only hold the hours some ``known_by`` sees part of (none: nothing known)."""
     if dirty.is_empty():
         return pl.DataFrame(schema=OVERRIDES_SCHEMA)
     known = (
@@ -125,25 +119,29 @@ def as_of_levels(versions: pl.DataFrame, dirty: pl.DataFrame) -> pl.DataFrame:
             edited=(pl.col("quality") == 2).sum().cast(pl.Int64),
         )
     )
-    return dirty.join(known, on=["asset_key", "hour", "known_by"], how="left").select(
-        list(OVERRIDES_SCHEMA)
+    return (
+        dirty.join(known, on=["asset_key", "hour", "known_by"], how="left")
+        .select(list(OVERRIDES_SCHEMA))
+        .cast(OVERRIDES_SCHEMA)  # type: ignore[arg-type]
     )
 
 
-def _stats(matrix: np.ndarray, cols: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise mean (>= 1 value) and sample std (>= 2) of ``matrix[:, cols]``, summed in
-    the order of ``cols`` exactly as ``compute._window_stats`` does."""
-    n = matrix.shape[0]
+def _stats(columns: np.ndarray, cols: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (>= 1 value) and sample std (>= 2) over the rows ``cols`` of ``columns`` (one
+    row per input, one column per output; rows contiguous), summed in the order of
+    ``cols`` exactly as ``compute._window_stats`` does."""
+    n = columns.shape[1]
     total, count, squares = np.zeros(n), np.zeros(n), np.zeros(n)
-    present = {j: (~np.isnan(matrix[:, j])).astype(np.float64) for j in cols}
-    filled = {j: np.where(present[j] > 0, matrix[:, j], 0.0) for j in cols}
+    present = {j: (~np.isnan(columns[j])).astype(np.float64) for j in cols}
+    filled = {j: np.where(present[j] > 0, columns[j], 0.0) for j in cols}
     for j in cols:
         total += filled[j]
         count += present[j]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count >= 1, total / count, np.nan)
+        d = np.empty(n)
         for j in cols:
-            d = filled[j] - mean
+            np.subtract(filled[j], mean, out=d)
             np.multiply(d, d, out=d)
             np.multiply(d, present[j], out=d)
             squares += d
@@ -161,7 +159,8 @@ def _weather_as_known(
 ) -> dict[str, np.ndarray]:
     """``compute._weather``'s rule (the latest weather at or before T, at most
     ``WEATHER_MAX_AGE_HOURS`` old) over the versions known by each row's ``known_by``:
-    the latest ``ts`` with a version known by then, and its latest such version."""
+    the latest ``ts`` with a version known by then, and its latest such version. The
+    assets of a location share their ``(T, known_by)`` pairs: each is solved once."""
     values = {f: np.full(len(keys), np.nan) for f in wanted}
     max_age = WEATHER_MAX_AGE_HOURS * HOUR_US
     for (location,), asset_keys in _group_keys(assets, "location_id").items():
@@ -171,22 +170,37 @@ def _weather_as_known(
         obs = versions.filter(pl.col("location_id") == location).sort("ts", "known_at")
         if not len(rows) or obs.is_empty():
             continue
+        if len(rows) <= len(asset_keys) * 64:  # few rows: as they are
+            which = np.arange(len(rows))
+            t, k = hours[rows], known_by[rows]
+        else:
+            pairs = pl.DataFrame({"t": hours[rows], "k": known_by[rows]})
+            distinct = pairs.unique().with_row_index("u")
+            which = np.empty(len(rows), dtype=np.int64)
+            hit = pairs.with_row_index("i").join(distinct, on=["t", "k"])
+            which[hit.get_column("i").to_numpy()] = hit.get_column("u").to_numpy()
+            t, k = distinct.get_column("t").to_numpy(), distinct.get_column("k").to_numpy()
         ts = obs.get_column("ts").to_numpy()
         known = obs.get_column("known_at").to_numpy()
-        t, k = hours[rows], known_by[rows]
-        # Candidate versions of each row: ts in [T - max_age, T], in (ts, known_at) order.
+        # Candidate versions of each pair: ts in [T - max_age, T], in (ts, known_at) order;
+        # the best is the last one known by k.
         lo = np.searchsorted(ts, t - max_age, side="left")
         hi = np.searchsorted(ts, t, side="right")
         counts = np.maximum(hi - lo, 0)
-        owner = np.repeat(np.arange(len(rows)), counts)
-        cand = np.repeat(lo - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
-        ok = known[cand] <= k[owner]
-        best = np.full(len(rows), -1)
-        np.maximum.at(best, owner[ok], cand[ok])  # the latest (ts, known_at) known by k
+        owner = np.repeat(np.arange(len(t)), counts)
+        offsets = np.cumsum(np.r_[0, counts[:-1]])
+        cand = np.repeat(lo - offsets, counts) + np.arange(counts.sum())
+        score = np.where(known[cand] <= k[owner], cand, -1)
+        best = np.full(len(t), -1)
+        some = counts > 0
+        if some.any():
+            best[some] = np.maximum.reduceat(score, offsets[some])
         found = best >= 0
         for f in wanted:
             column = obs.get_column(f).fill_null(np.nan).to_numpy()
-            values[f][rows[found]] = column[best[found]]
+            per_pair = np.full(len(t), np.nan)
+            per_pair[found] = column[best[found]]
+            values[f][rows] = per_pair[which]
     return values
 
 
@@ -210,8 +224,8 @@ def compute_origin_features(
     ``[min O - 168h, max T]``; ``weather`` is ``WEATHER_SCHEMA`` (current) for ``"latest"``,
     else every version (``WEATHER_VERSIONS_SCHEMA``); ``overrides`` are ``as_of_levels``
     of ``dirty_hours`` (and, for a time K, of the target hours known after K); ``marks``
-    the hours with late or non-actual readings (``asset_key, hour, known_at, estimated,
-    edited``: counts of the current readings).
+    the hours with late or non-actual readings (``HOUR_MARKS_SCHEMA``: ``estimated`` and
+    ``edited`` above 0 when a current reading of the hour has that quality).
 
     Returns ``asset_key, origin, hour, horizon``, the features in order, and with
     ``include_target`` ``target`` (L(T) as known now, or at K) and ``target_quality``,
@@ -219,20 +233,28 @@ def compute_origin_features(
     """
     wanted = list(features)
     wanted_set = set(wanted)
-    rows = row_knowledge(rows.unique().sort("asset_key", "origin", "hour"), as_known)
+    rows = _sorted_distinct(rows)
     rk = rows.get_column("asset_key").to_numpy()
     ro = rows.get_column("origin").to_numpy()
     rt = rows.get_column("hour").to_numpy()
-    rknow = rows.get_column("known_by").to_numpy()
-    rtknow = rows.get_column("target_known_by").to_numpy()
-    horizon = (rt - ro) // HOUR_US
     n = len(rk)
+    if as_known == "latest":
+        rknow = np.full(n, LATEST, dtype=np.int64)
+    elif as_known == "origin":
+        rknow = ro
+    else:
+        rknow = np.full(n, int(as_known), dtype=np.int64)
+    horizon = (rt - ro) // HOUR_US
 
-    # The hourly grid over every asset's origins and targets, WINDOW hours of padding.
-    spots = pl.concat([
-        rows.select("asset_key", pl.col("origin").alias("hour")),
-        rows.select("asset_key", "hour"),
-    ])
+    # The hourly grid over every asset's origins and targets, WINDOW hours of padding: its
+    # first origin (rows are sorted by asset and origin) and last target set an asset's
+    # extent.
+    first = np.flatnonzero(np.r_[True, rk[1:] != rk[:-1]]) if n else np.zeros(0, np.int64)
+    spots = pl.DataFrame(
+        {"asset_key": np.r_[rk[first], rk[first]],
+         "hour": np.r_[ro[first], np.maximum.reduceat(rt, first) if n else rt[:0]]},
+        schema={"asset_key": pl.Int64, "hour": pl.Int64},
+    )
     grid = dense_grid(rollups, spots, WINDOW)
     gcode = _code(grid.asset_key, grid.hour)
 
@@ -255,20 +277,20 @@ def compute_origin_features(
         level[pos(ov.get_column("asset_key").to_numpy(), ov.get_column("hour").to_numpy())] = (
             ov.get_column("mean").fill_null(np.nan).to_numpy()
         )
-    window = level[pos(vk, vo)[:, None] - 1 - np.arange(WINDOW)[None, :]] if len(vk) else (
-        np.zeros((0, WINDOW))
-    )
+    # window[j, v]: hour O - (j + 1)h of view v (a row per hour back, contiguous).
+    window = level[pos(vk, vo)[None, :] - 1 - np.arange(WINDOW)[:, None]]
     if as_known == "origin" and not ov.is_empty() and len(vk):
         _apply_overrides(window, views, ov)
 
-    # The target hour itself: current, or as known at K.
+    # The target hour itself: current, or as known at K (a target is known "latest"
+    # unless as_known is a time K).
     tpos = pos(rk, rt)
     level_t, low_t, high_t = grid.level[tpos], grid.low[tpos], grid.high[tpos]
     est_t, edit_t = _current_quality(marks, rk, rt)
-    tov = overrides.filter(pl.col("known_by") < LATEST)
+    tov = ov if isinstance(as_known, int) else ov.clear()
     if not tov.is_empty():
         hit = (
-            pl.DataFrame({"asset_key": rk, "hour": rt, "known_by": rtknow, "row": np.arange(n)})
+            pl.DataFrame({"asset_key": rk, "hour": rt, "known_by": rknow, "row": np.arange(n)})
             .join(tov, on=["asset_key", "hour", "known_by"], how="inner")
         )
         at = hit.get_column("row").to_numpy()
@@ -283,16 +305,16 @@ def compute_origin_features(
         j = k - horizon - 1
         ok = j >= 0
         lag = np.full(n, np.nan)
-        lag[ok] = window[rv[ok], j[ok]]  # the row's view, column k - h - 1
+        lag[ok] = window[j[ok], rv[ok]]  # the row's view, hour k - h - 1 back
         values[f"lag_{k}h"] = lag
     if wanted_set & {"hourly_avg", "hourly_std"}:
         # L(T - 24h*d), d = 1..7, in that order; an hour not complete before O is missing
         # (NaN adds exactly nothing, as a missing hour does in the plain pipeline).
-        same = np.full((n, len(SAME_HOUR_DAYS)), np.nan)
+        same = np.full((len(SAME_HOUR_DAYS), n), np.nan)
         for i, d in enumerate(SAME_HOUR_DAYS):
             j = 24 * d - horizon - 1
             ok = j >= 0
-            same[ok, i] = window[rv[ok], j[ok]]
+            same[i, ok] = window[j[ok], rv[ok]]
         values["hourly_avg"], values["hourly_std"] = _stats(same, range(len(SAME_HOUR_DAYS)))
     for hours in (24, 168):
         needs = {f"rolling_{hours}h_avg", f"rolling_{hours}h_std"}
@@ -348,37 +370,49 @@ def compute_origin_features(
     return pl.DataFrame(columns)
 
 
+def _sorted_distinct(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` (``asset_key, origin, hour``) distinct and sorted; as given when they
+    already are (a check in one pass, no sort)."""
+    k, o, t = (rows.get_column(c).to_numpy() for c in ("asset_key", "origin", "hour"))
+    if len(k) > 1:
+        dk, do, dt = np.diff(k), np.diff(o), np.diff(t)
+        increasing = (dk > 0) | ((dk == 0) & ((do > 0) | ((do == 0) & (dt > 0))))
+        if not increasing.all():
+            return rows.unique().sort("asset_key", "origin", "hour")
+    return rows
+
+
 def _apply_overrides(window: np.ndarray, views: pl.DataFrame, ov: pl.DataFrame) -> None:
-    """Set ``window[v, j]`` to the as-known value of hour ``O - (j + 1)h`` for the view
+    """Set ``window[j, v]`` to the as-known value of hour ``O - (j + 1)h`` for the view
     ``v`` of origin ``O`` known at ``O`` (``as_known = "origin"``: an override's
-    ``known_by`` is the origin of the one view it belongs to)."""
-    indexed = views.with_row_index("v").with_columns(pl.col("v").cast(pl.Int64))
-    hits = (
-        ov.join(indexed, left_on=["asset_key", "known_by"], right_on=["asset_key", "origin"],
-                how="inner")
-        .with_columns(((pl.col("known_by") - pl.col("hour")) // HOUR_US - 1).alias("j"))
-        .filter((pl.col("j") >= 0) & (pl.col("j") < WINDOW))
-    )
-    if hits.is_empty():
-        return
-    window[hits.get_column("v").to_numpy(), hits.get_column("j").to_numpy()] = (
-        hits.get_column("mean").fill_null(np.nan).to_numpy()
-    )
+    ``known_by`` is the origin of the one view it belongs to; views are sorted and
+    distinct by asset and origin)."""
+    vcode = _code(views.get_column("asset_key").to_numpy(), views.get_column("origin").to_numpy())
+    known_by = ov.get_column("known_by").to_numpy()
+    want = _code(ov.get_column("asset_key").to_numpy(), known_by)
+    v = np.clip(np.searchsorted(vcode, want), 0, max(len(vcode) - 1, 0))
+    j = (known_by - ov.get_column("hour").to_numpy()) // HOUR_US - 1
+    hit = (vcode[v] == want) & (j >= 0) & (j < WINDOW) if len(vcode) else np.zeros(0, bool)
+    if hit.any():
+        window[j[hit], v[hit]] = ov.get_column("mean").fill_null(np.nan).to_numpy()[hit]
 
 
 def _current_quality(
     marks: pl.DataFrame, keys: np.ndarray, hours: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of estimated and edited current readings in each ``(key, hour)``."""
+    """Whether (above 0) each ``(key, hour)`` has estimated and edited current readings."""
     est, edit = np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=np.int64)
     if marks.is_empty() or not len(keys):
         return est, edit
     mcode = _code(marks.get_column("asset_key").to_numpy(), marks.get_column("hour").to_numpy())
-    order = np.argsort(mcode, kind="stable")
-    mcode = mcode[order]
+    estimated = marks.get_column("estimated").to_numpy()
+    edited = marks.get_column("edited").to_numpy()
+    if len(mcode) > 1 and not (np.diff(mcode) > 0).all():  # marks come sorted from the store
+        order = np.argsort(mcode, kind="stable")
+        mcode, estimated, edited = mcode[order], estimated[order], edited[order]
     want = _code(keys, hours)
     at = np.clip(np.searchsorted(mcode, want), 0, len(mcode) - 1)
     hit = mcode[at] == want
-    est[hit] = marks.get_column("estimated").to_numpy()[order][at[hit]]
-    edit[hit] = marks.get_column("edited").to_numpy()[order][at[hit]]
+    est[hit] = estimated[at[hit]]
+    edit[hit] = edited[at[hit]]
     return est, edit

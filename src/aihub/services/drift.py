@@ -56,13 +56,44 @@ def bins_of(values: np.ndarray, n_total: int) -> dict[str, Any]:
 SAMPLE_ROWS = 1_000_000  # rows read for the quantile edges, whatever the export's size
 
 
+class ReferenceAccumulator:
+    """Reference bins built from tables added one by one: every added table counts for
+    the null rates, those added with ``sample`` also for the quantile edges and shares."""
+
+    def __init__(self, features: Sequence[str]) -> None:
+        self.features = list(features)
+        self.total = 0
+        self.valid = dict.fromkeys(self.features, 0)
+        self.samples: dict[str, list[np.ndarray]] = {f: [] for f in self.features}
+
+    def add(self, table: pa.Table, *, sample: bool = True) -> None:
+        self.total += table.num_rows
+        for name in self.features:
+            column = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+            finite = np.isfinite(column)
+            self.valid[name] += int(finite.sum())
+            if sample:
+                self.samples[name].append(column[finite])
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.features:
+            values = np.concatenate(self.samples[name]) if self.samples[name] else np.empty(0)
+            ref = bins_of(values, len(values))
+            ref["null_rate"] = 1.0 - self.valid[name] / self.total if self.total else 0.0
+            ref["n"] = self.valid[name]
+            out[name] = ref
+        return {"bins": BINS, "features": out}
+
+
 def reference_bins(path: Path | str, features: Sequence[str]) -> dict[str, Any]:
     """Reference bins of every feature column of the Parquet file (or dataset directory)
     at ``path``, in bounded memory: null rates are exact (counted over every row), the
     quantile edges and shares come from evenly spaced row groups holding about
     ``SAMPLE_ROWS`` rows (all of them for an export that small). The writers put a few
     hundred thousand rows of whole assets in each row group, so the sample spans assets
-    and the whole time range.
+    and the whole time range. (An export of at most ``SAMPLE_ROWS`` rows gets the same bins
+    from its tables as it writes them: ``ReferenceAccumulator``.)
 
     The files are read one at a time, without pre-buffering: an open reader keeps the
     bytes it pre-buffered for its last row group until it is closed, so a reader held open
@@ -71,29 +102,14 @@ def reference_bins(path: Path | str, features: Sequence[str]) -> dict[str, Any]:
     footers = [pq.read_metadata(f) for f in files]
     total = sum(m.num_rows for m in footers)
     step = max(1, -(-total // SAMPLE_ROWS))
-    valid = dict.fromkeys(features, 0)
-    samples: dict[str, list[np.ndarray]] = {f: [] for f in features}
+    acc = ReferenceAccumulator(features)
     k = 0  # row groups read so far, over all files
     for file, footer in zip(files, footers, strict=True):
         with pq.ParquetFile(file, metadata=footer, pre_buffer=False) as pf:
             for i in range(footer.num_row_groups):
-                table = pf.read_row_group(i, columns=list(features))
-                for name in features:
-                    column = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
-                    finite = np.isfinite(column)
-                    valid[name] += int(finite.sum())
-                    if k % step == 0:
-                        samples[name].append(column[finite])
-                del table
+                acc.add(pf.read_row_group(i, columns=list(features)), sample=k % step == 0)
                 k += 1
-    out: dict[str, Any] = {}
-    for name in features:
-        values = np.concatenate(samples[name]) if samples[name] else np.empty(0)
-        ref = bins_of(values, len(values))
-        ref["null_rate"] = 1.0 - valid[name] / total if total else 0.0
-        ref["n"] = valid[name]
-        out[name] = ref
-    return {"bins": BINS, "features": out}
+    return acc.result()
 
 
 def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:

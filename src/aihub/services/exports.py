@@ -35,7 +35,7 @@ from aihub.features.origin_compute import WINDOW
 from aihub.metrics import record_export
 from aihub.names import check_name
 from aihub.services import export_parts
-from aihub.services.drift import reference_bins
+from aihub.services.drift import SAMPLE_ROWS, ReferenceAccumulator, reference_bins
 from aihub.services.executors import DaskExecutor, Executor, InlineExecutor
 from aihub.services.export_files import ExportFile, open_export_file
 from aihub.services.export_reaper import owner_token, reap_stale_exports
@@ -244,10 +244,15 @@ class ExportService:
         partial = final.with_suffix(".parquet.partial")
         began = time.perf_counter()
         try:
-            rows = self._write(req, job.assets, job.start, job.end, partial, progress)
+            reference_acc = ReferenceAccumulator(self._features_of(req))
+            rows = self._write(req, job.assets, job.start, job.end, partial, progress,
+                               reference_acc)
             partial.replace(final)
             size = final.stat().st_size
-            reference = self._reference(req, final)
+            # All rows went into the accumulator (an export of at most SAMPLE_ROWS), or none.
+            reference = self._reference(
+                req, final, reference_acc if reference_acc.total == rows else None
+            )
             location = self.publish(final) if self.publish else str(final)
         except BaseException as exc:
             partial.unlink(missing_ok=True)
@@ -359,11 +364,19 @@ class ExportService:
             if reference is not None:
                 self.records.set_reference(conn, done.export_id, reference)
         return done
-    def _reference(self, req: ExportRequest, path: Path) -> dict[str, Any] | None:
-        """Reference bins of the written features (drift); an export never fails on them."""
+    def _features_of(self, req: ExportRequest) -> tuple[str, ...]:
+        return self.features.feature_set(req.tenant_id, req.feature_set).features
+
+    def _reference(
+        self, req: ExportRequest, path: Path, written: ReferenceAccumulator | None = None
+    ) -> dict[str, Any] | None:
+        """Reference bins of the written features (drift): from the tables as they were
+        written (``written``, every row of an export that fits the sample), else read back
+        from the file. An export never fails on them."""
         try:
-            features = self.features.feature_set(req.tenant_id, req.feature_set).features
-            return reference_bins(path, features)
+            if written is not None:
+                return written.result()
+            return reference_bins(path, self._features_of(req))
         except Exception:
             log.exception("reference bins of %s not computed", path)
             return None
@@ -380,6 +393,7 @@ class ExportService:
         end: int,
         path: Path,
         progress: ExportProgress | None,
+        reference: ReferenceAccumulator | None = None,
     ) -> int:
         fs = self.features.feature_set(req.tenant_id, req.feature_set)
         known = req.knowledge
@@ -390,10 +404,11 @@ class ExportService:
             cells = max(1, len(origins)) * (WINDOW + 8 * len(known.horizons))
             per_chunk = max(1, CHUNK_KNOWN_CELLS // cells)
         chunks = [assets[i : i + per_chunk] for i in range(0, len(assets), per_chunk)]
+        weather_memo: dict[tuple[Any, ...], pl.DataFrame] = {}
 
         def compute(chunk: list[Asset]) -> pl.DataFrame:
             if known is not None:
-                return self._known_rows(req, fs, chunk, origins, known)
+                return self._known_rows(req, fs, chunk, origins, known, weather_memo)
             rows = self.features.frame(
                 chunk, fs, start=start, end=end, lookback_hours=req.lookback_hours
             )
@@ -425,6 +440,9 @@ class ExportService:
                         writer = _parquet_writer(path, table.schema)
                     writer.write_table(table)
                     total += frame.height
+                    if reference is not None and total <= SAMPLE_ROWS:
+                        # While the next chunk is computed: no reading the file back.
+                        reference.add(table)
                     done_assets += len(chunks[i])
                     if progress:
                         progress(done_assets, len(assets))
@@ -439,12 +457,13 @@ class ExportService:
 
     def _known_rows(
         self, req: ExportRequest, fs: FeatureSet, chunk: list[Asset], origins: list[int],
-        known: Knowledge,
+        known: Knowledge, weather_memo: dict[tuple[Any, ...], pl.DataFrame] | None = None,
     ) -> pl.DataFrame:
         """One chunk's rows at (origin, horizon), as known per the request."""
         rows = self.features.knowledge_frame(
             chunk, fs, origins=origins, horizons=known.horizons,
             lookback_hours=req.lookback_hours, as_known=known.as_known, with_target_only=True,
+            weather_memo=weather_memo,
         )
         ids = pl.DataFrame(
             {"asset_key": [a.key for a in chunk], "asset_id": [a.asset_id for a in chunk]},

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS,
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
 from aihub.features.knowledge import LATEST, AsKnown
 from aihub.features.origin_compute import (
+    WINDOW,
     as_of_levels,
     compute_origin_features,
     dirty_hours,
@@ -208,52 +210,66 @@ class FeatureService:
         lookback_hours: int,
         as_known: AsKnown,
         with_target_only: bool,
+        weather_memo: dict[tuple[Any, ...], pl.DataFrame] | None = None,
     ) -> pl.DataFrame:
         """Feature rows of ``assets`` at every origin in ``origins`` (epoch us, hour bounds)
         and horizon in ``horizons``, as known per ``as_known`` (``origin_compute``). The
         store is read once per kind of input for all of them (one rollup read for every
         horizon). ``with_target_only`` keeps the rows whose target hour has readings (an
-        export's rows)."""
+        export's rows). Calls given the same ``weather_memo`` (the chunks of one export)
+        read the weather of the same locations and span once."""
         check_horizons(fs, horizons)
-        schema = {"asset_key": pl.Int64, "origin": pl.Int64, "hour": pl.Int64}
-        if not assets or not origins:
-            rows = pl.DataFrame(schema=schema)
-        else:
-            rows = (
-                pl.DataFrame({"asset_key": [a.key for a in assets]}, schema={"asset_key": pl.Int64})
-                .join(pl.DataFrame({"origin": list(origins)}, schema={"origin": pl.Int64}),
-                      how="cross")
-                .join(pl.DataFrame({"h": list(horizons)}, schema={"h": pl.Int64}), how="cross")
-                .select("asset_key", "origin",
-                        (pl.col("origin") + pl.col("h") * HOUR_US).alias("hour"))
-            )
+        # Every (asset, origin, horizon), built sorted and distinct as the computation
+        # takes them.
+        keys = np.unique(np.asarray([a.key for a in assets], dtype=np.int64))
+        starts = np.unique(np.asarray(origins, dtype=np.int64))
+        ahead = np.unique(np.asarray(horizons, dtype=np.int64)) * HOUR_US
+        per_key = len(starts) * len(ahead)
+        origin = np.tile(np.repeat(starts, len(ahead)), len(keys))
+        rows = pl.DataFrame(
+            {
+                "asset_key": np.repeat(keys, per_key),
+                "origin": origin,
+                "hour": origin + np.tile(ahead, len(keys) * len(starts)),
+            },
+            schema={"asset_key": pl.Int64, "origin": pl.Int64, "hour": pl.Int64},
+        )
         reach = min(lookback_hours, MAX_SHIFT_HOURS) * HOUR_US
         lo = (min(origins) if origins else 0) - reach
         hi = (max(origins) + max(horizons) * HOUR_US + HOUR_US) if origins else 0
         with self.store.pinned_reads():
             return self._knowledge_frame(assets, fs, rows, lo, hi, reach, lookback_hours,
-                                         as_known, with_target_only)
+                                         as_known, with_target_only, weather_memo)
 
     def _knowledge_frame(
         self, assets: Sequence[Asset], fs: FeatureSet, rows: pl.DataFrame, lo: int, hi: int,
         reach: int, lookback_hours: int, as_known: AsKnown, with_target_only: bool,
+        weather_memo: dict[tuple[Any, ...], pl.DataFrame] | None,
     ) -> pl.DataFrame:
         keys = [a.key for a in assets]
         judged = {"hourly_min", "hourly_max"} & set(fs.features)
         columns = ("mean", "min", "max") if judged else ("mean",)
         rollups = self.store.load_rollups(keys, lo, hi, columns=columns)
-        known_after: int | None = (
-            LATEST if as_known == "latest" else None if as_known == "origin" else int(as_known)
+        # The marks (kept with the rollups) of the hours whose value as known by a row can
+        # differ from the current one, or that are not actual: few, found in the store.
+        known_after = LATEST if as_known == "latest" else None if as_known == "origin" else (
+            int(as_known)
         )
-        marks = self.store.load_hour_marks(keys, lo, hi, known_after=known_after)
+        origins = sorted(set(rows.get_column("origin").to_list())) if len(assets) == 1 else (
+            rows.get_column("origin").unique().sort().to_list()
+        )
+        marks = self.store.load_hour_marks(
+            keys, lo, hi, known_after=known_after,
+            origins=origins if as_known == "origin" else None, reach_hours=WINDOW,
+        )
         dirty = dirty_hours(marks, rows, as_known)
-        versions = pl.DataFrame()
-        if not dirty.is_empty():
-            span = dirty.select(pl.col("hour").min().alias("a"), pl.col("hour").max().alias("b"))
-            first, last = span.row(0)
-            versions = self.store.load_reading_versions(
-                dirty.get_column("asset_key").unique().to_list(), first, last + HOUR_US
-            )
+        # Only hours partly known by then need their versions; before an hour's first
+        # knowledge time nothing of it was known (as_of_levels: no versions, no value).
+        versions = self.store.load_hour_versions(
+            dirty.filter(pl.col("known_by") >= pl.col("first_known"))
+            .select("asset_key", "hour")
+            .unique()
+        )
         overrides = as_of_levels(versions, dirty)
         asset_frame = pl.DataFrame(
             [(a.key, a.timezone, a.country, a.location_id) for a in assets],
@@ -265,7 +281,14 @@ class FeatureService:
         tenant = assets[0].tenant_id if assets else ""
         wlo = lo + reach - WEATHER_MAX_AGE_HOURS * HOUR_US
         load = self.store.load_weather if as_known == "latest" else self.store.load_weather_versions
-        weather = load(tenant, locations if weather_needed else [], wlo, hi)
+        wanted = (tenant, tuple(sorted(set(locations))) if weather_needed else (), wlo, hi,
+                  as_known == "latest")
+        weather = weather_memo.get(wanted) if weather_memo is not None else None
+        if weather is None:
+            weather = load(tenant, list(wanted[1]), wlo, hi)
+            if weather_memo is not None:  # one entry: the chunks of an export share it
+                weather_memo.clear()
+                weather_memo[wanted] = weather
         out = compute_origin_features(
             rollups=rollups,
             rows=rows,

@@ -29,12 +29,13 @@ ASSET_KINDS = ("load", "generation")
 Progress = Callable[[int], None]
 
 # Hours with current readings known late (after the hour ended, or after a given time) or
-# not actual: ``known_at`` is the latest knowledge time among those readings, ``estimated``
-# and ``edited`` count the hour's readings of that quality.
+# not actual: ``known_at`` and ``first_known`` are the hour's marks (``MARK_SCHEMA``),
+# ``estimated`` and ``edited`` are 1 if a current reading of the hour has that quality.
 HOUR_MARKS_SCHEMA = {
     "asset_key": pl.Int64,
     "hour": pl.Int64,
     "known_at": pl.Int64,
+    "first_known": pl.Int64,
     "estimated": pl.Int64,
     "edited": pl.Int64,
 }
@@ -164,7 +165,8 @@ class TimeSeriesStore(ABC):
         columns: Sequence[str] = ROLLUP_VALUES,
     ) -> pl.DataFrame:
         """Hourly rollups with ``start <= hour < end``, sorted by asset and hour:
-        ``asset_key``, ``hour`` and the requested value ``columns`` of ``ROLLUP_SCHEMA``."""
+        ``asset_key``, ``hour`` and the requested ``columns`` of ``ROLLUP_SCHEMA`` (values)
+        and ``MARK_SCHEMA`` (the hour's knowledge marks; ``first_known`` always set)."""
 
     @abstractmethod
     def last_rollup_hour(self, asset_key: int) -> int | None:
@@ -185,12 +187,27 @@ class TimeSeriesStore(ABC):
 
     @abstractmethod
     def load_hour_marks(
-        self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
+        self,
+        asset_keys: Sequence[int],
+        start: int,
+        end: int,
+        *,
+        known_after: int | None = None,
+        origins: Sequence[int] | None = None,
+        reach_hours: int = 168,
     ) -> pl.DataFrame:
-        """Hours in ``[start, end)`` (``HOUR_MARKS_SCHEMA``) with a current reading known
-        after ``known_after`` (by default: after the hour ended), the only hours whose value
-        "as known at K" can differ from the current rollup, or with a reading that is not
-        actual (a target's quality)."""
+        """Hours in ``[start, end)`` (``HOUR_MARKS_SCHEMA``, sorted by asset and hour) with
+        a reading that is not actual (a target's quality), or whose value "as known" at
+        some time can differ from the current rollup: with a current reading known after
+        ``known_after``; with ``origins`` (sorted, on hour bounds, the same for every asset),
+        known after an origin ``O`` that reads the hour (``t + 1h <= O <= t + reach``); by
+        default, known after the hour ended. Read from the marks kept with the rollups."""
+
+    @abstractmethod
+    def load_hour_versions(self, hours: pl.DataFrame) -> pl.DataFrame:
+        """Every version, current and superseded, of the readings in the given hours
+        (``asset_key, hour``, distinct) as ``READING_VERSIONS_SCHEMA``, sorted by asset,
+        ts, known_at: the few hours whose value "as known at K" needs them."""
 
     @abstractmethod
     def load_weather_versions(

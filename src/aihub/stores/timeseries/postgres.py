@@ -24,6 +24,7 @@ of the same asset. Locks and the change feed: ``pg_concurrency``.
 from __future__ import annotations
 
 import io
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -38,7 +39,7 @@ import psycopg
 import sqlalchemy as sa
 
 from aihub.errors import BackendUnavailable
-from aihub.features.frames import WEATHER_FIELDS
+from aihub.features.frames import EDITED, ESTIMATED, WEATHER_FIELDS
 from aihub.stores.timeseries import pg_concurrency
 from aihub.stores.timeseries.base import ChangeBatch
 from aihub.stores.timeseries.rollups import compute_rollups, in_runs, touched_hour_runs
@@ -74,20 +75,29 @@ _KNOWN_READING_TUPLE = np.dtype(
 _COPY_IN = (
     "COPY {table} (asset_key, ts, value, known_at, quality) FROM STDIN (FORMAT binary)"
 )
-# One binary COPY tuple of an hour's rollup; hours of one reading have a NULL std, sent as
-# a field of length -1 without data, so they get a layout of their own.
-_ROLLUP_FIELDS = [
-    ("nfields", ">i2"),
-    ("len_key", ">i4"), ("asset_key", ">i4"),
-    ("len_hour", ">i4"), ("hour", ">i8"),
-    ("len_n", ">i4"), ("n", ">i4"),
-    ("len_mean", ">i4"), ("mean", ">f8"),
-]
-_ROLLUP_TAIL = [("len_min", ">i4"), ("min", ">f8"), ("len_max", ">i4"), ("max", ">f8")]
-_ROLLUP_TUPLE = np.dtype([*_ROLLUP_FIELDS, ("len_std", ">i4"), ("std", ">f8"), *_ROLLUP_TAIL])
-_NULL_STD_ROLLUP_TUPLE = np.dtype([*_ROLLUP_FIELDS, ("len_std", ">i4"), *_ROLLUP_TAIL])
+# One binary COPY tuple of an hour's rollup and its marks. A NULL is sent as a field of
+# length -1 without data, so each combination of a NULL std (hours of one reading) and a
+# NULL first_known (equal to known_at) has a layout of its own.
+def _rollup_layout(with_std: bool, with_first_known: bool) -> np.dtype:
+    return np.dtype([
+        ("nfields", ">i2"),
+        ("len_key", ">i4"), ("asset_key", ">i4"),
+        ("len_hour", ">i4"), ("hour", ">i8"),
+        ("len_n", ">i4"), ("n", ">i4"),
+        ("len_mean", ">i4"), ("mean", ">f8"),
+        ("len_std", ">i4"), *([("std", ">f8")] if with_std else []),
+        ("len_min", ">i4"), ("min", ">f8"),
+        ("len_max", ">i4"), ("max", ">f8"),
+        ("len_known", ">i4"), ("known_at", ">i8"),
+        ("len_first", ">i4"), *([("first_known", ">i8")] if with_first_known else []),
+        ("len_quality", ">i4"), ("quality", ">i2"),
+    ])
+
+
+_ROLLUP_LAYOUTS = {(s, f): _rollup_layout(s, f) for s in (True, False) for f in (True, False)}
 _COPY_ROLLUPS = (
-    "COPY hourly_rollups (asset_key, hour, n, mean, std, min, max) FROM STDIN (FORMAT binary)"
+    "COPY hourly_rollups (asset_key, hour, n, mean, std, min, max, known_at, first_known, "
+    "quality) FROM STDIN (FORMAT binary)"
 )
 _STAGE = "aihub_known_readings_in"
 _CREATE_STAGE = (
@@ -109,6 +119,16 @@ WHERE {_CHANGED} AND s.known_at < r.known_at
 ON CONFLICT (asset_key, ts, known_at) DO UPDATE SET
     value = EXCLUDED.value, quality = EXCLUDED.quality
 """
+# Versions older than the current one that a batch sends go straight to history; their
+# knowledge time counts towards their hour's first_known (run before the upsert).
+_SUPERSEDED_MARKS = f"""
+UPDATE hourly_rollups h
+SET first_known = NULLIF(LEAST(COALESCE(h.first_known, h.known_at), m.k), h.known_at)
+FROM (SELECT s.asset_key, s.ts / {HOUR_US} * {HOUR_US} AS hour, min(s.known_at) AS k
+      FROM {_STAGE} s JOIN readings r ON r.asset_key = s.asset_key AND r.ts = s.ts
+      WHERE {_CHANGED} AND s.known_at < r.known_at GROUP BY 1, 2) m
+WHERE h.asset_key = m.asset_key AND h.hour = m.hour
+"""
 _UPSERT_FROM_STAGE = (
     f"INSERT INTO readings (asset_key, ts, value, known_at, quality) "
     f"SELECT asset_key, ts, value, known_at, quality FROM {_STAGE} "
@@ -120,19 +140,30 @@ _UPSERT_FROM_STAGE = (
 # Rollups of the touched hours, computed where the readings are. Runs arrive as parallel
 # arrays (asset_key, start, end) so one statement covers every run of a batch.
 _RUNS = "unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS u(k, s, e)"
+# Marks: first_known only ever moves earlier (versions are never dropped), so an upsert
+# keeps the earlier of the stored and the recomputed one; NULL where it equals known_at.
+_FIRST_KNOWN = (
+    "NULLIF(LEAST(COALESCE(hourly_rollups.first_known, hourly_rollups.known_at), "
+    "COALESCE(EXCLUDED.first_known, EXCLUDED.known_at)), EXCLUDED.known_at)"
+)
 _RECOMPUTE_ROLLUPS = f"""
-INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max)
+INSERT INTO hourly_rollups (asset_key, hour, n, mean, std, min, max, known_at, first_known,
+                            quality)
 SELECT r.asset_key, r.ts - r.ts %% {HOUR_US} AS hour, count(*), avg(r.value),
        CASE WHEN count(*) < 2 THEN NULL
             WHEN min(r.value) = max(r.value) THEN 0.0
             ELSE stddev_samp(r.value) END,
-       min(r.value), max(r.value)
+       min(r.value), max(r.value), max(r.known_at),
+       NULLIF(min(r.known_at), max(r.known_at)),
+       {ESTIMATED} * max(CASE WHEN r.quality = 1 THEN 1 ELSE 0 END)
+       + {EDITED} * max(CASE WHEN r.quality = 2 THEN 1 ELSE 0 END)
 FROM {_RUNS}
 JOIN readings r ON r.asset_key = u.k AND r.ts >= u.s AND r.ts < u.e
 GROUP BY 1, 2
 ON CONFLICT (asset_key, hour) DO UPDATE SET
     n = EXCLUDED.n, mean = EXCLUDED.mean, std = EXCLUDED.std,
-    min = EXCLUDED.min, max = EXCLUDED.max
+    min = EXCLUDED.min, max = EXCLUDED.max, known_at = EXCLUDED.known_at,
+    quality = EXCLUDED.quality, first_known = {_FIRST_KNOWN}
 """
 # Runs that already had rollups (so readings) before this batch; rollups are exact, so a
 # run without any had no readings either.
@@ -188,28 +219,63 @@ def copy_tuples(cur: psycopg.Cursor[Any], statement: str, *tuples: np.ndarray) -
         cp.write(_COPY_TRAILER)
 
 
-def parse_binary_numeric(data: memoryview | bytes, schema: dict[str, Any]) -> pl.DataFrame:
-    """A binary COPY of 8-byte columns (bigint, float8; floats with NULL sent as NaN, which
-    no stored value is) into a frame of ``schema``."""
-    fields: list[tuple[str, str]] = [("nfields", ">i2")]
-    for i, (_, dtype) in enumerate(schema.items()):
-        fields += [(f"len{i}", ">i4"), (f"c{i}", ">i8" if dtype == pl.Int64 else ">f8")]
-    layout = np.dtype(fields)
-    count = (len(data) - len(_COPY_HEADER) - len(_COPY_TRAILER)) // layout.itemsize
-    rows = np.frombuffer(data, dtype=layout, count=count, offset=len(_COPY_HEADER))
+def parse_binary_arrays(data: memoryview | bytes, schema: dict[str, Any]) -> pl.DataFrame:
+    """A binary COPY of one row of arrays, one per column of ``schema``, of 8-byte values
+    (bigint, float8; floats with NULL sent as NaN, which no stored value is) into a frame."""
+    at = len(_COPY_HEADER) + 2  # past the row's field count
     columns = {}
-    for i, (name, dtype) in enumerate(schema.items()):
-        values = rows[f"c{i}"].astype("<i8" if dtype == pl.Int64 else "<f8")
-        series = pl.Series(name, values)
+    for name, dtype in schema.items():
+        (length,) = struct.unpack_from(">i", data, at)
+        at += 4
+        if length < 0:  # array_agg of no rows: NULL
+            return pl.DataFrame(schema=schema)
+        ndim, has_null = struct.unpack_from(">ii", data, at)
+        count = struct.unpack_from(">i", data, at + 12)[0] if ndim else 0
+        code = ">q" if dtype == pl.Int64 else ">d"
+        start = at + 12 + 8 * ndim
+        at += length
+        if has_null:  # a NULL integer (none is expected): element by element
+            values: list[Any] = []
+            pos = start
+            for _ in range(count):
+                (size,) = struct.unpack_from(">i", data, pos)
+                values.append(None if size < 0 else struct.unpack_from(code, data, pos + 4)[0])
+                pos += 4 + max(size, 0)
+            columns[name] = pl.Series(name, values, dtype=dtype)
+            continue
+        element = np.dtype([("len", ">i4"), ("v", code)])
+        array = np.frombuffer(data, dtype=element, count=count, offset=start)["v"]
+        series = pl.Series(name, array.astype("<i8" if dtype == pl.Int64 else "<f8"))
         columns[name] = series.fill_nan(None) if dtype == pl.Float64 else series
     return pl.DataFrame(columns, schema=schema)
 
 
-def rollup_tuples(rollups: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``ROLLUP_SCHEMA`` rows as binary COPY tuples: (hours with a std, hours without)."""
-    with_std = pl.col("std").is_not_null()
-    return (binary_tuples(rollups.filter(with_std), _ROLLUP_TUPLE),
-            binary_tuples(rollups.filter(~with_std), _NULL_STD_ROLLUP_TUPLE))
+def _ordered(frame: pl.DataFrame, order: int) -> pl.DataFrame:
+    """``frame`` sorted by its first ``order`` columns, as its query ordered it: an array
+    aggregate over an ordered subquery keeps that order in practice; this makes sure."""
+    if order == 0 or frame.height < 2:
+        return frame
+    keys = frame.columns[:order]
+    codes = [frame.get_column(k).to_numpy() for k in keys]
+    later = np.zeros(frame.height - 1, dtype=bool)
+    same = np.ones(frame.height - 1, dtype=bool)
+    for c in codes:
+        d = np.diff(c)
+        later |= same & (d > 0)
+        same &= d == 0
+    if (later | same).all():
+        return frame
+    return frame.sort(keys, maintain_order=True)
+
+
+def rollup_tuples(rollups: pl.DataFrame) -> list[np.ndarray]:
+    """Rollups with their marks (``compute_rollups(..., with_marks=True)``) as binary COPY
+    tuples, one array per layout (``_ROLLUP_LAYOUTS``) that has rows."""
+    parts = rollups.with_columns(
+        pl.col("std").is_not_null().alias("_s"), pl.col("first_known").is_not_null().alias("_f")
+    ).partition_by("_s", "_f", as_dict=True)
+    return [binary_tuples(part, _ROLLUP_LAYOUTS[(bool(s), bool(f))])
+            for (s, f), part in parts.items()]
 
 
 @dataclass(frozen=True)
@@ -219,11 +285,11 @@ class _RollupPrep:
 
     runs: pl.DataFrame  # touched_hour_runs of the batch
     rollups: pl.DataFrame  # of the batch's readings alone: exact for hours new to the store
-    tuples: tuple[np.ndarray, np.ndarray]  # those rollups for COPY
+    tuples: list[np.ndarray]  # those rollups for COPY
 
 
 def _prepare_rollups(readings: pl.DataFrame) -> _RollupPrep:
-    rollups = compute_rollups(readings)
+    rollups = compute_rollups(readings, with_marks=True)
     return _RollupPrep(touched_hour_runs(readings), rollups, rollup_tuples(rollups))
 
 
@@ -269,9 +335,6 @@ def _run_arrays(runs: pl.DataFrame) -> tuple[list[int], list[int], list[int]]:
 class PostgresTimeSeriesStore(SqlTimeSeriesStore):
     backend_name = BACKEND
 
-    def _placeholders(self, n: int) -> str:
-        return ",".join(["%s"] * n)
-
     # -- locks and the change feed (``pg_concurrency``) -----------------------------------
     def _lock(
         self,
@@ -312,6 +375,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
                 cur.execute(f"TRUNCATE {_STAGE}")
                 copy_tuples(cur, _COPY_IN.format(table=_STAGE), tuples)
                 cur.execute(_VERSIONS_FROM_STAGE)
+                cur.execute(_SUPERSEDED_MARKS)
                 cur.execute(_UPSERT_FROM_STAGE)
             cur.execute("RELEASE SAVEPOINT aihub_copy")
 
@@ -349,13 +413,26 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         with _translated(), _raw(conn).cursor() as cur:
             cur.executemany(_UPSERT_WEATHER, data.rows())
 
-    def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
-        query = sql.replace("?", "%s")
+    def _flag_in_range(self, start: str, length: str) -> str:
+        window = f"substring(CAST(? AS bytea) from {start} for {length})"
+        return f"position('\\x31'::bytea in {window}) > 0"
+
+    def _hour_list(self, codes: list[int]) -> tuple[str, list[Any]]:
+        return "unnest(CAST(? AS bigint[])) AS u(code)", ["{" + ",".join(map(str, codes)) + "}"]
+
+    def _fetch(
+        self, sql: str, params: Sequence[Any], schema: dict[str, Any], order: int = 0
+    ) -> pl.DataFrame:
+        query = sql.replace("%", "%%").replace("?", "%s")  # "?" placeholders, literal "%"
         numeric = all(t in (pl.Int64, pl.Float64) for t in schema.values())
         if numeric:
-            # Fixed-width binary: no float formatting on the server, no parsing here.
+            # Fixed-width binary: no float formatting on the server, no parsing here. The
+            # rows travel as one array per column (one COPY message: a message per row
+            # costs more in the driver than everything else); the arrays of one aggregate
+            # step through the rows together.
             cols = ", ".join(
-                f'q."{c}"::bigint' if t == pl.Int64 else f"COALESCE(q.\"{c}\"::float8, 'NaN')"
+                f'array_agg(q."{c}"::bigint)' if t == pl.Int64
+                else f"array_agg(COALESCE(q.\"{c}\"::float8, 'NaN'))"
                 for c, t in schema.items()
             )
             copy = f"COPY (SELECT {cols} FROM ({query}) q) TO STDOUT (FORMAT binary)"
@@ -371,7 +448,7 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
             for block in cp:
                 buf.write(block)
         if numeric:
-            return parse_binary_numeric(buf.getbuffer(), schema)
+            return _ordered(parse_binary_arrays(buf.getbuffer(), schema), order)
         if buf.tell() == 0:
             return pl.DataFrame(schema=schema)
         buf.seek(0)

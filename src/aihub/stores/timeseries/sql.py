@@ -24,6 +24,10 @@ import polars as pl
 import sqlalchemy as sa
 
 from aihub.features.frames import (
+    EDITED,
+    ESTIMATED,
+    MARK_COLUMNS,
+    MARK_SCHEMA,
     READING_VERSIONS_SCHEMA,
     ROLLUP_SCHEMA,
     ROLLUP_VALUES,
@@ -42,6 +46,7 @@ from aihub.stores.timeseries.base import (
     TenantStats,
     TimeSeriesStore,
 )
+from aihub.stores.timeseries.rollups import HOUR_BITS
 from aihub.stores.timeseries.versions import (
     keyed_readings,
     known_weather,
@@ -52,6 +57,8 @@ from aihub.timeutil import HOUR_US, to_us, utcnow
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_KIND = "load"
 _IN_CHUNK = 500  # ids per IN (...) list
+# A stored NULL first_known means "the same as known_at".
+_ROLLUP_SELECT = {"first_known": "COALESCE(first_known, known_at) AS first_known"}
 
 
 def _asset(row: Any) -> Asset:
@@ -115,8 +122,11 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         inside ``conn``'s transaction."""
 
     @abstractmethod
-    def _fetch(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
-        """Run a read query with positional ``?``-style params; return a typed frame."""
+    def _fetch(
+        self, sql: str, params: Sequence[Any], schema: dict[str, Any], order: int = 0
+    ) -> pl.DataFrame:
+        """Run a read query with positional ``?``-style params; return a typed frame, in
+        the query's order (which is by its first ``order`` columns)."""
 
     @abstractmethod
     def _lock(
@@ -142,6 +152,7 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         """Raise if ``conn`` is not in a transaction this backend can write in."""
 
     def _placeholders(self, n: int) -> str:
+        """``n`` placeholders for ``_fetch`` (which takes ``?`` on every backend)."""
         return ",".join(["?"] * n)
 
     # -- assets ---------------------------------------------------------------------------
@@ -392,17 +403,19 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         *,
         columns: Sequence[str] = ROLLUP_VALUES,
     ) -> pl.DataFrame:
-        wanted = [c for c in ROLLUP_VALUES if c in columns]  # fixed names: safe in SQL
-        schema = {c: ROLLUP_SCHEMA[c] for c in ("asset_key", "hour", *wanted)}
+        # Fixed names only: safe in SQL.
+        wanted = [c for c in (*ROLLUP_VALUES, *MARK_COLUMNS) if c in columns]
+        schema = {c: {**ROLLUP_SCHEMA, **MARK_SCHEMA}[c] for c in ("asset_key", "hour", *wanted)}
         if not asset_keys:
             return pl.DataFrame(schema=schema)
         keys = sorted(set(asset_keys))
+        select = ", ".join(_ROLLUP_SELECT.get(c, c) for c in schema)
         sql = (
-            f"SELECT {', '.join(schema)} FROM hourly_rollups "
+            f"SELECT {select} FROM hourly_rollups "
             f"WHERE asset_key IN ({self._placeholders(len(keys))}) AND hour >= ? AND hour < ? "
             "ORDER BY asset_key, hour"
         )
-        return self._fetch(sql, [*keys, start, end], schema)
+        return self._fetch(sql, [*keys, start, end], schema, order=2)
 
     def last_rollup_hour(self, asset_key: int) -> int | None:
         q = sa.text("SELECT MAX(hour) FROM hourly_rollups WHERE asset_key = :k")
@@ -437,27 +450,82 @@ class SqlTimeSeriesStore(TimeSeriesStore):
             f"UNION ALL SELECT {cols} FROM reading_versions WHERE asset_key IN ({marks}) "
             "AND ts >= ? AND ts < ? ORDER BY 1, 2, 3"
         )
-        return self._fetch(sql, [*keys, start, end, *keys, start, end], READING_VERSIONS_SCHEMA)
+        return self._fetch(sql, [*keys, start, end, *keys, start, end], READING_VERSIONS_SCHEMA,
+                           order=3)
 
     def load_hour_marks(
-        self, asset_keys: Sequence[int], start: int, end: int, *, known_after: int | None = None
+        self,
+        asset_keys: Sequence[int],
+        start: int,
+        end: int,
+        *,
+        known_after: int | None = None,
+        origins: Sequence[int] | None = None,
+        reach_hours: int = 168,
     ) -> pl.DataFrame:
         if not asset_keys:
             return pl.DataFrame(schema=HOUR_MARKS_SCHEMA)
         keys = sorted(set(asset_keys))
-        hour = f"(ts / {HOUR_US}) * {HOUR_US}"  # ts >= 0; no "%" (a placeholder on PostgreSQL)
-        late, bound = (
-            (f"known_at > {hour} + ?", HOUR_US) if known_after is None
-            else ("known_at > ?", known_after)
+        late: str
+        params: list[Any]
+        if origins is not None:
+            # The origins as bytes, one per hour from ``start``: '1' at an origin. An hour is
+            # late for one if a '1' lies among the hours from its end up to when it became
+            # known (at most ``reach_hours``): a search of a few bytes, in SQL.
+            first = start // HOUR_US
+            flags = bytearray(b"0" * ((end - start) // HOUR_US + reach_hours + 2))
+            for o in origins:
+                if 0 <= o // HOUR_US - first < len(flags):
+                    flags[o // HOUR_US - first] = ord("1")
+            span = f"((known_at - 1) / {HOUR_US} - hour / {HOUR_US})"
+            found = self._flag_in_range(
+                f"CAST(hour / {HOUR_US} - ? + 2 AS integer)",
+                f"CAST(CASE WHEN {span} > ? THEN ? ELSE {span} END AS integer)",
+            )
+            late = f"known_at > hour + {HOUR_US} AND {found}"
+            params = [bytes(flags), first, reach_hours, reach_hours]
+        elif known_after is None:
+            late, params = f"known_at > hour + {HOUR_US}", []
+        else:
+            late, params = "known_at > ?", [known_after]
+        sql = (
+            "SELECT asset_key, hour, known_at, COALESCE(first_known, known_at) AS first_known, "
+            f"quality & {ESTIMATED} AS estimated, (quality & {EDITED}) / {EDITED} AS edited "
+            "FROM hourly_rollups "
+            f"WHERE asset_key IN ({self._placeholders(len(keys))}) AND hour >= ? AND hour < ? "
+            f"AND (quality <> 0 OR ({late})) ORDER BY asset_key, hour"
+        )
+        return self._fetch(sql, [*keys, start, end, *params], HOUR_MARKS_SCHEMA, order=2)
+
+    @abstractmethod
+    def _flag_in_range(self, start: str, length: str) -> str:
+        """SQL true if the bytes parameter (placed first) holds a '1' among ``length``
+        bytes from ``start`` (1-based): bytes, so the lookup does not walk characters."""
+
+    @abstractmethod
+    def _hour_list(self, codes: list[int]) -> tuple[str, list[Any]]:
+        """A FROM item ``u`` with one row per code (column ``u.code``) and its params."""
+
+    def load_hour_versions(self, hours: pl.DataFrame) -> pl.DataFrame:
+        if hours.is_empty():
+            return pl.DataFrame(schema=READING_VERSIONS_SCHEMA)
+        # One code per (asset, hour number): the list travels as one parameter.
+        codes = hours.select(
+            pl.col("asset_key") * (1 << HOUR_BITS) + pl.col("hour") // HOUR_US
+        ).to_series().to_list()
+        source, params = self._hour_list(codes)
+        cols = ", ".join(f"r.{c}" for c in READING_VERSIONS_SCHEMA)
+        mask = (1 << HOUR_BITS) - 1
+        join = (
+            f"r.asset_key = (u.code >> {HOUR_BITS}) "
+            f"AND r.ts >= (u.code & {mask}) * {HOUR_US} "
+            f"AND r.ts < ((u.code & {mask}) + 1) * {HOUR_US}"
         )
         sql = (
-            f"SELECT asset_key, {hour} AS hour, MAX(known_at) AS known_at, "
-            "SUM(CASE WHEN quality = 1 THEN 1 ELSE 0 END) AS estimated, "
-            "SUM(CASE WHEN quality = 2 THEN 1 ELSE 0 END) AS edited "
-            f"FROM readings WHERE asset_key IN ({self._placeholders(len(keys))}) "
-            f"AND ts >= ? AND ts < ? AND ({late} OR quality <> 0) GROUP BY 1, 2 ORDER BY 1, 2"
+            f"SELECT {cols} FROM {source} JOIN readings r ON {join} UNION ALL "
+            f"SELECT {cols} FROM {source} JOIN reading_versions r ON {join} ORDER BY 1, 2, 3"
         )
-        return self._fetch(sql, [*keys, start, end, bound], HOUR_MARKS_SCHEMA)
+        return self._fetch(sql, params * 2, READING_VERSIONS_SCHEMA, order=3)
 
     def load_weather_versions(
         self, tenant_id: str, location_ids: Sequence[str], start: int, end: int
@@ -479,7 +547,8 @@ class SqlTimeSeriesStore(TimeSeriesStore):
         sql = (
             "SELECT ts, value FROM readings WHERE asset_key = ? AND ts >= ? AND ts < ? ORDER BY ts"
         )
-        return self._fetch(sql, [asset_key, start, end], {"ts": pl.Int64, "value": pl.Float64})
+        return self._fetch(sql, [asset_key, start, end], {"ts": pl.Int64, "value": pl.Float64},
+                           order=1)
 
     def asset_keys_with_data(
         self, tenant_id: str, asset_ids: Sequence[str] | None, start: int, end: int
