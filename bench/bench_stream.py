@@ -186,14 +186,15 @@ def stored_readings(port: int) -> int:
 
 
 def throughput(port: int, broker: int, per: int, seconds: float, publishers: int,
-               *, offset: int) -> dict[str, float]:
+               *, offset: int, processes: int = 1) -> dict[str, float]:
     """Flat-out publishing for ``seconds``; the stream's sustained commit rate. Readings
     start ``offset`` seconds after ``BASE``."""
     base_msgs, base_rows = committed(port), stored_readings(port)
     load = os.getloadavg()[0]
-    # At most two batches' worth of readings outstanding: the stream always has a full
-    # batch waiting, the publishers never run ahead into their own memory.
-    gate = Gate(port, max(50, 2 * 5000 // per))
+    # At most two batches' worth of readings outstanding per stream process (and what
+    # the other processes' status reports, four a second, may lag by): the stream always
+    # has a full batch waiting, the publishers never run ahead into their own memory.
+    gate = Gate(port, max(50, 2 * 5000 // per) * processes)
     pubs = [Publisher(broker, a, per, gate=gate, first=offset // per)
             for a in range(publishers)]
     warm = min(3.0, seconds / 5)
@@ -210,7 +211,8 @@ def throughput(port: int, broker: int, per: int, seconds: float, publishers: int
     drain = time.monotonic() - began
     rows = stored_readings(port) - base_rows
     return {"msg_s": (c1 - c0) / (t1 - t0), "published": fed, "fed_msg_s": publish_rate,
-            "stored": rows, "expected": fed * per, "drain_s": drain, "load": load}
+            "stored": rows, "expected": fed * per, "drain_s": drain, "load": load,
+            "load_end": os.getloadavg()[0]}
 
 
 def freshness(port: int, broker: int, rate: float, seconds: float, publishers: int,
@@ -260,7 +262,7 @@ def freshness(port: int, broker: int, rate: float, seconds: float, publishers: i
     client.close()
     q = statistics.quantiles(sorted(samples), n=100, method="inclusive")
     return {"p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3, "n": len(samples),
-            "rate": rate, "fed": fed, "load": load}
+            "rate": rate, "fed": fed, "load": load, "load_end": os.getloadavg()[0]}
 
 
 def run_backend(name: str, env: dict[str, str], args: argparse.Namespace,
@@ -268,15 +270,20 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace,
     port = free_port()
     env = {**env, "AIHUB_MQTT_URL": f"mqtt://127.0.0.1:{broker}",
            "AIHUB_MQTT_CLIENT_ID": f"bench-{uuid.uuid4().hex[:8]}",
-           "AIHUB_CHANGE_FOLLOW_INTERVAL": "0.5"}
+           "AIHUB_MQTT_PROCESSES": str(args.processes),
+           "AIHUB_CHANGE_FOLLOW_INTERVAL": str(args.follow_interval)}
     out: list[str] = []
+    if args.processes > 1:
+        name = f"{name}, {args.processes} stream processes"
     with process([AIHUB, "serve", "--port", str(port)], env, port, ready_path="/health"):
         while not get_json(port, "/ai/stream/status").get("subscriptions"):
             time.sleep(0.1)
+        time.sleep(3 if args.processes > 1 else 0)  # the other workers subscribe
         # Each asset's readings one second apart: the phases months apart.
-        one = throughput(port, broker, 1, args.seconds, args.publishers, offset=10_000_000)
+        one = throughput(port, broker, 1, args.seconds, args.publishers, offset=10_000_000,
+                         processes=args.processes)
         hundred = throughput(port, broker, 100, args.seconds, args.publishers,
-                             offset=50_000_000)
+                             offset=50_000_000, processes=args.processes)
         fresh = freshness(port, broker, one["msg_s"] / 2, args.fresh_seconds,
                           args.publishers)
     for label, r, per in (("1 reading/message", one, 1), ("100 readings/message", hundred,
@@ -286,11 +293,12 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace,
         out.append(
             f"| {name} | {label} | **{r['msg_s']:,.0f} msg/s = {r['msg_s'] * per:,.0f} "
             f"readings/s** | fed {r['fed_msg_s']:,.0f} msg/s; {r['published']:,.0f} "
-            f"messages, stored {ok}; drained {r['drain_s']:.1f} s after | {r['load']:.2f} |")
+            f"messages, stored {ok}; drained {r['drain_s']:.1f} s after | {r['load']:.2f} -> "
+            f"{r['load_end']:.2f} |")
     out.append(
         f"| {name} | freshness at {fresh['rate']:,.0f} msg/s (50%) | **p50 "
         f"{fresh['p50_ms']:.0f} ms, p99 {fresh['p99_ms']:.0f} ms** | {fresh['n']} probes | "
-        f"{fresh['load']:.2f} |")
+        f"{fresh['load']:.2f} -> {fresh['load_end']:.2f} |")
     return out
 
 
@@ -301,6 +309,11 @@ def main() -> None:
     ap.add_argument("--fresh-seconds", type=float, default=30)
     ap.add_argument("--publishers", type=int, default=4)
     ap.add_argument("--backends", default="embedded,postgresql")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="AIHUB_MQTT_PROCESSES: stream worker processes (shared subscriptions)")
+    ap.add_argument("--follow-interval", type=float, default=0.5,
+                    help="AIHUB_CHANGE_FOLLOW_INTERVAL: how soon the API process hears of "
+                         "other processes' writes (matters with --processes > 1, embedded)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     rows: list[str] = []
@@ -332,7 +345,7 @@ def main() -> None:
         "and PostgreSQL.",
         f"Broker settings: `{settings}` (README \"Streaming ingest (MQTT)\").",
         "",
-        "| store | load | sustained | notes | load avg (1 min) |",
+        "| store | load | sustained | notes | load avg (1 min, start -> end) |",
         "|---|---|---|---|---|",
         *rows,
         "",

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
                                  validation_alias="AIHUB_MQTT_BATCH_ROWS")
     mqtt_linger_ms: int = Field(default=20, ge=0, le=60_000,
                                 validation_alias="AIHUB_MQTT_LINGER_MS")
+    # ``aihub stream mqtt``: processes sharing the subscriptions (README "Streaming ingest").
+    mqtt_processes: int = Field(default=1, ge=1, le=64, validation_alias="AIHUB_MQTT_PROCESSES")
     # A Dask scheduler (``tcp://host:8786``): exports run there as datasets of parts
     # (``aihub export --dask`` / ``--workers`` choose per command).
     dask_scheduler: str | None = Field(default=None, validation_alias="AIHUB_DASK_SCHEDULER")
