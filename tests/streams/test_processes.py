@@ -144,3 +144,21 @@ def test_fewer_processes_drain_and_end_the_sessions_of_the_workers_gone(
         pub.close()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_status_of_several_workers_adds_up() -> None:
+    from aihub.streams.status import StreamStatus
+
+    own = StreamStatus(broker="mqtt://b:1883", client_id="s", connected=True, dead_letters=5,
+                       pending=lambda: (3, None))
+    own.committed_batch(10, 1)  # 6 dead letters now, 1 of them written by this worker
+    other = {**own.snapshot(), "client_id": "s-1", "messages_committed": 7, "pending": 2,
+             "lag_seconds": 1.5, "dead_letters": 8, "dead_letters_written": 2,
+             "connected": False, "last_commit_at": "2999-01-01T00:00:00Z"}
+    own.others = lambda: [other]
+    merged = own.snapshot()
+    assert (merged["messages_committed"], merged["pending"], merged["dead_letters"]) == (
+        17, 5, 8)
+    assert merged["processes"] == 2 and merged["connected"] is False
+    assert merged["lag_seconds"] == 1.5
+    assert merged["last_commit_at"] == "2999-01-01T00:00:00Z"
