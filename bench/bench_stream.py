@@ -51,6 +51,7 @@ BASE = datetime(2020, 1, 1, tzinfo=UTC)
 BASE_US = int(BASE.timestamp() * 1_000_000)
 PG_ADMIN = os.environ.get("AIHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AIHUB_TEST_REDIS", "redis://127.0.0.1:6379/0")
+BATCH_ROWS = int(os.environ.get("AIHUB_MQTT_BATCH_ROWS", "50000"))  # the stream's setting
 BROKER_SETTINGS = """\
 allow_anonymous true
 user root
@@ -186,14 +187,15 @@ def stored_readings(port: int) -> int:
 
 
 def throughput(port: int, broker: int, per: int, seconds: float, publishers: int,
-               *, offset: int) -> dict[str, float]:
+               *, offset: int, processes: int = 1) -> dict[str, float]:
     """Flat-out publishing for ``seconds``; the stream's sustained commit rate. Readings
     start ``offset`` seconds after ``BASE``."""
     base_msgs, base_rows = committed(port), stored_readings(port)
     load = os.getloadavg()[0]
-    # At most two batches' worth of readings outstanding: the stream always has a full
-    # batch waiting, the publishers never run ahead into their own memory.
-    gate = Gate(port, max(50, 2 * 5000 // per))
+    # At most two batches' worth of readings outstanding per stream process (and what
+    # the other processes' status reports, four a second, may lag by): the stream always
+    # has a full batch waiting, the publishers never run ahead into their own memory.
+    gate = Gate(port, max(50, 2 * BATCH_ROWS // per) * processes)
     pubs = [Publisher(broker, a, per, gate=gate, first=offset // per)
             for a in range(publishers)]
     warm = min(3.0, seconds / 5)
@@ -210,7 +212,8 @@ def throughput(port: int, broker: int, per: int, seconds: float, publishers: int
     drain = time.monotonic() - began
     rows = stored_readings(port) - base_rows
     return {"msg_s": (c1 - c0) / (t1 - t0), "published": fed, "fed_msg_s": publish_rate,
-            "stored": rows, "expected": fed * per, "drain_s": drain, "load": load}
+            "stored": rows, "expected": fed * per, "drain_s": drain, "load": load,
+            "load_end": os.getloadavg()[0]}
 
 
 def freshness(port: int, broker: int, rate: float, seconds: float, publishers: int,
@@ -260,7 +263,7 @@ def freshness(port: int, broker: int, rate: float, seconds: float, publishers: i
     client.close()
     q = statistics.quantiles(sorted(samples), n=100, method="inclusive")
     return {"p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3, "n": len(samples),
-            "rate": rate, "fed": fed, "load": load}
+            "rate": rate, "fed": fed, "load": load, "load_end": os.getloadavg()[0]}
 
 
 def run_backend(name: str, env: dict[str, str], args: argparse.Namespace,
@@ -268,29 +271,44 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace,
     port = free_port()
     env = {**env, "AIHUB_MQTT_URL": f"mqtt://127.0.0.1:{broker}",
            "AIHUB_MQTT_CLIENT_ID": f"bench-{uuid.uuid4().hex[:8]}",
-           "AIHUB_CHANGE_FOLLOW_INTERVAL": "0.5"}
+           "AIHUB_MQTT_PROCESSES": str(args.processes),
+           "AIHUB_CHANGE_FOLLOW_INTERVAL": str(args.follow_interval)}
     out: list[str] = []
+    if args.processes > 1:
+        name = f"{name}, {args.processes} stream processes"
     with process([AIHUB, "serve", "--port", str(port)], env, port, ready_path="/health"):
         while not get_json(port, "/ai/stream/status").get("subscriptions"):
             time.sleep(0.1)
+        time.sleep(3 if args.processes > 1 else 0)  # the other workers subscribe
         # Each asset's readings one second apart: the phases months apart.
-        one = throughput(port, broker, 1, args.seconds, args.publishers, offset=10_000_000)
-        hundred = throughput(port, broker, 100, args.seconds, args.publishers,
-                             offset=50_000_000)
-        fresh = freshness(port, broker, one["msg_s"] / 2, args.fresh_seconds,
-                          args.publishers)
-    for label, r, per in (("1 reading/message", one, 1), ("100 readings/message", hundred,
-                                                          100)):
+        phases = args.phases.split(",")
+        done: list[tuple[str, dict[str, float], int]] = []
+        rate = args.fresh_rate
+        if "one" in phases:
+            one = throughput(port, broker, 1, args.seconds, args.publishers,
+                             offset=10_000_000, processes=args.processes)
+            done.append(("1 reading/message", one, 1))
+            rate = rate or one["msg_s"] / 2
+        if "hundred" in phases:
+            done.append(("100 readings/message", throughput(
+                port, broker, 100, args.seconds, args.publishers, offset=50_000_000,
+                processes=args.processes), 100))
+        fresh = freshness(port, broker, rate, args.fresh_seconds, args.publishers) \
+            if "fresh" in phases and rate else None
+    for label, r, per in done:
         ok = "exact" if r["stored"] == r["expected"] else (
             f"MISMATCH {r['stored']:,} of {r['expected']:,}")
         out.append(
             f"| {name} | {label} | **{r['msg_s']:,.0f} msg/s = {r['msg_s'] * per:,.0f} "
             f"readings/s** | fed {r['fed_msg_s']:,.0f} msg/s; {r['published']:,.0f} "
-            f"messages, stored {ok}; drained {r['drain_s']:.1f} s after | {r['load']:.2f} |")
+            f"messages, stored {ok}; drained {r['drain_s']:.1f} s after | {r['load']:.2f} -> "
+            f"{r['load_end']:.2f} |")
+    if fresh is None:
+        return out
     out.append(
         f"| {name} | freshness at {fresh['rate']:,.0f} msg/s (50%) | **p50 "
         f"{fresh['p50_ms']:.0f} ms, p99 {fresh['p99_ms']:.0f} ms** | {fresh['n']} probes | "
-        f"{fresh['load']:.2f} |")
+        f"{fresh['load']:.2f} -> {fresh['load_end']:.2f} |")
     return out
 
 
@@ -301,6 +319,15 @@ def main() -> None:
     ap.add_argument("--fresh-seconds", type=float, default=30)
     ap.add_argument("--publishers", type=int, default=4)
     ap.add_argument("--backends", default="embedded,postgresql")
+    ap.add_argument("--phases", default="one,hundred,fresh",
+                    help="which of one (1 reading/message), hundred, fresh to run")
+    ap.add_argument("--fresh-rate", type=float, default=0.0,
+                    help="freshness background rate (default: half of phase one's)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="AIHUB_MQTT_PROCESSES: stream worker processes (shared subscriptions)")
+    ap.add_argument("--follow-interval", type=float, default=0.5,
+                    help="AIHUB_CHANGE_FOLLOW_INTERVAL: how soon the API process hears of "
+                         "other processes' writes (matters with --processes > 1, embedded)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     rows: list[str] = []
@@ -328,11 +355,12 @@ def main() -> None:
         f"throughput phase, {args.fresh_seconds:.0f} s of freshness probes, "
         f"{args.publishers} publishers (`mosquitto_pub -l -q 1 -M 1000`, one asset each) on "
         "the same cores as Mosquitto 2.0.11, `aihub serve` (stream inside, batches of at "
-        "most 200 ms / 5,000 readings, group commit after 20 ms, receive maximum 10,000) "
+        f"most 200 ms / {BATCH_ROWS:,} readings, group commit after 20 ms, receive maximum "
+        f"{min(65_535, 2 * BATCH_ROWS):,}, {args.processes} stream process(es)) "
         "and PostgreSQL.",
         f"Broker settings: `{settings}` (README \"Streaming ingest (MQTT)\").",
         "",
-        "| store | load | sustained | notes | load avg (1 min) |",
+        "| store | load | sustained | notes | load avg (1 min, start -> end) |",
         "|---|---|---|---|---|",
         *rows,
         "",

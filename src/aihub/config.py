@@ -89,10 +89,12 @@ class Settings(BaseSettings):
     mqtt_topic_prefix: str = Field(default="aihub", min_length=1,
                                    validation_alias="AIHUB_MQTT_TOPIC_PREFIX")
     mqtt_batch_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="AIHUB_MQTT_BATCH_MS")
-    mqtt_batch_rows: int = Field(default=5000, ge=1, le=65_535,
+    mqtt_batch_rows: int = Field(default=50_000, ge=1, le=65_535,
                                  validation_alias="AIHUB_MQTT_BATCH_ROWS")
     mqtt_linger_ms: int = Field(default=20, ge=0, le=60_000,
                                 validation_alias="AIHUB_MQTT_LINGER_MS")
+    # ``aihub stream mqtt``: processes sharing the subscriptions (README "Streaming ingest").
+    mqtt_processes: int = Field(default=1, ge=1, le=64, validation_alias="AIHUB_MQTT_PROCESSES")
     # Days a dead letter is kept, and seconds between purges of older ones (0: off); the
     # API and every stream process purge.
     dead_letter_days: int = Field(default=30, ge=1, le=36_500,

@@ -122,18 +122,18 @@ def test_a_database_away_holds_the_batch_until_it_is_back(
 
 
 def test_qos0_beyond_the_inbox_cap_is_dropped_and_counted(services: Services) -> None:
-    """Fed straight into the subscriber's callback (no network): QoS 1 is always kept."""
-    import paho.mqtt.client as mqtt
-
+    """Fed straight into the subscriber's callback (no network): QoS 1 is always kept,
+    whether the messages come one per socket read or many."""
     from aihub.streams.runner import build_stream
 
     stream = build_stream(services, stream_config("p", batch_rows=2))  # receive max 4
     cap = 4 * stream.config.receive_maximum
-    for i in range(cap + 5):
-        for qos in (0, 1):
-            msg = mqtt.MQTTMessage(mid=i, topic=b"p/t/readings/m1")
-            msg.payload, msg.qos = b"{}", qos
-            stream._on_message(stream._client, None, msg)
+    received = [("p/t/readings/m1", b"{}", i + 1, qos) for i in range(cap + 5)
+                for qos in (0, 1)]
+    stream._on_messages(received[:3])
+    for one in received[3:9]:
+        stream._on_messages([one])
+    stream._on_messages(received[9:])
     status = stream.status.snapshot()
     kept0 = sum(1 for m in stream._inbox if m.qos == 0)
     kept1 = sum(1 for m in stream._inbox if m.qos == 1)

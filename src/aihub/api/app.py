@@ -126,14 +126,26 @@ def _start_stream(svc: Services) -> Any:
     from aihub.streams.config import StreamConfig
     from aihub.streams.runner import build_stream
 
-    stream = build_stream(svc, StreamConfig.from_settings(svc.settings))
+    config = StreamConfig.from_settings(svc.settings)
+    stream = build_stream(svc, config)
     stream.start()
+    if config.processes > 1:  # worker 0 here, the others in processes of their own
+        from aihub.streams.workers import WorkerPool
+
+        pool = WorkerPool(config, first=1, warn=log.warning)
+        pool.start()
+        pool.watch_in_background()
+        stream.status.others = pool.reports
+        svc.extras["stream_workers"] = pool
     svc.extras.setdefault("ready_checks", []).append(("mqtt_broker", stream))
-    log.info("streaming from %s", stream.config.url)
+    log.info("streaming from %s in %d process(es)", stream.config.url, config.processes)
     return stream
 
 
 def _stop_stream(svc: Services, stream: Any) -> None:
+    pool = svc.extras.pop("stream_workers", None)
+    if pool is not None:
+        pool.stop()
     stream.stop()
     checks = svc.extras.get("ready_checks", [])
     checks[:] = [c for c in checks if c[1] is not stream]

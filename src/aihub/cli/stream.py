@@ -61,13 +61,19 @@ def mqtt(
                                 "(default 20 ms)")] = None,
     batch_rows: Annotated[int | None, typer.Option(
         min=1, max=65_535, help="... or once it holds about this many readings "
-                                "(default 5000)")] = None,
+                                "(default 50000)")] = None,
+    processes: Annotated[int | None, typer.Option(
+        "--processes", "-p", min=1, max=64, envvar="AIHUB_MQTT_PROCESSES",
+        help="Stream processes sharing the subscriptions (MQTT 5 shared subscriptions; "
+             "registers stay with the first). Default 1")] = None,
 ) -> None:
     """Subscribe to aihub/{tenant}/readings/{asset}, aihub/{tenant}/weather/{location}
     and aihub/{tenant}/registers/{asset} (QoS 1, persistent session) and store what
     arrives in micro-batches; a message is acknowledged only once stored. Bad messages
     go to the dead letters (GET /ai/stream/dead-letters). Stops on Ctrl-C / SIGTERM after
-    committing what it received."""
+    committing what it received. With --processes N, N worker processes (sessions
+    <client id>, <client id>-1, ...) share the readings and weather topics; a worker that
+    dies is restarted."""
     from aihub.config import Settings
     from aihub.streams.config import StreamConfig
     from aihub.streams.runner import build_stream
@@ -77,12 +83,25 @@ def mqtt(
         "ca_file": ca_file, "cert_file": cert_file, "key_file": key_file,
         "api_key": api_key, "mappings": mapping, "topic_prefix": topic_prefix,
         "batch_ms": batch_ms, "linger_ms": linger_ms, "batch_rows": batch_rows,
-        "tls_insecure": insecure or None,
+        "tls_insecure": insecure or None, "processes": processes,
     }
     config = StreamConfig.from_settings(Settings(), **overrides)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    if config.processes > 1:
+        from aihub.streams.workers import run_workers
+
+        # Migrations are applied once, before the workers start; this process applies the
+        # dead letters' retention while they stream.
+        with services() as svc:
+            purger = _dead_letter_purger(svc)
+            try:
+                code = run_workers(config, done, console.print, err_console.print)
+            finally:
+                if purger is not None:
+                    purger.stop()
+        raise typer.Exit(code)
     with services() as svc:
         stream = build_stream(svc, config)
         purger = _dead_letter_purger(svc)

@@ -24,13 +24,14 @@ from aihub.config import Settings
 from aihub.errors import InvalidInput
 from aihub.names import is_valid_name
 
-__all__ = ["DEFAULT_MAPPINGS", "Mapping", "StreamConfig", "load_mappings"]
+__all__ = ["DEFAULT_MAPPINGS", "MAX_PROCESSES", "Mapping", "StreamConfig", "load_mappings"]
 
 Kind = Literal["readings", "weather", "register"]
 TimeFormat = Literal["iso", "epoch_s", "epoch_ms"]
 _KINDS = ("readings", "weather", "register")
 _TIME_FORMATS = ("iso", "epoch_s", "epoch_ms")
 _PLACEHOLDERS = ("{tenant}", "{asset}", "{location}")
+MAX_PROCESSES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,7 @@ class StreamConfig:
     api_key: str | None = None
     mappings: tuple[Mapping, ...] = DEFAULT_MAPPINGS
     batch_ms: int = 200
-    batch_rows: int = 5000
+    batch_rows: int = 50_000
     # A batch at least this old closes as soon as nothing more is waiting (group commit).
     linger_ms: int = 20
     # Seconds the broker keeps the session (subscriptions, unacknowledged messages) after
@@ -190,6 +191,42 @@ class StreamConfig:
     keepalive: int = 30
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
+    # Stream processes sharing the subscriptions (``--processes``), and which one this is.
+    processes: int = 1
+    worker: int = 0
+
+    @property
+    def worker_client_id(self) -> str:
+        """This worker's session: the client id itself for worker 0 (so a single process
+        and the first of several share one session), ``<client id>-<k>`` for worker k."""
+        return self.client_id if self.worker == 0 else f"{self.client_id}-{self.worker}"
+
+    def for_worker(self, worker: int) -> StreamConfig:
+        return replace(self, worker=worker)
+
+    @property
+    def share_group(self) -> str:
+        """The shared-subscription group of this stream's workers: its client id, with the
+        characters a group name may not hold replaced."""
+        return "".join("_" if c in "/+#" else c for c in self.client_id)
+
+    def subscriptions(self) -> tuple[list[str], list[str]]:
+        """``(filters to subscribe, filters to unsubscribe)`` for this worker. One process
+        subscribes every layout's filter. With several, readings and weather are shared
+        (``$share/<group>/<filter>``: the broker hands each message to one worker) and
+        cumulative registers go to worker 0 alone, unshared: their conversion needs each
+        asset's totals in order. A persistent session keeps the subscriptions of an
+        earlier run, so the other form of each filter is unsubscribed."""
+        plain = list(dict.fromkeys(m.subscription for m in self.mappings
+                                   if m.kind != "register"))
+        registers = list(dict.fromkeys(m.subscription for m in self.mappings
+                                       if m.kind == "register"))
+        shared = [f"$share/{self.share_group}/{f}" for f in plain]
+        if self.processes <= 1:
+            return plain + registers, shared
+        if self.worker == 0:
+            return shared + registers, plain
+        return shared, plain + registers
 
     @property
     def url(self) -> str:
@@ -224,6 +261,7 @@ class StreamConfig:
             "batch_ms": settings.mqtt_batch_ms,
             "batch_rows": settings.mqtt_batch_rows,
             "linger_ms": settings.mqtt_linger_ms,
+            "processes": settings.mqtt_processes,
             "mappings": default_mappings(_check_prefix(prefix)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -235,6 +273,10 @@ class StreamConfig:
             values["tls"] = True
         if not is_valid_client_id(values["client_id"]):
             raise InvalidInput("MQTT client id: 1..128 characters, no spaces")
+        if not 1 <= values["processes"] <= MAX_PROCESSES:
+            raise InvalidInput(f"stream processes: 1..{MAX_PROCESSES}")
+        if values["processes"] > 1 and len(values["client_id"]) > 120:
+            raise InvalidInput("MQTT client id: at most 120 characters with --processes")
         return replace(base, **values)
 
 

@@ -84,16 +84,15 @@ def _scaled(value: Any, scale: float) -> Any:
 
 
 def to_rows(
-    mapping: Mapping, thing: str, elements: list[Any]
-) -> tuple[list[Any], list[ElementProblem]]:
-    """Each element as a row with the mapping's id column (``asset_id`` or
-    ``location_id``) set to the topic's ``thing``. In the default (strict) layout the
-    element's own keys go through unchanged, so unknown ones are refused by the parser;
-    an element naming the id itself is refused here (the topic names it). A custom layout
-    reads only its time and value fields. Non-objects pass through for the parser to
-    name."""
+    mapping: Mapping, thing: str, elements: list[Any], rows: list[Any]
+) -> list[ElementProblem]:
+    """Appends each element to ``rows`` as a row with the mapping's id column
+    (``asset_id`` or ``location_id``) set to the topic's ``thing``. In the default (strict)
+    layout the element's own keys go through unchanged (the element, freshly decoded, is
+    completed in place), so unknown ones are refused by the parser; an element naming the
+    id itself is refused here (the topic names it). A custom layout reads only its time
+    and value fields. Non-objects pass through for the parser to name."""
     key = mapping.id_field
-    rows: list[Any] = []
     problems: list[ElementProblem] = []
     if mapping.strict:
         for i, el in enumerate(elements):
@@ -102,9 +101,9 @@ def to_rows(
                     problems.append(ElementProblem(
                         i, key, f"unknown field '{key}': the topic names the "
                                 f"{'location' if key == 'location_id' else 'asset'}"))
-                el = {**el, key: thing}
+                el[key] = thing
             rows.append(el)
-        return rows, problems
+        return problems
     for i, el in enumerate(elements):
         if type(el) is not dict:
             rows.append(el)
@@ -114,4 +113,4 @@ def to_rows(
             problems.append(ElementProblem(i, "ts", why))
         rows.append({key: thing, "ts": ts,
                      "value": _scaled(el.get(mapping.value_field), mapping.scale)})
-    return rows, problems
+    return problems

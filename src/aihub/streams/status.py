@@ -24,6 +24,14 @@ def _nothing_pending() -> tuple[int, float | None]:
     return 0, None
 
 
+def _no_others() -> list[dict[str, Any]]:
+    return []
+
+
+_SUMMED = ("messages_received", "messages_committed", "pending", "batches", "reconnects",
+           "dropped_qos0", "dead_letters")
+
+
 @dataclass
 class StreamStatus:
     broker: str = ""
@@ -41,8 +49,15 @@ class StreamStatus:
     last_error: str | None = None
     # (messages received and not yet acknowledged, receipt time of the oldest of them)
     pending: Callable[[], tuple[int, float | None]] = _nothing_pending
+    # The latest snapshots of the other worker processes (``AIHUB_MQTT_PROCESSES``), added
+    # to this one's.
+    others: Callable[[], list[dict[str, Any]]] = _no_others
+    _dead_at_start: int = -1
     _commits: deque[tuple[float, int]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._dead_at_start = self.dead_letters
 
     def committed_batch(self, messages: int, dead_letters: int) -> None:
         now = time.time()
@@ -61,7 +76,7 @@ class StreamStatus:
         pending, oldest = self.pending()
         with self._lock:
             recent = sum(n for t, n in self._commits if t >= now - _RATE_WINDOW)
-            return {
+            own = {
                 "running": True,
                 "broker": self.broker,
                 "client_id": self.client_id,
@@ -78,8 +93,32 @@ class StreamStatus:
                 "reconnects": self.reconnects,
                 "dropped_qos0": self.dropped_qos0,
                 "dead_letters": self.dead_letters,
+                "dead_letters_written": self.dead_letters - self._dead_at_start,
                 "last_error": self.last_error,
+                "processes": 1,
             }
+        return _merged(own, self.others())
+
+
+def _merged(own: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
+    """One status of several workers: counts added up (dead letters: the table's count at
+    this worker's start plus what each wrote), the oldest lag, connected only if all
+    are, the latest times."""
+    if not others:
+        return own
+    out = dict(own)
+    for o in others:
+        for key in _SUMMED:
+            out[key] += o["dead_letters_written"] if key == "dead_letters" else o[key]
+        out["messages_per_second"] = round(out["messages_per_second"]
+                                           + o["messages_per_second"], 1)
+        out["lag_seconds"] = max(out["lag_seconds"], o["lag_seconds"])
+        out["connected"] = out["connected"] and o["connected"]
+        for key in ("last_message_at", "last_commit_at"):  # ISO 8601 UTC: sortable
+            out[key] = max((t for t in (out[key], o[key]) if t), default=None)
+        out["last_error"] = out["last_error"] or o["last_error"]
+    out["processes"] = 1 + len(others)
+    return out
 
 
 def _iso(t: float | None) -> str | None:

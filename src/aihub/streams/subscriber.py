@@ -1,11 +1,12 @@
 """The MQTT subscriber: paho-mqtt 2 on MQTT 5, QoS 1, a persistent session, and an
 acknowledgement (PUBACK) for each message only after the micro-batch holding it committed.
 
-Threads: paho's network loop (``loop_start``) receives messages into an inbox and
-reconnects with back-off when the broker goes away; one batch thread takes messages from
-the inbox, commits them in micro-batches (``StreamWriter``: at most ``batch_ms`` after the
-first message of the batch, or about ``batch_rows`` readings) and then acknowledges them,
-in the order they arrived (MQTT's rule).
+Threads: paho's network loop (``loop_start``; ``StreamClient``'s receive path) puts the
+messages of each socket read into an inbox and reconnects with back-off when the broker
+goes away; one batch thread takes messages from the inbox, commits them in micro-batches
+(``StreamWriter``: at most ``batch_ms`` after the first message of the batch, or about
+``batch_rows`` readings) and then acknowledges them in one write, in the order they
+arrived (MQTT's rule).
 
 Flow control: the broker sends a client at most its *receive maximum* of unacknowledged
 QoS 1 messages (MQTT 5; Mosquitto applies it instead of its ``max_inflight_messages``).
@@ -26,6 +27,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,6 +38,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from aihub.errors import BackendUnavailable
 from aihub.metrics import record_stream_reconnect
+from aihub.streams.client import Received, StreamClient
 from aihub.streams.config import StreamConfig
 from aihub.streams.status import StreamStatus
 from aihub.streams.writer import Message, StreamWriter
@@ -56,11 +59,15 @@ class MqttStream:
     critical = False  # a broker away degrades the API (/ready 200, "degraded")
 
     def __init__(self, config: StreamConfig, writer: StreamWriter, *,
-                 dead_letters_before: int = 0) -> None:
+                 dead_letters_before: int = 0, retiring: bool = False) -> None:
         self.config = config
         self.writer = writer
-        self.status = StreamStatus(broker=config.url, client_id=config.client_id,
+        self.status = StreamStatus(broker=config.url, client_id=config.worker_client_id,
                                    dead_letters=dead_letters_before)
+        # A session left by an earlier run's extra worker: drained, then deleted.
+        self._retiring = retiring
+        self._session_present: bool | None = None
+        self._retirer: threading.Thread | None = None
         # Messages received, oldest first: appended by the network thread, taken by the
         # batch thread (a deque's append and popleft are atomic; no lock per message).
         self._inbox: deque[Message] = deque()
@@ -75,10 +82,10 @@ class MqttStream:
         self._client = self._make_client()
 
     # -- the client -----------------------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> StreamClient:
         cfg = self.config
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client = StreamClient(CallbackAPIVersion.VERSION2, client_id=cfg.worker_client_id,
+                              protocol=mqtt.MQTTv5, on_messages=self._on_messages)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
@@ -90,7 +97,6 @@ class MqttStream:
                                    max_delay=max(1, int(cfg.reconnect_max)))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         return client
 
@@ -111,15 +117,25 @@ class MqttStream:
             self.status.reconnects += 1
             record_stream_reconnect()
         self.status.connected = True
+        self._session_present = bool(getattr(flags, "session_present", False))
+        log.info("connected to MQTT broker %s as %s (session present: %s)", self.config.url,
+                 self.config.worker_client_id, self._session_present)
+        wanted, stale = self.config.subscriptions()
+        if self._retiring:  # nothing new for this session; what it holds still arrives
+            if self._session_present:
+                client.unsubscribe(wanted + stale)
+            self._connected.set()
+            return
         self._connected.set()
-        log.info("connected to MQTT broker %s (session present: %s)", self.config.url,
-                 getattr(flags, "session_present", None))
-        filters = [m.subscription for m in self.config.mappings]
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in dict.fromkeys(filters)])
+        # Subscribed before the other form is dropped: a message in between may come twice
+        # (harmless), never not at all.
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in wanted])
+        if self._session_present and stale:
+            client.unsubscribe(stale)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any,
                       _p: Any) -> None:
-        filters = list(dict.fromkeys(m.subscription for m in self.config.mappings))
+        filters = self.config.subscriptions()[0]
         granted = [f for f, r in zip(filters, reasons, strict=False) if not r.is_failure]
         self.status.subscriptions = granted
         self._subscribed.set()
@@ -137,16 +153,23 @@ class MqttStream:
             log.warning("MQTT broker %s disconnected (%s); reconnecting", self.config.url,
                         reason)
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        now = time.time()
-        if msg.qos == 0 and len(self._inbox) >= self._inbox_cap:
+    def _on_messages(self, received: list[Received]) -> None:
+        """The PUBLISH packets of one socket read, in order (the network thread)."""
+        now, generation, inbox = time.time(), self._generation, self._inbox
+        messages = [Message(topic, payload, now, mid, generation, qos)
+                    for topic, payload, mid, qos in received]
+        if len(inbox) + len(messages) > self._inbox_cap and any(m.qos == 0 for m in messages):
             # QoS 0 escapes the receive maximum and promises no delivery: beyond the cap
             # it is dropped rather than growing memory without bound.
-            self.status.dropped_qos0 += 1
-            return
-        self._inbox.append(Message(msg.topic, bytes(msg.payload), now, msg.mid, self._generation,
-                                   msg.qos))
-        self.status.received += 1
+            kept, held = [], len(inbox)
+            for m in messages:
+                if m.qos or held < self._inbox_cap:
+                    kept.append(m)
+                    held += 1
+            self.status.dropped_qos0 += len(messages) - len(kept)
+            messages = kept
+        inbox.extend(messages)
+        self.status.received += len(messages)
         self.status.last_message_at = now
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -159,19 +182,76 @@ class MqttStream:
                                    keepalive=self.config.keepalive, clean_start=False,
                                    properties=self._connect_properties())
         self._client.loop_start()
+        if self.config.worker == 0 and not self._retiring:
+            self._retirer = threading.Thread(target=self._retire_extra_sessions,
+                                             name="aihub-mqtt-retire", daemon=True)
+            self._retirer.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, end_session: bool = False) -> None:
         """Commit and acknowledge what was received, then disconnect (the session stays
-        on the broker for ``session_expiry``)."""
+        on the broker for ``session_expiry``, or ends with ``end_session``)."""
         self._stopping.set()
         if self._batcher is not None:
             self._batcher.join(timeout=timeout)
             self._batcher = None
+        if self._retirer is not None:
+            self._retirer.join(timeout=timeout)
+            self._retirer = None
         try:
-            self._client.disconnect()
+            props = None
+            if end_session:
+                props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = 0
+            self._client.disconnect(properties=props)
         finally:
             self._client.loop_stop()
         self.status.connected = False
+
+    # -- sessions of workers an earlier run had more of -----------------------------------
+    def _retire_extra_sessions(self) -> None:
+        """Worker 0's duty: an earlier run with more processes left sessions
+        (``<client id>-<k>``, k >= processes) whose shared subscriptions still take their
+        share of new messages, queued for nobody. Each is drained (its messages stored and
+        acknowledged), unsubscribed and ended, in turn until one has no session. Best
+        effort: with the broker away it is left for the next start."""
+        while not self._connected.wait(0.2):
+            if self._stopping.is_set():
+                return
+        k = self.config.processes
+        while not self._stopping.is_set():
+            old = MqttStream(replace(self.config, worker=k, processes=k + 1), self.writer,
+                             retiring=True)
+            try:
+                if not old.drain(self._stopping):
+                    return
+            except Exception:  # never the stream's concern: the next start tries again
+                log.exception("could not retire the MQTT session of worker %d", k)
+                return
+            log.info("retired the MQTT session of an earlier worker %d (%d messages stored)",
+                     k, old.status.committed)
+            k += 1
+
+    def drain(self, stopping: threading.Event, *, idle: float = 1.0,
+              limit: float = 300.0) -> bool:
+        """(A retiring session.) Connect, store what the session still holds until nothing
+        more arrives for ``idle`` seconds, then end the session. Whether it existed."""
+        self.start()
+        drained = False
+        try:
+            if not self._connected.wait(10) or self._session_present is None:
+                return False
+            deadline = time.monotonic() + limit
+            seen = -1
+            while self._session_present and not drained and time.monotonic() < deadline:
+                seen, was = self.status.received, seen
+                drained = seen == was and not self._pending()[0]
+                if not drained and stopping.wait(idle):
+                    break
+            return bool(self._session_present) and drained
+        finally:
+            # Ended only once empty (or when it was just created by this connection); a
+            # session still holding messages is kept for the next start to drain.
+            self.stop(end_session=drained or self._session_present is False)
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -235,9 +315,7 @@ class MqttStream:
             if result is None:  # stopping with the database away: the broker keeps them
                 return
             current = self._generation
-            for m in batch:
-                if m.qos and m.generation == current:
-                    self._client.ack(m.mid, m.qos)
+            self._client.ack_many([m.mid for m in batch if m.qos and m.generation == current])
             self._batch = []
             self.status.committed_batch(len(batch), result)
 

@@ -40,3 +40,5 @@ class StreamStatusPublic(BaseModel):
                               "stream was full (QoS 1 is never dropped)")
     dead_letters: int = Field(default=0, description="dead-letter records in the database")
     last_error: str | None = None
+    processes: int = Field(default=1, description="stream processes whose counts these are "
+                           "(AIHUB_MQTT_PROCESSES)")
