@@ -211,9 +211,11 @@ def throughput(port: int, broker: int, per: int, seconds: float, publishers: int
         time.sleep(0.2)
     drain = time.monotonic() - began
     rows = stored_readings(port) - base_rows
-    return {"msg_s": (c1 - c0) / (t1 - t0), "published": fed, "fed_msg_s": publish_rate,
-            "stored": rows, "expected": fed * per, "drain_s": drain, "load": load,
-            "load_end": os.getloadavg()[0]}
+    out = {"msg_s": (c1 - c0) / (t1 - t0), "published": fed, "fed_msg_s": publish_rate,
+           "stored": rows, "expected": fed * per, "drain_s": drain, "load": load,
+           "load_end": os.getloadavg()[0]}
+    print(f"phase {per}/message: {out}", flush=True)  # seen even if a later phase hangs
+    return out
 
 
 def freshness(port: int, broker: int, rate: float, seconds: float, publishers: int,
