@@ -4,7 +4,8 @@
 
 Everything on the same cores: a Mosquitto of the bench's own on a free loopback port
 (its settings are printed with the results), `aihub serve` with `AIHUB_MQTT_URL` (the
-stream inside the API process, default batches: 200 ms / 5,000 readings), and publishers
+stream inside the API process, batches of 200 ms / 50,000 readings unless
+AIHUB_MQTT_BATCH_ROWS says otherwise; the default is 5,000), and publishers
 `mosquitto_pub -l -q 1` (one per asset) fed lines by this process. Per backend:
 
 1. messages/s with one reading per message: the publishers publish as fast as they can
@@ -51,7 +52,8 @@ BASE = datetime(2020, 1, 1, tzinfo=UTC)
 BASE_US = int(BASE.timestamp() * 1_000_000)
 PG_ADMIN = os.environ.get("AIHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AIHUB_TEST_REDIS", "redis://127.0.0.1:6379/0")
-BATCH_ROWS = int(os.environ.get("AIHUB_MQTT_BATCH_ROWS", "50000"))  # the stream's setting
+# The stream's batch size for the run (README "Sizing batches for high rates").
+BATCH_ROWS = int(os.environ.get("AIHUB_MQTT_BATCH_ROWS", "50000"))
 BROKER_SETTINGS = """\
 allow_anonymous true
 user root
@@ -274,6 +276,7 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace,
     env = {**env, "AIHUB_MQTT_URL": f"mqtt://127.0.0.1:{broker}",
            "AIHUB_MQTT_CLIENT_ID": f"bench-{uuid.uuid4().hex[:8]}",
            "AIHUB_MQTT_PROCESSES": str(args.processes),
+           "AIHUB_MQTT_BATCH_ROWS": str(BATCH_ROWS),
            "AIHUB_CHANGE_FOLLOW_INTERVAL": str(args.follow_interval)}
     out: list[str] = []
     if args.processes > 1:

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     mqtt_topic_prefix: str = Field(default="aihub", min_length=1,
                                    validation_alias="AIHUB_MQTT_TOPIC_PREFIX")
     mqtt_batch_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="AIHUB_MQTT_BATCH_MS")
-    mqtt_batch_rows: int = Field(default=50_000, ge=1, le=65_535,
+    mqtt_batch_rows: int = Field(default=5_000, ge=1, le=65_535,
                                  validation_alias="AIHUB_MQTT_BATCH_ROWS")
     mqtt_linger_ms: int = Field(default=20, ge=0, le=60_000,
                                 validation_alias="AIHUB_MQTT_LINGER_MS")

@@ -61,7 +61,7 @@ def mqtt(
                                 "(default 20 ms)")] = None,
     batch_rows: Annotated[int | None, typer.Option(
         min=1, max=65_535, help="... or once it holds about this many readings "
-                                "(default 50000)")] = None,
+                                "(default 5000; 50000 for high rates)")] = None,
     processes: Annotated[int | None, typer.Option(
         "--processes", "-p", min=1, max=64, envvar="AIHUB_MQTT_PROCESSES",
         help="Stream processes sharing the subscriptions (MQTT 5 shared subscriptions; "

@@ -182,7 +182,7 @@ class StreamConfig:
     api_key: str | None = None
     mappings: tuple[Mapping, ...] = DEFAULT_MAPPINGS
     batch_ms: int = 200
-    batch_rows: int = 50_000
+    batch_rows: int = 5_000
     # A batch at least this old closes as soon as nothing more is waiting (group commit).
     linger_ms: int = 20
     # Seconds the broker keeps the session (subscriptions, unacknowledged messages) after
