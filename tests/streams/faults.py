@@ -6,10 +6,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import free_port
-from tests.streams.conftest import broker_up
+from tests.streams.conftest import broker_up, require_mosquitto_binary
 
 
 class OwnBroker:
@@ -65,3 +68,12 @@ class OwnBroker:
             return ""
         lines = [x for x in path.read_text().splitlines() if "Saving in-memory" not in x]
         return "\n".join(lines[-60:])
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
+    require_mosquitto_binary()
+    broker = OwnBroker(tmp_path / "broker")
+    broker.start()
+    yield broker
+    broker.stop()

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,23 +20,15 @@ from aihub.streams.subscriber import MqttStream
 from tests.streams.conftest import (
     Publisher,
     readings_of,
-    require_mosquitto_binary,
     stream_config,
     wait_for,
 )
-from tests.streams.faults import OwnBroker
+from tests.streams.faults import OwnBroker, own_broker
 from tests.streams.test_ingest import iso, us
 
+__all__ = ["own_broker"]  # the fixture, shared from tests.streams.faults
+
 AIHUB = str(Path(sys.executable).parent / "aihub")
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
-    require_mosquitto_binary()
-    broker = OwnBroker(tmp_path / "broker")
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 @pytest.mark.backends

@@ -10,9 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -23,10 +21,12 @@ from paho.mqtt.properties import Properties
 from aihub.config import Settings
 from aihub.services.container import Services
 from aihub.streams.config import StreamConfig, default_mappings
-from tests.streams.conftest import Publisher, readings_of, require_mosquitto_binary, wait_for
-from tests.streams.faults import OwnBroker
+from tests.streams.conftest import Publisher, readings_of, wait_for
+from tests.streams.faults import OwnBroker, own_broker
 from tests.streams.test_faults import _stream_process
 from tests.streams.test_ingest import iso, us
+
+__all__ = ["own_broker"]  # the fixture, shared from tests.streams.faults
 
 
 def test_readings_and_weather_are_shared_and_registers_stay_with_worker_0() -> None:
@@ -40,15 +40,6 @@ def test_readings_and_weather_are_shared_and_registers_stay_with_worker_0() -> N
     second = three.for_worker(2)
     assert second.subscriptions() == (shared, [*plain, "p/+/registers/+"])
     assert (three.worker_client_id, second.worker_client_id) == ("aihub/x", "aihub/x-2")
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
-    require_mosquitto_binary()
-    broker = OwnBroker(tmp_path / "broker")
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
