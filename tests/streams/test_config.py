@@ -36,7 +36,7 @@ def test_settings_and_overrides(tmp_path: Path) -> None:
         "b", "u", "p", 50)
     assert [m.subscription for m in config.mappings] == [
         "site-7/aihub/+/readings/+", "site-7/aihub/+/weather/+", "site-7/aihub/+/registers/+"]
-    assert config.receive_maximum == 65_535  # two batches of 50,000, capped by MQTT
+    assert config.receive_maximum == 10_000  # two batches of the default 5,000
     config = StreamConfig.from_settings(settings, url="mqtt://other", batch_ms=None,
                                         ca_file="ca.pem", client_id="me")
     assert (config.host, config.batch_ms, config.tls, config.client_id) == (
