@@ -35,7 +35,7 @@ from aihub.services.background import PeriodicTask
 from aihub.services.change_follower import ChangeFollower
 from aihub.services.container import Services, build_services
 from aihub.services.prediction_log import LogPurger
-from aihub.streams.dead_letters import DeadLetterPurger, DeadLetterService
+from aihub.streams.dead_letters import DeadLetterPurger
 
 log = logging.getLogger("aihub.api")
 
@@ -67,10 +67,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if svc.settings.prediction_log_purge_interval > 0:
             workers.append(LogPurger(svc.prediction_log,
                                      svc.settings.prediction_log_purge_interval))
-        if svc.settings.dead_letter_purge_interval > 0:
-            workers.append(DeadLetterPurger(DeadLetterService(svc.engine),
-                                            svc.settings.dead_letter_days,
-                                            svc.settings.dead_letter_purge_interval))
+        if (purger := DeadLetterPurger.configured(svc.engine, svc.settings)) is not None:
+            workers.append(purger)
         if svc.settings.monitoring_gauge_interval > 0:
             workers.append(AccuracyGauges(svc.performance,
                                           svc.settings.monitoring_gauge_interval))

@@ -128,13 +128,11 @@ def mqtt(
 def _dead_letter_purger(svc: Services) -> PeriodicTask | None:
     """The stream process applies the dead letters' retention itself (it may run where
     no API does)."""
-    from aihub.streams.dead_letters import DeadLetterPurger, DeadLetterService
+    from aihub.streams.dead_letters import DeadLetterPurger
 
-    if svc.settings.dead_letter_purge_interval <= 0:
-        return None
-    purger = DeadLetterPurger(DeadLetterService(svc.engine), svc.settings.dead_letter_days,
-                              svc.settings.dead_letter_purge_interval)
-    purger.start()
+    purger = DeadLetterPurger.configured(svc.engine, svc.settings)
+    if purger is not None:
+        purger.start()
     return purger
 
 

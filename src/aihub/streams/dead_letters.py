@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from aihub.auth.scope import check_tenant
+from aihub.config import Settings
 from aihub.db import write_transaction
 from aihub.metrics import record_dead_letters
 from aihub.names import check_name
@@ -113,6 +114,14 @@ class DeadLetterPurger(PeriodicTask):
         super().__init__(interval, first_delay=min(interval, 60.0))
         self.service = service
         self.days = days
+
+    @classmethod
+    def configured(cls, engine: sa.Engine, settings: Settings) -> DeadLetterPurger | None:
+        """The purger ``AIHUB_DEAD_LETTER_DAYS`` / ``_PURGE_INTERVAL`` ask for (None: off)."""
+        if settings.dead_letter_purge_interval <= 0:
+            return None
+        return cls(DeadLetterService(engine), settings.dead_letter_days,
+                   settings.dead_letter_purge_interval)
 
     def run_once(self) -> None:
         n = self.service.purge(self.days)
