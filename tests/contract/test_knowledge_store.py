@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
 from aihub.features.frames import WEATHER_FIELDS
 from aihub.stores.timeseries.base import TimeSeriesStore
+from aihub.stores.timeseries.rollups import compute_rollups
 from aihub.timeutil import HOUR_US
 from tests.contract.test_timeseries_store import H0, MIN, ingest, ingest_weather, store
 
@@ -179,6 +181,34 @@ def test_marks_equal_their_definition_after_random_histories(store: TimeSeriesSt
         ingest(store, "t1", readings(rows))
         key = store.get_assets("t1", ["m1"])[0].key
         assert stored_marks(store, key) == marks_by_definition(store, key), batch
+
+
+def test_marks_of_hourly_batches_equal_their_definition(store: TimeSeriesStore) -> None:
+    """Batches of one reading per hour (PostgreSQL takes their rollups from the readings
+    without grouping), out of order, of every quality and knowledge time, over two assets;
+    later ones add hours, extend hours to several readings and correct readings."""
+    rng = np.random.default_rng(17)
+    for batch in range(5):
+        rows = []
+        for asset in ("m1", "m2"):
+            for h in rng.choice(30, size=int(rng.integers(5, 20)), replace=False):
+                minute = 0 if batch < 2 else int(rng.choice([0, 0, 20]))
+                ts = H0 + int(h) * HOUR_US + minute * MIN
+                value = float(rng.integers(0, 4))
+                rows.append((asset, ts, value,
+                             H0 + int(rng.integers(0, 96)) * HOUR_US + batch,
+                             str(rng.choice(["actual", "actual", "estimated", "edited"]))))
+        ingest(store, "t1", readings(rows))
+        for asset in ("m1", "m2"):
+            key = store.get_assets("t1", [asset])[0].key
+            assert stored_marks(store, key) == marks_by_definition(store, key), (batch, asset)
+            current = store.load_readings(key, 0, 2**62)
+            want = compute_rollups(current.with_columns(pl.lit(key, pl.Int64).alias("asset_key")))
+            got = store.load_rollups([key], 0, 2**62)
+            assert got.select("hour", "n", "min", "max").rows() == want.select(
+                "hour", "n", "min", "max").rows(), (batch, asset)
+            assert got.get_column("mean").to_list() == pytest.approx(
+                want.get_column("mean").to_list(), rel=1e-12), (batch, asset)
 
 
 def test_versions_of_given_hours(store: TimeSeriesStore) -> None:

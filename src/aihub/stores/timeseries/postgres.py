@@ -271,6 +271,13 @@ def _ordered(frame: pl.DataFrame, order: int) -> pl.DataFrame:
 def rollup_tuples(rollups: pl.DataFrame) -> list[np.ndarray]:
     """Rollups with their marks (``compute_rollups(..., with_marks=True)``) as binary COPY
     tuples, one array per layout (``_ROLLUP_LAYOUTS``) that has rows."""
+    if rollups.is_empty():
+        return []
+    std_nulls = rollups.get_column("std").null_count()
+    first_nulls = rollups.get_column("first_known").null_count()
+    if std_nulls in (0, rollups.height) and first_nulls in (0, rollups.height):
+        # One layout for all (hourly data: no std, one arrival): no partitioning copy.
+        return [binary_tuples(rollups, _ROLLUP_LAYOUTS[(std_nulls == 0, first_nulls == 0)])]
     parts = rollups.with_columns(
         pl.col("std").is_not_null().alias("_s"), pl.col("first_known").is_not_null().alias("_f")
     ).partition_by("_s", "_f", as_dict=True)
@@ -289,8 +296,53 @@ class _RollupPrep:
 
 
 def _prepare_rollups(readings: pl.DataFrame) -> _RollupPrep:
-    rollups = compute_rollups(readings, with_marks=True)
-    return _RollupPrep(touched_hour_runs(readings), rollups, rollup_tuples(rollups))
+    runs = touched_hour_runs(readings)
+    rollups = batch_rollups(readings, runs)
+    return _RollupPrep(runs, rollups, rollup_tuples(rollups))
+
+
+def batch_rollups(readings: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
+    """``compute_rollups(readings, with_marks=True)``, grouping only where it must: in runs
+    whose hours each hold one reading (hourly meters) a rollup is its reading.
+
+    The grouping of every reading into its own hour costs the prepare thread ~0.3 s per
+    million readings, on a core PostgreSQL needs at the same time for the readings' COPY;
+    the projection costs a tenth of that."""
+    single = runs.get_column("max_n") == 1
+    if not single.any():
+        return compute_rollups(readings, with_marks=True)
+    if single.all():
+        return single_reading_rollups(readings)
+    one, several = runs.filter(single), runs.filter(~single)
+    return pl.concat([
+        single_reading_rollups(in_runs(readings, one)),
+        compute_rollups(in_runs(readings, several), with_marks=True),
+    ]).sort("asset_key", "hour")
+
+
+def single_reading_rollups(readings: pl.DataFrame) -> pl.DataFrame:
+    """What ``compute_rollups(readings, with_marks=True)`` gives when no two readings share
+    an hour: each reading's hour with n 1, its value as mean, min and max, no std, its
+    knowledge time (``first_known`` null: equal) and its quality as the hour's bits."""
+    quality = pl.col("quality")
+    rollups = readings.select(
+        pl.col("asset_key").cast(pl.Int64),
+        (pl.col("ts") // HOUR_US * HOUR_US).alias("hour"),
+        pl.lit(1, pl.Int64).alias("n"),
+        pl.col("value").cast(pl.Float64).alias("mean"),
+        pl.lit(None, pl.Float64).alias("std"),
+        pl.col("value").cast(pl.Float64).alias("min"),
+        pl.col("value").cast(pl.Float64).alias("max"),
+        pl.col("known_at").cast(pl.Int64),
+        pl.lit(None, pl.Int64).alias("first_known"),
+        ((quality == 1).cast(pl.Int64) * ESTIMATED + (quality == 2).cast(pl.Int64) * EDITED)
+        .alias("quality"),
+    )
+    ordered = rollups.select(
+        ((pl.col("asset_key").diff() > 0)
+         | ((pl.col("asset_key").diff() == 0) & (pl.col("hour").diff() > 0))).all()
+    ).item()
+    return rollups if ordered else rollups.sort("asset_key", "hour")
 
 
 def _prepare_in_background(readings: pl.DataFrame) -> Future[_RollupPrep]:
