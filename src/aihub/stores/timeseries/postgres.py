@@ -8,10 +8,11 @@ What differs from SQLite is the bulk path, and only that:
   a savepoint and the rows are copied into a temporary table, from which changed values
   move their older version to ``reading_versions`` and the newer is upserted;
 - rollups of hours new to the store are the batch's own (``compute_rollups``, the one
-  definition), computed on a second thread while PostgreSQL takes the readings and then
-  copied. Runs of hours that held readings before are recomputed **in SQL** from the table
-  itself, so the process never reads stored readings back (same semantics: sample std,
-  null below two readings, exactly 0 when min == max);
+  definition; where every hour of a run holds one reading, its readings projected, which
+  leaves the core to PostgreSQL), computed on a second thread while PostgreSQL takes the
+  readings and then copied. Runs of hours that held readings before are recomputed
+  **in SQL** from the table itself, so the process never reads stored readings back (same
+  semantics: sample std, null below two readings, exactly 0 when min == max);
 - reads run as ``COPY (query) TO STDOUT``: binary for numeric columns (read by NumPy),
   CSV otherwise (parsed by Polars; PostgreSQL prints floats in shortest round-trip form):
   one buffer, no Python tuple per row, values back bit for bit.
