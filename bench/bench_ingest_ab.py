@@ -23,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -202,6 +203,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         svc.close()
     finally:
         _drop(db)
+        shutil.rmtree(data_dir, ignore_errors=True)
     out: dict[str, object] = {
         "rows": frame.height,
         "seconds": seconds,
@@ -274,17 +276,22 @@ def main() -> None:
     versions["now"] = REPO / "src"
     rates: dict[str, list[float]] = {name: [] for name in versions}
     order = list(versions)
-    for i in range(args.repeat):
-        for name in order if i % 2 == 0 else order[::-1]:
-            result = _run(versions[name], args)
-            rates[name].append(result["per_s"])
-            print(
-                f"round {i + 1} {name}: {result['per_s']:,.0f} readings/s "
-                f"({result['seconds']:.3f} s)",
-                flush=True,
-            )
-            if args.phases:
-                _print_phases(result["phases"])
+    try:
+        for i in range(args.repeat):
+            for name in order if i % 2 == 0 else order[::-1]:
+                result = _run(versions[name], args)
+                rates[name].append(result["per_s"])
+                print(
+                    f"round {i + 1} {name}: {result['per_s']:,.0f} readings/s "
+                    f"({result['seconds']:.3f} s)",
+                    flush=True,
+                )
+                if args.phases:
+                    _print_phases(result["phases"])
+    finally:
+        for name, src in versions.items():
+            if name != "now":
+                shutil.rmtree(src.parent, ignore_errors=True)
     _summary(rates, args, started)
 
 
