@@ -50,6 +50,7 @@ OVERRIDES_SCHEMA = {
     "estimated": pl.Int64,
     "edited": pl.Int64,
 }
+_FEW_ROWS = 1000  # up to this many rows, per-row Python is cheaper than a Polars expression
 # Features read relative to the target (their inputs move with T) or to the origin.
 _TARGET_RELATIVE = ("lag_", "hourly_avg", "hourly_std")
 
@@ -404,9 +405,11 @@ def feature_frame(
             reach = reach - horizon
         out_of_reach = reach > lookback_hours
         if feature.dtype == "int":
-            col = values[name].astype(np.int64)
-            col[out_of_reach] = -1
-            columns.append(pl.Series(name, col).replace(-1, None).cast(pl.Int32))
+            # Small integers (-1 = null) through float64 and NaN: exact, and a cast instead
+            # of a replace (an expression: most of the cost of a row of an online get).
+            col = values[name].astype(np.float64)
+            col[(col == -1) | out_of_reach] = np.nan
+            columns.append(pl.Series(name, col, nan_to_null=True).cast(pl.Int32))
         else:
             col = np.where(out_of_reach, np.nan, values[name])
             columns.append(pl.Series(name, col, nan_to_null=True))
@@ -414,11 +417,17 @@ def feature_frame(
         level_t, est_t, edit_t = target
         columns.append(pl.Series("target", level_t, nan_to_null=True))
         code = np.where(est_t > 0, 1, np.where(edit_t > 0, 2, 0))
-        columns.append(
-            pl.Series("target_quality", code, dtype=pl.Int64)
-            .replace_strict(dict(enumerate(QUALITIES)), return_dtype=pl.String)
-            .set(pl.Series(np.isnan(level_t)), None)  # no target, no quality
-        )
+        missing = np.isnan(level_t)  # no target, no quality
+        if n <= _FEW_ROWS:  # a few rows (online): names from a list, no expression
+            names = [None if m else QUALITIES[c]
+                     for c, m in zip(code.tolist(), missing.tolist(), strict=True)]
+            columns.append(pl.Series("target_quality", names, dtype=pl.String))
+        else:
+            columns.append(
+                pl.Series("target_quality", code, dtype=pl.Int64)
+                .replace_strict(dict(enumerate(QUALITIES)), return_dtype=pl.String)
+                .set(pl.Series(missing), None)
+            )
     return pl.DataFrame(columns)
 
 

@@ -22,11 +22,10 @@ import numpy as np
 import polars as pl
 
 from aihub.features.compute import ASSETS_SCHEMA, CALENDAR, _calendar, _HourIndex
-from aihub.features.frames import WEATHER_FIELDS
+from aihub.features.frames import EDITED, ESTIMATED, WEATHER_FIELDS
 from aihub.features.origin_compute import (
     DIRTY_SCHEMA,
     WINDOW,
-    _current_quality,
     as_of_levels,
     feature_frame,
     weather_version_at,
@@ -38,8 +37,9 @@ _CALENDAR_BLOCK = 512  # hours of local calendar computed (and cached) at a time
 
 
 def late_hours(marks: pl.DataFrame, origin: int) -> tuple[np.ndarray, np.ndarray]:
-    """The hours ``t`` of the asset's ``marks`` that origin ``O`` reads (``t + 1h <= O <=
-    t + WINDOW``) but that were not fully known at ``O`` (``known_at > O``), and their
+    """The hours ``t`` of the asset's ``marks`` (``hour, known_at, first_known``: the
+    marks of some or all of its rollups) that origin ``O`` reads (``t + 1h <= O <= t +
+    WINDOW``) but that were not fully known at ``O`` (``known_at > O``), and their
     ``first_known``: ``dirty_hours`` for one view."""
     if marks.is_empty():
         empty = np.zeros(0, dtype=np.int64)
@@ -101,7 +101,6 @@ def one_origin_features(
     origin: int,
     horizons: Sequence[int],
     rollups: pl.DataFrame,
-    marks: pl.DataFrame,
     versions: pl.DataFrame,
     weather: pl.DataFrame,
     features: Sequence[str],
@@ -109,10 +108,11 @@ def one_origin_features(
     include_target: bool,
 ) -> pl.DataFrame:
     """``compute_origin_features`` for one asset, one origin ``O`` and ``as_known =
-    "origin"``: ``rollups`` (current, ``[O - reach, O + max h + 1h)``), ``marks``
-    (``load_hour_marks`` for the origin), ``versions`` (``load_hour_versions`` of the late
-    hours first known by ``O``) and ``weather`` (every version at the asset's location,
-    ``WEATHER_VERSIONS_SCHEMA``)."""
+    "origin"``: ``rollups`` (current, ``[O - reach, O + max h + 1h)``, with their marks
+    ``known_at``, ``first_known`` and ``quality``: the hours late for ``O`` and the target
+    quality come from them, as ``load_hour_marks`` would give them), ``versions``
+    (``load_hour_versions`` of the late hours first known by ``O``) and ``weather`` (every
+    version at the asset's location, ``WEATHER_VERSIONS_SCHEMA``)."""
     wanted = list(features)
     wanted_set = set(wanted)
     horizon = np.unique(np.asarray(horizons, dtype=np.int64))
@@ -122,14 +122,16 @@ def one_origin_features(
     first = origin - WINDOW * HOUR_US
     size = WINDOW + int(horizon[-1]) + 1 if n else WINDOW
     level, low, high = (np.full(size, np.nan) for _ in range(3))
+    quality = np.zeros(size, dtype=np.int64)
     at = (rollups.get_column("hour").to_numpy() - first) // HOUR_US
     level[at] = rollups.get_column("mean").to_numpy()
+    quality[at] = rollups.get_column("quality").to_numpy()
     if "min" in rollups.columns:
         low[at] = rollups.get_column("min").to_numpy()
         high[at] = rollups.get_column("max").to_numpy()
     # window[j, 0]: hour O - (j + 1)h, as known at O.
     window = level[WINDOW - 1 - np.arange(WINDOW)][:, None].copy()
-    hours, first_known = late_hours(marks, origin)
+    hours, first_known = late_hours(rollups, origin)
     if len(hours):
         window[(origin - hours) // HOUR_US - 1, 0] = as_known_means(
             versions, hours, first_known, origin
@@ -147,8 +149,7 @@ def one_origin_features(
         values.update(_weather_at(weather, location_id, rt, origin, weather_cols))
     target = None
     if include_target:
-        est_t, edit_t = _current_quality(marks, keys, rt)
-        target = (level_t, est_t, edit_t)
+        target = (level_t, quality[tpos] & ESTIMATED, quality[tpos] & EDITED)
     return feature_frame(keys, np.full(n, origin, dtype=np.int64), rt, horizon, values, wanted,
                          lookback_hours, target)
 

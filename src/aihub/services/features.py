@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
+from aihub.features.frames import MARK_COLUMNS
 from aihub.features.knowledge import LATEST, AsKnown
 from aihub.features.origin_compute import (
     WINDOW,
@@ -227,7 +228,7 @@ class FeatureService:
         check_horizons(fs, horizons)
         if (one_asset_path and as_known == "origin" and len(assets) == 1
                 and len(set(origins)) == 1 and horizons):
-            with self.store.pinned_reads():
+            with self.store.pinned_reads(), self.store.few_rows():
                 return self._one_origin_frame(assets[0], fs, int(origins[0]), horizons,
                                               lookback_hours, with_target_only)
         # Every (asset, origin, horizon), built sorted and distinct as the computation
@@ -328,10 +329,10 @@ class FeatureService:
         lo, hi = origin - reach, origin + max(horizons) * HOUR_US + HOUR_US
         judged = {"hourly_min", "hourly_max"} & set(fs.features)
         columns = ("mean", "min", "max") if judged else ("mean",)
-        rollups = self.store.load_rollups([asset.key], lo, hi, columns=columns)
-        marks = self.store.load_hour_marks([asset.key], lo, hi, origins=[origin],
-                                           reach_hours=WINDOW)
-        late, first_known = late_hours(marks, origin)
+        # The marks come with the rollups (one read): the late hours and target qualities.
+        rollups = self.store.load_rollups([asset.key], lo, hi,
+                                          columns=(*columns, *MARK_COLUMNS))
+        late, first_known = late_hours(rollups, origin)
         read = late[first_known <= origin]  # hours first known after O were not known at all
         versions = self.store.load_hour_versions(pl.DataFrame(
             {"asset_key": np.full(len(read), asset.key, dtype=np.int64), "hour": read},
@@ -346,7 +347,7 @@ class FeatureService:
         out = one_origin_features(
             asset_key=asset.key, timezone=asset.timezone, country=asset.country,
             location_id=location, origin=origin, horizons=horizons, rollups=rollups,
-            marks=marks, versions=versions, weather=weather, features=fs.features,
+            versions=versions, weather=weather, features=fs.features,
             lookback_hours=lookback_hours, include_target=fs.has_target or with_target_only,
         )
         if with_target_only:
