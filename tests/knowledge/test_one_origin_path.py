@@ -118,7 +118,7 @@ def test_one_asset_path_equals_the_general_path_cell_for_cell(
             if not fast.equals(slow):
                 diff = [c for c in fast.columns if not fast[c].equals(slow[c])]
                 detail = {c: (fast[c].to_list(), slow[c].to_list()) for c in diff}
-                raise AssertionError(f"{name} O={origin} {fs_name}: columns {diff} differ: {detail}")
+                raise AssertionError(f"{name} O={origin} {fs_name}: {diff} differ: {detail}")
             compared += fast.height
             non_null += sum(fast[c].null_count() < fast.height for c in fast.columns)
     assert compared > 3000
@@ -146,3 +146,27 @@ def test_online_get_with_horizons_equals_the_general_path(
     assert [r["horizon"] for r in rows] == list(range(24))
     for r, want in zip(rows, slow.iter_rows(named=True), strict=True):
         assert r["features"] == {f: want[f] for f in fs.features}
+
+
+def test_output_columns_are_the_same_for_few_rows_and_many(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """``feature_frame`` names qualities from a list for a few rows and with a Polars
+    expression for many: the same column either way."""
+    import numpy as np
+
+    import aihub.features.origin_compute as oc
+
+    n = 12
+    horizon = np.arange(n, dtype=np.int64)
+    values = {"hour_of_day": np.array([-1, 0, 5, 23] * 3, dtype=np.int32),
+              "lag_1h": np.array([np.nan, 1.5] * 6)}
+    target = (np.array([np.nan, 1.0, 2.0, 3.0] * 3), np.array([0, 0, 1, 0] * 3),
+              np.array([0, 1, 1, 0] * 3))
+    args = (np.full(n, 7), np.zeros(n, np.int64), horizon * HOUR_US, horizon, values,
+            ["hour_of_day", "lag_1h"], 168, target)
+    few = oc.feature_frame(*args)
+    monkeypatch.setattr(oc, "_FEW_ROWS", 0)
+    many = oc.feature_frame(*args)
+    assert few.equals(many) and few.schema == many.schema
+    assert few["target_quality"].to_list()[:4] == [None, "edited", "estimated", "actual"]
+    assert few["hour_of_day"].to_list()[:4] == [None, 0, 5, 23]
