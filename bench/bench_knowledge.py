@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_knowledge.py [--assets 100] [--hours 8760] [--requests 300]
         [--backends sqlite,postgresql] [--baseline b4f734e]
+        [--only horizons24 [--compare COMMIT] [--rounds 1]]
 
 Each measurement runs in a worker process of its own, in-process service calls (no HTTP),
 once for the code before knowledge time (``git archive`` of ``--baseline``) and once for
@@ -17,6 +18,11 @@ after their hour, 5 % corrected two days later, weather forecasts issued at 00:0
 - online get with 24 horizons (0..23) for one asset, as_known "origin" (always computed:
   a cache miss by design) p50/p99.
 Results replace the "Knowledge time" section of bench/RESULTS.md.
+
+``--only horizons24`` measures the 24-horizon get alone (the strict tenant's data, no
+exports), for this code and, with ``--compare COMMIT``, for that commit's code too, the
+two alternating ``--rounds`` times per backend in the same session; it prints the figures
+and leaves RESULTS.md as it is (a short run, for a hold of the machine of a few minutes).
 """
 
 from __future__ import annotations
@@ -98,6 +104,10 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         svc = build_services(settings)  # type: ignore[arg-type]
         spec = DemoSpec(tenant_id="bench", assets=args.assets, hours=args.hours, start=START)
         frame = readings_frame(spec, to_us(START))
+        if args.only == "horizons24":
+            out.update(_strict(svc, spec, frame, args, export=False))
+            svc.close()
+            return out
         t = time.perf_counter()
         svc.ingest.ingest_readings("bench", frame, max_rows=frame.height + 1)
         out["ingest_rows"] = frame.height
@@ -126,7 +136,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
-def _strict(svc, spec, frame, args) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _strict(svc, spec, frame, args, export=True) -> dict[str, object]:  # type: ignore[no-untyped-def]
     import numpy as np
     import polars as pl
 
@@ -160,16 +170,19 @@ def _strict(svc, spec, frame, args) -> dict[str, object]:  # type: ignore[no-unt
     observed = truth.filter(pl.col("ts") < start_us + args.hours * HOUR_US)
     svc.ingest.ingest_weather(tenant, observed.with_columns(
         (pl.col("ts") + 1_800_000_000).alias("issued_at")), max_rows=observed.height + 1)
-    # Daily origins over the whole span (365 for a year), as the target is stated.
-    req = ExportRequest(tenant, "forecast_advanced", START, START + timedelta(hours=args.hours),
-                        knowledge=Knowledge(horizons=tuple(range(14, 38)), as_known="origin",
-                                            origins=OriginSchedule(24, "10:00", "Europe/Berlin")))
-    with PeakRss(os.getpid()) as rss:
-        t = time.perf_counter()
-        rec = svc.exports.export(req)
-        seconds = time.perf_counter() - t
-    out: dict[str, object] = {"strict_s": seconds, "strict_rows": rec.row_count,
-                              "strict_peak_rss_gib": rss.peak / 2**30}
+    out: dict[str, object] = {}
+    if export:
+        # Daily origins over the whole span (365 for a year), as the target is stated.
+        req = ExportRequest(
+            tenant, "forecast_advanced", START, START + timedelta(hours=args.hours),
+            knowledge=Knowledge(horizons=tuple(range(14, 38)), as_known="origin",
+                                origins=OriginSchedule(24, "10:00", "Europe/Berlin")))
+        with PeakRss(os.getpid()) as rss:
+            t = time.perf_counter()
+            rec = svc.exports.export(req)
+            seconds = time.perf_counter() - t
+        out.update({"strict_s": seconds, "strict_rows": rec.row_count,
+                    "strict_peak_rss_gib": rss.peak / 2**30})
 
     def horizons(i: int) -> None:
         as_of = START + timedelta(hours=24 * 8 + i)
@@ -189,6 +202,8 @@ def _run_worker(src: Path, backend: str, args: argparse.Namespace, strict: bool
         cmd = [sys.executable, __file__, "--worker", "--backend", backend, "--out", f.name,
                "--assets", str(args.assets), "--hours", str(args.hours),
                "--requests", str(args.requests)] + (["--strict"] if strict else [])
+        if args.only:
+            cmd += ["--only", args.only]
         env = {**os.environ, "PYTHONPATH": str(src)}
         subprocess.run(cmd, env=env, check=True)
         return json.loads(Path(f.name).read_text())  # type: ignore[no-any-return]
@@ -206,24 +221,57 @@ def main() -> None:
     ap.add_argument("--backend", default="sqlite", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--only", choices=["horizons24"],
+                    help="measure only the 24-horizon get (prints; RESULTS.md untouched)")
+    ap.add_argument("--compare", help="with --only: also measure this commit's code")
+    ap.add_argument("--rounds", type=int, default=1, help="with --only: runs per code")
     args = ap.parse_args()
     if args.worker:
         Path(args.out).write_text(json.dumps(worker(args)))
         return
+    if args.only:
+        _only(args)
+        return
     started = machine()
-    base = Path(tempfile.mkdtemp(prefix="aihub-baseline-"))
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "src"],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
-        tar.extractall(base, filter="data")
+    base = _source(args.baseline)
     results: dict[str, dict[str, dict[str, object]]] = {}
     for backend in args.backends.split(","):
         results[backend] = {
-            "before": _run_worker(base / "src", backend, args, strict=False),
+            "before": _run_worker(base, backend, args, strict=False),
             "now": _run_worker(REPO / "src", backend, args, strict=True),
         }
         print(backend, json.dumps(results[backend], indent=1, default=str))
     write_section("Knowledge time", _report(results, args, started))
+
+
+def _source(commit: str) -> Path:
+    """The ``src`` tree of ``commit`` (``git archive``) in a temporary directory."""
+    base = Path(tempfile.mkdtemp(prefix="aihub-baseline-"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "src"],
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        tar.extractall(base, filter="data")
+    return base / "src"
+
+
+def _only(args: argparse.Namespace) -> None:
+    """The 24-horizon get alone: this code (and ``--compare``'s), alternating per round."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    codes = {f"now ({head}, work tree)": REPO / "src"}
+    if args.compare:
+        codes = {f"compare ({args.compare})": _source(args.compare), **codes}
+    print(f"bench_knowledge.py --only {args.only} --assets {args.assets} --hours {args.hours} "
+          f"--requests {args.requests}; {machine()}")
+    for backend in args.backends.split(","):
+        for round_ in range(args.rounds):
+            for name, src in codes.items():
+                load = os.getloadavg()[0]
+                h24 = _run_worker(src, backend, args, strict=True)["h24"]
+                print(f"| {backend} | {name} | round {round_ + 1} | load {load:.2f} | "
+                      f"p50 {h24['p50_ms']:.1f} ms | p99 {h24['p99_ms']:.1f} ms | "  # type: ignore[index]
+                      f"mean {h24['mean_ms']:.1f} ms |", flush=True)  # type: ignore[index]
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 def _report(results: dict, args: argparse.Namespace, started: str) -> str:  # type: ignore[type-arg]

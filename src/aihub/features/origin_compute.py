@@ -50,6 +50,7 @@ OVERRIDES_SCHEMA = {
     "estimated": pl.Int64,
     "edited": pl.Int64,
 }
+_FEW_ROWS = 1000  # up to this many rows, per-row Python is cheaper than a Polars expression
 # Features read relative to the target (their inputs move with T) or to the origin.
 _TARGET_RELATIVE = ("lag_", "hourly_avg", "hourly_std")
 
@@ -98,7 +99,9 @@ def as_of_levels(versions: pl.DataFrame, dirty: pl.DataFrame) -> pl.DataFrame:
     """Each dirty ``(asset, hour, known_by)``'s hourly mean, min, max and quality counts
     over the readings as known at ``known_by`` (each reading its latest version with
     ``known_at <= known_by``); null mean where nothing of the hour was known. ``versions``
-    need only hold the hours some ``known_by`` sees part of (none: nothing known)."""
+    need only hold the hours some ``known_by`` sees part of (none: nothing known). Each
+    mean sums the hour's readings in time order, so it does not depend on which other
+    rows the call computes."""
     if dirty.is_empty():
         return pl.DataFrame(schema=OVERRIDES_SCHEMA)
     known = (
@@ -110,6 +113,10 @@ def as_of_levels(versions: pl.DataFrame, dirty: pl.DataFrame) -> pl.DataFrame:
         .sort("known_at")
         .group_by("asset_key", "hour", "known_by", "ts")
         .agg(pl.col("value").last(), pl.col("quality").last())
+        # In time order, whatever order the group-by left: a mean over three readings or
+        # more depends on the order of its sum, and online (one origin) must equal the
+        # export (every origin) bit for bit.
+        .sort("ts")
         .group_by("asset_key", "hour", "known_by")
         .agg(
             mean=pl.col("value").mean(),
@@ -162,7 +169,6 @@ def _weather_as_known(
     the latest ``ts`` with a version known by then, and its latest such version. The
     assets of a location share their ``(T, known_by)`` pairs: each is solved once."""
     values = {f: np.full(len(keys), np.nan) for f in wanted}
-    max_age = WEATHER_MAX_AGE_HOURS * HOUR_US
     for (location,), asset_keys in _group_keys(assets, "location_id").items():
         if location is None:
             continue
@@ -180,27 +186,82 @@ def _weather_as_known(
             hit = pairs.with_row_index("i").join(distinct, on=["t", "k"])
             which[hit.get_column("i").to_numpy()] = hit.get_column("u").to_numpy()
             t, k = distinct.get_column("t").to_numpy(), distinct.get_column("k").to_numpy()
-        ts = obs.get_column("ts").to_numpy()
-        known = obs.get_column("known_at").to_numpy()
-        # Candidate versions of each pair: ts in [T - max_age, T], in (ts, known_at) order;
-        # the best is the last one known by k.
-        lo = np.searchsorted(ts, t - max_age, side="left")
-        hi = np.searchsorted(ts, t, side="right")
-        counts = np.maximum(hi - lo, 0)
-        owner = np.repeat(np.arange(len(t)), counts)
-        offsets = np.cumsum(np.r_[0, counts[:-1]])
-        cand = np.repeat(lo - offsets, counts) + np.arange(counts.sum())
-        score = np.where(known[cand] <= k[owner], cand, -1)
-        best = np.full(len(t), -1)
-        some = counts > 0
-        if some.any():
-            best[some] = np.maximum.reduceat(score, offsets[some])
+        best = weather_version_at(
+            obs.get_column("ts").to_numpy(), obs.get_column("known_at").to_numpy(), t, k
+        )
         found = best >= 0
         for f in wanted:
             column = obs.get_column(f).fill_null(np.nan).to_numpy()
             per_pair = np.full(len(t), np.nan)
             per_pair[found] = column[best[found]]
             values[f][rows] = per_pair[which]
+    return values
+
+
+def weather_version_at(
+    ts: np.ndarray, known: np.ndarray, t: np.ndarray, k: np.ndarray
+) -> np.ndarray:
+    """For each pair ``(t[i], k[i])``, the index into one location's versions (``ts``,
+    ``known`` sorted by ts, known_at) of the weather the rule picks: among the versions
+    with ts in ``[t - WEATHER_MAX_AGE_HOURS, t]`` known by ``k``, the last (latest ts,
+    then latest version); -1 for none."""
+    max_age = WEATHER_MAX_AGE_HOURS * HOUR_US
+    lo = np.searchsorted(ts, t - max_age, side="left")
+    hi = np.searchsorted(ts, t, side="right")
+    counts = np.maximum(hi - lo, 0)
+    owner = np.repeat(np.arange(len(t)), counts)
+    offsets = np.cumsum(np.r_[0, counts[:-1]])
+    cand = np.repeat(lo - offsets, counts) + np.arange(counts.sum())
+    score = np.where(known[cand] <= k[owner], cand, -1)
+    best = np.full(len(t), -1)
+    some = counts > 0
+    if some.any():
+        best[some] = np.maximum.reduceat(score, offsets[some])
+    return best
+
+
+def window_features(
+    window: np.ndarray,
+    rv: np.ndarray,
+    horizon: np.ndarray,
+    target_hour: tuple[np.ndarray, np.ndarray, np.ndarray],
+    wanted_set: set[str],
+) -> dict[str, np.ndarray]:
+    """The load features of each row from its view's window (``window[j, v]``: hour
+    ``O - (j + 1)h`` of view ``v``; ``rv`` the view of each row) and its target hour's
+    ``(level, min, max)``: lags, same hour on previous days, rolling windows, and the
+    judged-hour features (NaN = null)."""
+    level_t, low_t, high_t = target_hour
+    n = len(rv)
+    values: dict[str, np.ndarray] = {"value": level_t, "hourly_min": low_t, "hourly_max": high_t}
+    for k in (1, 24, 48, 168):
+        j = k - horizon - 1
+        ok = j >= 0
+        lag = np.full(n, np.nan)
+        lag[ok] = window[j[ok], rv[ok]]  # the row's view, hour k - h - 1 back
+        values[f"lag_{k}h"] = lag
+    if wanted_set & {"hourly_avg", "hourly_std"}:
+        # L(T - 24h*d), d = 1..7, in that order; an hour not complete before O is missing
+        # (NaN adds exactly nothing, as a missing hour does in the plain pipeline).
+        same = np.full((len(SAME_HOUR_DAYS), n), np.nan)
+        for i, d in enumerate(SAME_HOUR_DAYS):
+            j = 24 * d - horizon - 1
+            ok = j >= 0
+            same[i, ok] = window[j[ok], rv[ok]]
+        values["hourly_avg"], values["hourly_std"] = _stats(same, range(len(SAME_HOUR_DAYS)))
+    for hours in (24, 168):
+        needs = {f"rolling_{hours}h_avg", f"rolling_{hours}h_std"}
+        if hours == 24:
+            needs.add("z_score_24h")
+        if wanted_set & needs:
+            mean, std = _stats(window, range(hours))
+            values[f"rolling_{hours}h_avg"], values[f"rolling_{hours}h_std"] = mean[rv], std[rv]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if "z_score_24h" in wanted_set:
+            std = values["rolling_24h_std"]
+            z = (values["value"] - values["rolling_24h_avg"]) / std
+            values["z_score_24h"] = np.where(std != 0, z, np.nan)
+        values["deviation_from_lag_168h"] = values["value"] - values["lag_168h"]
     return values
 
 
@@ -300,35 +361,7 @@ def compute_origin_features(
         est_t[at] = hit.get_column("estimated").fill_null(0).to_numpy()
         edit_t[at] = hit.get_column("edited").fill_null(0).to_numpy()
 
-    values: dict[str, np.ndarray] = {"value": level_t, "hourly_min": low_t, "hourly_max": high_t}
-    for k in (1, 24, 48, 168):
-        j = k - horizon - 1
-        ok = j >= 0
-        lag = np.full(n, np.nan)
-        lag[ok] = window[j[ok], rv[ok]]  # the row's view, hour k - h - 1 back
-        values[f"lag_{k}h"] = lag
-    if wanted_set & {"hourly_avg", "hourly_std"}:
-        # L(T - 24h*d), d = 1..7, in that order; an hour not complete before O is missing
-        # (NaN adds exactly nothing, as a missing hour does in the plain pipeline).
-        same = np.full((len(SAME_HOUR_DAYS), n), np.nan)
-        for i, d in enumerate(SAME_HOUR_DAYS):
-            j = 24 * d - horizon - 1
-            ok = j >= 0
-            same[i, ok] = window[j[ok], rv[ok]]
-        values["hourly_avg"], values["hourly_std"] = _stats(same, range(len(SAME_HOUR_DAYS)))
-    for hours in (24, 168):
-        needs = {f"rolling_{hours}h_avg", f"rolling_{hours}h_std"}
-        if hours == 24:
-            needs.add("z_score_24h")
-        if wanted_set & needs:
-            mean, std = _stats(window, range(hours))
-            values[f"rolling_{hours}h_avg"], values[f"rolling_{hours}h_std"] = mean[rv], std[rv]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if "z_score_24h" in wanted_set:
-            std = values["rolling_24h_std"]
-            z = (values["value"] - values["rolling_24h_avg"]) / std
-            values["z_score_24h"] = np.where(std != 0, z, np.nan)
-        values["deviation_from_lag_168h"] = values["value"] - values["lag_168h"]
+    values = window_features(window, rv, horizon, (level_t, low_t, high_t), wanted_set)
 
     index = _HourIndex(rk, rt)
     if wanted_set & set(CALENDAR):
@@ -340,6 +373,25 @@ def compute_origin_features(
         else:
             values.update(_weather_as_known(rk, rt, rknow, assets, weather, weather_cols))
 
+    return feature_frame(rk, ro, rt, horizon, values, wanted, lookback_hours,
+                         (level_t, est_t, edit_t) if include_target else None)
+
+
+def feature_frame(
+    rk: np.ndarray,
+    ro: np.ndarray,
+    rt: np.ndarray,
+    horizon: np.ndarray,
+    values: dict[str, np.ndarray],
+    wanted: list[str],
+    lookback_hours: int,
+    target: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> pl.DataFrame:
+    """The rows as ``compute_origin_features`` returns them: keys, horizon, the ``wanted``
+    features of ``values`` (NaN / -1 = null; nulled out of the lookback) and, with
+    ``target`` (``L(T)``, estimated and edited counts), ``target`` and
+    ``target_quality``."""
+    n = len(rk)
     columns = [
         pl.Series("asset_key", rk),
         pl.Series("origin", ro),
@@ -353,20 +405,29 @@ def compute_origin_features(
             reach = reach - horizon
         out_of_reach = reach > lookback_hours
         if feature.dtype == "int":
-            col = values[name].astype(np.int64)
-            col[out_of_reach] = -1
-            columns.append(pl.Series(name, col).replace(-1, None).cast(pl.Int32))
+            # Small integers (-1 = null) through float64 and NaN: exact, and a cast instead
+            # of a replace (an expression: most of the cost of a row of an online get).
+            col = values[name].astype(np.float64)
+            col[(col == -1) | out_of_reach] = np.nan
+            columns.append(pl.Series(name, col, nan_to_null=True).cast(pl.Int32))
         else:
             col = np.where(out_of_reach, np.nan, values[name])
             columns.append(pl.Series(name, col, nan_to_null=True))
-    if include_target:
+    if target is not None:
+        level_t, est_t, edit_t = target
         columns.append(pl.Series("target", level_t, nan_to_null=True))
         code = np.where(est_t > 0, 1, np.where(edit_t > 0, 2, 0))
-        columns.append(
-            pl.Series("target_quality", code, dtype=pl.Int64)
-            .replace_strict(dict(enumerate(QUALITIES)), return_dtype=pl.String)
-            .set(pl.Series(np.isnan(level_t)), None)  # no target, no quality
-        )
+        missing = np.isnan(level_t)  # no target, no quality
+        if n <= _FEW_ROWS:  # a few rows (online): names from a list, no expression
+            names = [None if m else QUALITIES[c]
+                     for c, m in zip(code.tolist(), missing.tolist(), strict=True)]
+            columns.append(pl.Series("target_quality", names, dtype=pl.String))
+        else:
+            columns.append(
+                pl.Series("target_quality", code, dtype=pl.Int64)
+                .replace_strict(dict(enumerate(QUALITIES)), return_dtype=pl.String)
+                .set(pl.Series(missing), None)
+            )
     return pl.DataFrame(columns)
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from aihub.errors import InvalidInput, NotFound
 from aihub.features.catalog import BUILTIN_SETS, CATALOG, WEATHER_MAX_AGE_HOURS, FeatureSet
 from aihub.features.compute import ASSETS_SCHEMA, MAX_SHIFT_HOURS, compute_features
+from aihub.features.frames import MARK_COLUMNS
 from aihub.features.knowledge import LATEST, AsKnown
 from aihub.features.origin_compute import (
     WINDOW,
@@ -26,6 +27,7 @@ from aihub.features.origin_compute import (
     compute_origin_features,
     dirty_hours,
 )
+from aihub.features.origin_one import late_hours, one_origin_features
 from aihub.metrics import record_cache_lookups
 from aihub.names import check_name
 from aihub.services.change_feed import ChangeFeed
@@ -211,14 +213,24 @@ class FeatureService:
         as_known: AsKnown,
         with_target_only: bool,
         weather_memo: dict[tuple[Any, ...], pl.DataFrame] | None = None,
+        one_asset_path: bool = True,
     ) -> pl.DataFrame:
         """Feature rows of ``assets`` at every origin in ``origins`` (epoch us, hour bounds)
         and horizon in ``horizons``, as known per ``as_known`` (``origin_compute``). The
         store is read once per kind of input for all of them (one rollup read for every
         horizon). ``with_target_only`` keeps the rows whose target hour has readings (an
         export's rows). Calls given the same ``weather_memo`` (the chunks of one export)
-        read the weather of the same locations and span once."""
+        read the weather of the same locations and span once.
+
+        One asset at one origin as known at that origin (the online ``get`` with
+        horizons) takes ``origin_one``, the same values on arrays, unless
+        ``one_asset_path`` is False (the tests compare the two)."""
         check_horizons(fs, horizons)
+        if (one_asset_path and as_known == "origin" and len(assets) == 1
+                and len(set(origins)) == 1 and horizons):
+            with self.store.pinned_reads(), self.store.few_rows():
+                return self._one_origin_frame(assets[0], fs, int(origins[0]), horizons,
+                                              lookback_hours, with_target_only)
         # Every (asset, origin, horizon), built sorted and distinct as the computation
         # takes them.
         keys = np.unique(np.asarray([a.key for a in assets], dtype=np.int64))
@@ -300,6 +312,43 @@ class FeatureService:
             as_known=as_known,
             overrides=overrides,
             marks=marks,
+        )
+        if with_target_only:
+            out = out.filter(pl.col("target").is_not_null())
+            if not fs.has_target:
+                out = out.drop("target", "target_quality")
+        return out
+
+    def _one_origin_frame(
+        self, asset: Asset, fs: FeatureSet, origin: int, horizons: Sequence[int],
+        lookback_hours: int, with_target_only: bool,
+    ) -> pl.DataFrame:
+        """``_knowledge_frame`` for one asset at one origin, as known at it: the same reads,
+        computed by ``origin_one``."""
+        reach = min(lookback_hours, MAX_SHIFT_HOURS) * HOUR_US
+        lo, hi = origin - reach, origin + max(horizons) * HOUR_US + HOUR_US
+        judged = {"hourly_min", "hourly_max"} & set(fs.features)
+        columns = ("mean", "min", "max") if judged else ("mean",)
+        # The marks come with the rollups (one read): the late hours and target qualities.
+        rollups = self.store.load_rollups([asset.key], lo, hi,
+                                          columns=(*columns, *MARK_COLUMNS))
+        late, first_known = late_hours(rollups, origin)
+        read = late[first_known <= origin]  # hours first known after O were not known at all
+        versions = self.store.load_hour_versions(pl.DataFrame(
+            {"asset_key": np.full(len(read), asset.key, dtype=np.int64), "hour": read},
+            schema={"asset_key": pl.Int64, "hour": pl.Int64},
+        ))
+        weather_needed = any(CATALOG[f].kind == "weather" for f in fs.features)
+        location = asset.location_id if weather_needed else None
+        wlo = origin - WEATHER_MAX_AGE_HOURS * HOUR_US
+        weather = self.store.load_weather_versions(
+            asset.tenant_id, [location] if location else [], wlo, hi
+        )
+        out = one_origin_features(
+            asset_key=asset.key, timezone=asset.timezone, country=asset.country,
+            location_id=location, origin=origin, horizons=horizons, rollups=rollups,
+            versions=versions, weather=weather, features=fs.features,
+            lookback_hours=lookback_hours, include_target=fs.has_target or with_target_only,
         )
         if with_target_only:
             out = out.filter(pl.col("target").is_not_null())

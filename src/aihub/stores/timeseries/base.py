@@ -252,3 +252,9 @@ class TimeSeriesStore(ABC):
         """A block whose reads (of this thread) may share one connection; by default
         nothing is shared."""
         return nullcontext()
+
+    def few_rows(self) -> AbstractContextManager[None]:
+        """A block whose reads (of this thread) return few rows, as an online request's
+        do: a backend may read them the way that answers soonest rather than the way that
+        streams most rows per second; by default nothing changes."""
+        return nullcontext()

@@ -44,7 +44,7 @@ from aihub.features.frames import EDITED, ESTIMATED, WEATHER_FIELDS
 from aihub.stores.timeseries import pg_concurrency
 from aihub.stores.timeseries.base import ChangeBatch
 from aihub.stores.timeseries.rollups import compute_rollups, in_runs, touched_hour_runs
-from aihub.stores.timeseries.sql import SqlTimeSeriesStore
+from aihub.stores.timeseries.sql import SqlTimeSeriesStore, rows_frame
 from aihub.timeutil import HOUR_US
 
 BACKEND = "postgresql"
@@ -477,6 +477,12 @@ class PostgresTimeSeriesStore(SqlTimeSeriesStore):
         self, sql: str, params: Sequence[Any], schema: dict[str, Any], order: int = 0
     ) -> pl.DataFrame:
         query = sql.replace("%", "%%").replace("?", "%s")  # "?" placeholders, literal "%"
+        if self._few():
+            # Few rows (an online request): a plain query, prepared by the driver once it
+            # repeats (no planning), with binary results; a COPY costs more to start.
+            with self._reader() as conn, _translated(), _raw(conn).cursor(binary=True) as cur:
+                rows = cur.execute(query, list(params)).fetchall()
+            return rows_frame(rows, schema)
         numeric = all(t in (pl.Int64, pl.Float64) for t in schema.values())
         if numeric:
             # Fixed-width binary: no float formatting on the server, no parsing here. The
