@@ -10,8 +10,10 @@ AIHUB_MQTT_BATCH_ROWS says otherwise; the default is 5,000), and publishers
 
 1. messages/s with one reading per message: the publishers publish as fast as they can
    for ``--seconds``; the rate is the stream's committed messages (``GET
-   /ai/stream/status``) over the window after a 3 s warm-up. Then the bench waits until
-   every published message is committed and checks the stored readings count equals the
+   /ai/stream/status``) over the window after a 3 s warm-up. The publishers are held to
+   at most two batches (and 60,000 messages) outstanding per stream process. Then the
+   bench waits until every published message is committed (a wait with no progress for
+   30 s is reported, not waited out) and checks the stored readings count equals the
    published count exactly.
 2. readings/s with 100 readings per message, the same way.
 3. freshness at 50% of the rate measured in 1: the publishers paced at that rate, and a
