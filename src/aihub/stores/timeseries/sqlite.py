@@ -224,9 +224,10 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         )
         for key, start, end in runs.select("asset_key", "start", "end").iter_rows():
             rows.extend(raw.execute(sql, (key, start, end)).fetchall())
-        # ``_frame``: through one float64 array where that is exact (a stream's batch
+        # ``rows_frame``: through one float64 array where that is exact (a stream's batch
         # re-reads whole hours, thousands of rows, every commit).
-        return _frame(rows, {c: pl.Float64 if c == "value" else pl.Int64 for c in KEYED_COLUMNS})
+        schema = {c: pl.Float64 if c == "value" else pl.Int64 for c in KEYED_COLUMNS}
+        return rows_frame(rows, schema)
 
     def _write_weather(self, conn: sa.Connection, tenant_id: str, rows: pl.DataFrame) -> None:
         raw = conn.connection.driver_connection
