@@ -64,10 +64,18 @@ _PG_UPSERT = (
     f"INSERT INTO prediction_log ({', '.join(LOG_COLUMNS)}) "
     f"SELECT {', '.join(LOG_COLUMNS)} FROM prediction_log_in" + _UPSERT_TAIL
 )
+# SQLite: the rows as one JSON array of objects, bound once and unpacked by SQLite itself.
+# ``executemany`` bound every row's values from Python objects and released the GIL around
+# each row's step: thousands of hand-offs per write, each one taken from the request
+# threads of the same process; this is one statement, one hand-off. Floats go through
+# Polars' shortest round-trip text and SQLite's parser back to the same double; integers
+# (epoch us) stay exact.
 _SQLITE_UPSERT = (
-    "INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") VALUES ("
-    + ", ".join("?" * len(LOG_COLUMNS)) + ")" + _UPSERT_TAIL
+    "INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") SELECT "
+    + ", ".join(f"json_extract(value, '$.{c}')" for c in LOG_COLUMNS)
+    + " FROM json_each(?) WHERE true" + _UPSERT_TAIL
 )
+_SQLITE_CHUNK = 100_000  # rows per statement: bounds the JSON text (~150 bytes a row)
 
 # The actual and the baselines of logged rows, refreshed for hours an ingest touched.
 # ``{value}`` is the hour whose rollup mean the column holds; the bounds on ``origin``
@@ -139,8 +147,10 @@ class PredictionLogStore:
                     cur.execute("TRUNCATE prediction_log_in")
                 cur.execute("RELEASE SAVEPOINT aihub_log_copy")
         else:
-            cols = [rows.get_column(c).to_list() for c in LOG_COLUMNS]
-            raw.executemany(_SQLITE_UPSERT, zip(*cols, strict=True))
+            for start in range(0, rows.height, _SQLITE_CHUNK):
+                buf = io.BytesIO()
+                rows.slice(start, _SQLITE_CHUNK).write_json(buf)
+                raw.execute(_SQLITE_UPSERT, (buf.getvalue().decode(),))
 
     def refresh(self, conn: sa.Connection, tenant_id: str, asset_ids: Sequence[str],
                 lo: int, hi: int) -> int:
