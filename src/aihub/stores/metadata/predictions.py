@@ -10,9 +10,11 @@ module: callers get Polars frames with ``LOG_SCHEMA`` columns or plain tuples.
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import polars as pl
@@ -64,19 +66,18 @@ _PG_UPSERT = (
     f"INSERT INTO prediction_log ({', '.join(LOG_COLUMNS)}) "
     f"SELECT {', '.join(LOG_COLUMNS)} FROM prediction_log_in" + _UPSERT_TAIL
 )
-# SQLite: the rows as one JSON array of arrays (``LOG_COLUMNS`` order), bound once and
-# unpacked by SQLite itself. ``executemany`` bound every row from Python objects and
-# released the GIL around each row's step: thousands of hand-offs per write, each one
-# slowing the request threads of the same process; this is one statement and one hand-off
-# (the unpacking costs about half a microsecond a row more). Floats go through Polars'
-# shortest round-trip text and SQLite's parser back to the same double; integers (epoch
-# us) stay exact.
-_SQLITE_UPSERT = (
-    "INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(LOG_COLUMNS)))
-    + " FROM json_each(?) WHERE true" + _UPSERT_TAIL
-)
-_SQLITE_CHUNK = 100_000  # rows per statement: bounds the JSON text (~150 bytes a row)
+# SQLite: many rows per INSERT (multi-row VALUES). ``executemany`` stepped once per row
+# and released the GIL around every step: thousands of hand-offs per write, each one
+# slowing the request threads of the same process. A statement of 1,000 rows binds them
+# all at once and steps once; the tail goes in statements of 100, 10 and 1 rows, so only
+# four statements are ever compiled (Python's statement cache keeps them).
+_SQLITE_ROW = "(" + ", ".join("?" * len(LOG_COLUMNS)) + ")"
+_SQLITE_ROWS_PER_STATEMENT = (1000, 100, 10, 1)
+
+
+def _sqlite_upsert(n: int) -> str:
+    return ("INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") VALUES "
+            + ", ".join([_SQLITE_ROW] * n) + _UPSERT_TAIL)
 
 # The actual and the baselines of logged rows, refreshed for hours an ingest touched.
 # ``{value}`` is the hour whose rollup mean the column holds; the bounds on ``origin``
@@ -148,8 +149,16 @@ class PredictionLogStore:
                     cur.execute("TRUNCATE prediction_log_in")
                 cur.execute("RELEASE SAVEPOINT aihub_log_copy")
         else:
-            for start in range(0, rows.height, _SQLITE_CHUNK):
-                raw.execute(_SQLITE_UPSERT, (_json_rows(rows.slice(start, _SQLITE_CHUNK)),))
+            width = len(LOG_COLUMNS)
+            values = list(chain.from_iterable(
+                zip(*(rows.get_column(c).to_list() for c in LOG_COLUMNS), strict=True)))
+            limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            at = 0
+            for per in (n for n in _SQLITE_ROWS_PER_STATEMENT if n * width <= limit):
+                sql = _sqlite_upsert(per)
+                while rows.height - at >= per:
+                    raw.execute(sql, values[at * width:(at + per) * width])
+                    at += per
 
     def refresh(self, conn: sa.Connection, tenant_id: str, asset_ids: Sequence[str],
                 lo: int, hi: int) -> int:
@@ -305,28 +314,6 @@ class PredictionLogStore:
                 "ORDER BY target, origin LIMIT :limit OFFSET :offset"),
                 {**params, "limit": limit, "offset": offset}).all()
         return pl.DataFrame([tuple(r) for r in result], schema=LOG_SCHEMA, orient="row"), total
-
-
-def _json_value(name: str, dtype: Any) -> pl.Expr:
-    """A column's values as JSON text: strings escaped, null and NaN as ``null`` (as a
-    bound NaN was stored), infinities as out-of-range numbers SQLite reads back as such."""
-    col = pl.col(name)
-    if dtype == pl.String:  # '{"c":"..."}' without its first 5 + len(name) and last char
-        text = pl.struct(col).struct.json_encode()
-        return text.str.slice(len(name) + 4, text.str.len_chars() - len(name) - 5)
-    if dtype == pl.Float64:
-        return (pl.when(col.is_nan()).then(None).when(col == float("inf")).then(pl.lit("9e999"))
-                .when(col == float("-inf")).then(pl.lit("-9e999"))
-                .otherwise(col.cast(pl.String))).fill_null("null")
-    return col.cast(pl.String).fill_null("null")
-
-
-def _json_rows(rows: pl.DataFrame) -> str:
-    """``rows`` (``LOG_SCHEMA``) as one JSON array of arrays, built by Polars (no Python
-    object per value)."""
-    line = rows.select(pl.concat_str([_json_value(c, rows.schema[c]) for c in LOG_COLUMNS],
-                                     separator=","))
-    return "[[" + str(line.to_series().str.join("],[")[0]) + "]]"
 
 
 def _next_month(us: int) -> int:
