@@ -7,11 +7,13 @@ import time
 from datetime import timedelta
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from aihub.db import write_transaction
 from aihub.services.container import Services
+from aihub.services.prediction_log import Forecasts
 from aihub.services.validation import split_readings
 from aihub.timeutil import HOUR_US, to_us
 from tests.factories import at, ingest, iso, readings, readings_frame
@@ -103,6 +105,32 @@ def test_external_forecasts_need_no_artifact_and_relogging_replaces(
     again = logged(services, model_id)
     assert again.height == 24
     assert again.filter(again["horizon"] == 3).get_column("prediction").to_list() == [99.0]
+
+
+def test_logged_values_and_asset_ids_are_stored_exactly(
+    services: Services, register: Register
+) -> None:
+    """The writer hands rows to the database in bulk (SQLite: up to 1,000 rows per
+    statement, the rest in smaller ones): every double and asset id comes back bit for bit."""
+    model_id = register(artifact=False)
+    version = services.registry.get(model_id)
+    rng = np.random.default_rng(7)
+    values = [*rng.normal(40, 5, 1100).tolist(), *(10.0 ** rng.uniform(-300, 300, 40)).tolist(),
+              *rng.integers(0, 2**63, 40).view(np.float64).tolist(),
+              0.1, 1 / 3, 5e-324, 1.7976931348623157e308, -2.5, 1e16, 123456789.0]
+    values = [v for v in values if np.isfinite(v)]
+    odd = ['quote"d', "back\\slash", "tab\tnew\nline", "ünï-çødé", "emoji-\U0001f600", "x" * 100]
+    asset_ids = [odd[i % len(odd)] + f"-{i}" for i in range(len(values))]
+    origin = to_us(at(100))
+    targets = [origin + (i % 169) * HOUR_US for i in range(len(values))]
+    n = services.prediction_log.log(
+        version, Forecasts(asset_ids, [origin] * len(values), targets, values), source="external")
+    assert n == len(values)
+    rows = logged(services, model_id)
+    stored = dict(zip(rows.get_column("asset_id"), rows.get_column("prediction"), strict=True))
+    assert stored == dict(zip(asset_ids, values, strict=True))
+    assert rows.get_column("horizon").to_list() == [
+        (t - origin) // HOUR_US for t in rows.get_column("target")]
 
 
 def test_external_forecasts_validation(client: TestClient, services: Services,

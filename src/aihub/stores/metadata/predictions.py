@@ -10,9 +10,11 @@ module: callers get Polars frames with ``LOG_SCHEMA`` columns or plain tuples.
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import polars as pl
@@ -64,10 +66,18 @@ _PG_UPSERT = (
     f"INSERT INTO prediction_log ({', '.join(LOG_COLUMNS)}) "
     f"SELECT {', '.join(LOG_COLUMNS)} FROM prediction_log_in" + _UPSERT_TAIL
 )
-_SQLITE_UPSERT = (
-    "INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") VALUES ("
-    + ", ".join("?" * len(LOG_COLUMNS)) + ")" + _UPSERT_TAIL
-)
+# SQLite: many rows per INSERT (multi-row VALUES). ``executemany`` stepped once per row
+# and released the GIL around every step: thousands of hand-offs per write, each one
+# slowing the request threads of the same process. A statement of 1,000 rows binds them
+# all at once and steps once; the tail goes in statements of 100, 10 and 1 rows, so only
+# four statements are ever compiled (Python's statement cache keeps them).
+_SQLITE_ROW = "(" + ", ".join("?" * len(LOG_COLUMNS)) + ")"
+_SQLITE_ROWS_PER_STATEMENT = (1000, 100, 10, 1)
+
+
+def _sqlite_upsert(n: int) -> str:
+    return ("INSERT INTO prediction_log (" + ", ".join(LOG_COLUMNS) + ") VALUES "
+            + ", ".join([_SQLITE_ROW] * n) + _UPSERT_TAIL)
 
 # The actual and the baselines of logged rows, refreshed for hours an ingest touched.
 # ``{value}`` is the hour whose rollup mean the column holds; the bounds on ``origin``
@@ -139,8 +149,16 @@ class PredictionLogStore:
                     cur.execute("TRUNCATE prediction_log_in")
                 cur.execute("RELEASE SAVEPOINT aihub_log_copy")
         else:
-            cols = [rows.get_column(c).to_list() for c in LOG_COLUMNS]
-            raw.executemany(_SQLITE_UPSERT, zip(*cols, strict=True))
+            width = len(LOG_COLUMNS)
+            values = list(chain.from_iterable(
+                zip(*(rows.get_column(c).to_list() for c in LOG_COLUMNS), strict=True)))
+            limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            at = 0
+            for per in (n for n in _SQLITE_ROWS_PER_STATEMENT if n * width <= limit):
+                sql = _sqlite_upsert(per)
+                while rows.height - at >= per:
+                    raw.execute(sql, values[at * width:(at + per) * width])
+                    at += per
 
     def refresh(self, conn: sa.Connection, tenant_id: str, asset_ids: Sequence[str],
                 lo: int, hi: int) -> int:
