@@ -241,3 +241,28 @@ def test_reference_bins_leave_pandas_unimported() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_reference_thread_computes_the_bins_once_after_the_last_table_and_never_raises(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # An export feeds its tables to the bins' own thread as it writes them; after the last
+    # one the bins are computed there (beside the last write), and the export's later ask
+    # finds them done. A table that fails to go in is logged and left out of the counts
+    # (the export then reads its file back), never raised.
+    import polars as pl
+
+    calls: list[int] = []
+    real = drift.bins_of
+    monkeypatch.setattr(drift, "bins_of", lambda v, n: calls.append(len(v)) or real(v, n))
+    acc = drift.ReferenceAccumulator(["x"])
+    bins = drift.ReferenceThread(acc)
+    bins.add(pl.DataFrame({"x": [1.0, None, 3.0]}).to_arrow())
+    bins.add(pl.DataFrame({"y": [1.0]}).to_arrow())  # no column x: fails
+    bins.add(pl.DataFrame({"x": [4.0, 5.0]}).to_arrow(), last=True)
+    bins.close()
+    assert calls == [4]  # computed once, on the thread, over every value that went in
+    ref = acc.result()
+    assert calls == [4]
+    assert acc.total == 5 and ref["features"]["x"]["n"] == 4
+    assert ref["features"]["x"]["null_rate"] == pytest.approx(0.2)
+    assert "reference bins" in caplog.text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -91,21 +92,36 @@ class ReferenceAccumulator:
         self.total = 0
         self.valid = dict.fromkeys(self.features, 0)
         self.samples: dict[str, list[np.ndarray]] = {f: [] for f in self.features}
+        self._result: dict[str, Any] | None = None
 
     def add(self, table: pa.Table, *, sample: bool = True) -> None:
-        self.total += table.num_rows
+        """Count (and, with ``sample``, keep) the table's values. All or nothing: a table
+        that fails to convert leaves the counts as they were, so ``total`` tells whether
+        every row went in."""
         # Through Polars (zero-copy from Arrow): Arrow's own cast and to_numpy import
         # pandas and pyarrow.compute, 0.3 s on the first export of a process.
         frame = pl.from_arrow(table.select(self.features))
         assert isinstance(frame, pl.DataFrame)
+        valid: dict[str, int] = {}
+        kept: dict[str, np.ndarray] = {}
         for name in self.features:
             column = frame.get_column(name).cast(pl.Float64).to_numpy()
             finite = np.isfinite(column)
-            self.valid[name] += int(finite.sum())
+            valid[name] = int(finite.sum())
             if sample:
-                self.samples[name].append(column[finite])
+                kept[name] = column[finite]  # a copy: no Arrow buffer is held on to
+        self.total += table.num_rows
+        for name in self.features:
+            self.valid[name] += valid[name]
+            if sample:
+                self.samples[name].append(kept[name])
+        self._result = None
 
     def result(self) -> dict[str, Any]:
+        """The bins of everything added so far (computed once until the next ``add``: an
+        export computes them beside its last write, then asks again)."""
+        if self._result is not None:
+            return self._result
         out: dict[str, Any] = {}
         for name in self.features:
             values = np.concatenate(self.samples[name]) if self.samples[name] else np.empty(0)
@@ -113,7 +129,33 @@ class ReferenceAccumulator:
             ref["null_rate"] = 1.0 - self.valid[name] / self.total if self.total else 0.0
             ref["n"] = self.valid[name]
             out[name] = ref
-        return {"bins": BINS, "features": out}
+        self._result = {"bins": BINS, "features": out}
+        return self._result
+
+
+class ReferenceThread:
+    """Feeds an accumulator on a thread of its own, in order, beside the caller's work (an
+    export's writes); after the ``last`` table it computes the bins there too, so a later
+    ``result()`` finds them done. Failures are logged, never raised: an export does not
+    fail on its reference bins (a table that failed to go in leaves ``total`` short, and
+    the export reads its file back instead)."""
+
+    def __init__(self, accumulator: ReferenceAccumulator) -> None:
+        self.accumulator = accumulator
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference-bins")
+        self._jobs: list[Future[Any]] = []
+
+    def add(self, table: pa.Table, *, last: bool = False) -> None:
+        self._jobs.append(self._pool.submit(self.accumulator.add, table))
+        if last:
+            self._jobs.append(self._pool.submit(self.accumulator.result))
+
+    def close(self) -> None:
+        """Wait for the thread's work."""
+        self._pool.shutdown(wait=True)
+        for job in self._jobs:
+            if job.exception() is not None:
+                log.warning("reference bins: %r", job.exception())
 
 
 def reference_bins(path: Path | str, features: Sequence[str]) -> dict[str, Any]:
