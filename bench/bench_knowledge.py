@@ -1,7 +1,7 @@
 """Knowledge-time benchmarks (issue: what was known when).
 
     .venv/bin/python bench/bench_knowledge.py [--assets 100] [--hours 8760] [--requests 300]
-        [--backends sqlite,postgresql] [--baseline b4f734e]
+        [--backends sqlite,postgresql] [--baseline b4f734e] [--only guards] [--repeat N]
         [--only horizons24 [--compare COMMIT] [--rounds 1]]
 
 Each measurement runs in a worker process of its own, in-process service calls (no HTTP),
@@ -23,6 +23,15 @@ Results replace the "Knowledge time" section of bench/RESULTS.md.
 exports), for this code and, with ``--compare COMMIT``, for that commit's code too, the
 two alternating ``--rounds`` times per backend in the same session; it prints the figures
 and leaves RESULTS.md as it is (a short run, for a hold of the machine of a few minutes).
+
+The guards (the h = 0 "latest" paths that must not get slower: ingest, default export,
+cache miss, hot) carry 10-30 % noise as single samples on a shared machine. ``--only
+guards`` skips the strict measurements, and ``--repeat N`` runs N rounds of the before/now
+worker pair per backend (alternating which goes first, so a drift of the machine's speed
+during the run falls on both) and reports, per measure, the median and the best (least
+time, most readings/s) of the N samples and the ratios of both. A guards-only run prints
+its table and leaves RESULTS.md alone (it would replace the section's strict figures):
+paste it in by hand.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -38,6 +48,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -197,7 +208,7 @@ def _strict(svc, spec, frame, args, export=True) -> dict[str, object]:  # type: 
 
 
 def _run_worker(src: Path, backend: str, args: argparse.Namespace, strict: bool
-                ) -> dict[str, object]:
+                ) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         cmd = [sys.executable, __file__, "--worker", "--backend", backend, "--out", f.name,
                "--assets", str(args.assets), "--hours", str(args.hours),
@@ -217,23 +228,30 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--baseline", default="b4f734e", help="commit before knowledge time")
+    ap.add_argument("--only", choices=("all", "guards", "horizons24"), default="all",
+                    help="guards: ingest, default export, cache miss and hot get only\n"
+                         "(no strict export, no 24-horizon get); prints, writes nothing\n"
+                         "horizons24: the 24-horizon get only; prints, writes nothing")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="before/now worker pairs per backend; medians and bests reported")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="sqlite", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--only", choices=["horizons24"],
-                    help="measure only the 24-horizon get (prints; RESULTS.md untouched)")
-    ap.add_argument("--compare", help="with --only: also measure this commit's code")
-    ap.add_argument("--rounds", type=int, default=1, help="with --only: runs per code")
+    ap.add_argument("--compare", help="with --only horizons24: also measure this commit's code")
+    ap.add_argument("--rounds", type=int, default=1, help="with --only horizons24: runs per code")
     args = ap.parse_args()
     if args.worker:
         Path(args.out).write_text(json.dumps(worker(args)))
         return
-    if args.only:
+    if args.only == "horizons24":
         _only(args)
         return
     started = machine()
     base = _source(args.baseline)
+    if args.repeat > 1 or args.only == "guards":
+        _repeated(base, args, started)
+        return
     results: dict[str, dict[str, dict[str, object]]] = {}
     for backend in args.backends.split(","):
         results[backend] = {
@@ -272,6 +290,73 @@ def _only(args: argparse.Namespace) -> None:
                       f"p50 {h24['p50_ms']:.1f} ms | p99 {h24['p99_ms']:.1f} ms | "  # type: ignore[index]
                       f"mean {h24['mean_ms']:.1f} ms |", flush=True)  # type: ignore[index]
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+# The guards: (name, how a worker's result gives it, whether more is better, target ratio).
+GUARDS: list[tuple[str, Any, bool, str]] = [
+    ("ingest, no prior versions (readings/s)", lambda r: r["ingest_per_s"], True, ">= 0.90"),
+    ("default export, h=0 latest (s)", lambda r: r["export_s"], False, "<= 1.10"),
+    ("online get, cache miss p99 (ms)", lambda r: r["miss"]["p99_ms"], False, "<= 1.20"),
+    ("online get, hot p50 (ms)", lambda r: r["hot"]["p50_ms"], False, "<= 1.05"),
+]
+
+
+def _repeated(baseline: Path, args: argparse.Namespace, started: str) -> None:
+    """``args.repeat`` rounds of before/now per backend, the order flipped every round;
+    per measure the median and best of the rounds. Writes RESULTS.md only for a full run."""
+    strict = args.only == "all"
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for backend in args.backends.split(","):
+        runs[backend] = {"before": [], "now": []}
+        for i in range(args.repeat):
+            order = ["before", "now"] if i % 2 == 0 else ["now", "before"]
+            for which in order:
+                src = baseline if which == "before" else REPO / "src"
+                runs[backend][which].append(
+                    _run_worker(src, backend, args, strict=strict and which == "now"))
+            print(backend, f"round {i + 1}/{args.repeat}",
+                  {name: (f"{get(runs[backend]['before'][-1]):,.3f}",
+                          f"{get(runs[backend]['now'][-1]):,.3f}")
+                   for name, get, _, _ in GUARDS}, flush=True)
+    report = _repeated_report(runs, args, started)
+    print(report)
+    if strict:
+        write_section("Knowledge time", report)
+
+
+def _repeated_report(runs: dict[str, dict[str, list[dict[str, Any]]]],
+                     args: argparse.Namespace, started: str) -> str:
+    lines = [
+        f"`bench/bench_knowledge.py --assets {args.assets} --hours {args.hours} "
+        f"--requests {args.requests} --backends {args.backends} --only {args.only} "
+        f"--repeat {args.repeat}` ({datetime.now(UTC):%Y-%m-%d %H:%M}Z; {started}; load "
+        f"average at the end {os.getloadavg()[0]:.2f}). In-process service calls; each "
+        f"sample a worker process of its own; \"before\" is commit {args.baseline} (before "
+        f"knowledge time); {args.repeat} rounds of before/now per backend, the order "
+        "flipped every round. Best: the least time (most readings/s) of the rounds.",
+        "",
+        "| measure | backend | before median | now median | ratio of medians | before best "
+        "| now best | ratio of bests | before, every round | now, every round | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, r in runs.items():
+        for name, get, more_is_better, target in GUARDS:
+            before = [float(get(x)) for x in r["before"]]
+            now = [float(get(x)) for x in r["now"]]
+            best = max if more_is_better else min
+            mb, mn = statistics.median(before), statistics.median(now)
+            bb, bn = best(before), best(now)
+            every = [" / ".join(f"{x:,.3f}" for x in xs) for xs in (before, now)]
+            lines.append(f"| {name} | {backend} | {mb:,.3f} | {mn:,.3f} | {mn / mb:.2f} | "
+                         f"{bb:,.3f} | {bn:,.3f} | {bn / bb:.2f} | {every[0]} | {every[1]} | "
+                         f"{target} |")
+        if args.only == "all":
+            for x in r["now"]:
+                lines.append(f"| strict export (s) / peak RSS (GiB) / 24-horizon get p99 (ms) "
+                             f"| {backend} | - | {x['strict_s']:.2f} / "
+                             f"{x['strict_peak_rss_gib']:.2f} / {x['h24']['p99_ms']:.1f} "
+                             "| - | - | - | - | - | - | - |")
+    return "\n".join(lines)
 
 
 def _report(results: dict, args: argparse.Namespace, started: str) -> str:  # type: ignore[type-arg]

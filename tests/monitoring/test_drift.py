@@ -185,3 +185,84 @@ def test_reference_bins_of_a_dataset_hold_one_part_at_a_time(
     assert len(held) == 30
     assert max(held) - held[0] < 2 * largest, (held[0], max(held), largest)
     assert ref["features"]["f0"]["n"] == 30 * 5_000
+
+
+def test_bins_of_many_values_come_from_a_sample_within_0_01_of_the_exact_ones() -> None:
+    # Above QUANTILE_SAMPLE values the edges and shares come from a uniform sample: each
+    # edge within 0.01 in rank of the exact quantile, each share within 0.01 of the share
+    # of all values in its bin (the bound the drift module states), and always the same.
+    rng = np.random.default_rng(11)
+    values = np.concatenate([
+        rng.lognormal(3, 1, 600_000),  # skewed
+        rng.integers(0, 24, 300_000).astype(float),  # ties, as in the calendar features
+    ])
+    rng.shuffle(values)
+    assert len(values) > drift.QUANTILE_SAMPLE
+    ref = bins_of(values, len(values) + 1_000)
+    assert ref["n"] == len(values)
+    assert ref["null_rate"] == pytest.approx(1_000 / (len(values) + 1_000))
+    ordered = np.sort(values)
+    for q, edge in zip(np.arange(1, 10) / 10, ref["edges"], strict=True):
+        below = np.searchsorted(ordered, edge, side="left") / len(values)
+        at_or_below = np.searchsorted(ordered, edge, side="right") / len(values)
+        assert below - 0.01 <= q <= at_or_below + 0.01, (q, edge, below, at_or_below)
+    exact_counts = np.bincount(np.searchsorted(ref["edges"], values, side="right"),
+                               minlength=drift.BINS)
+    assert ref["shares"] == pytest.approx(list(exact_counts / len(values)), abs=0.01)
+    assert sum(ref["shares"]) == pytest.approx(1.0)
+    assert bins_of(values, len(values) + 1_000) == ref  # a fixed seed: the same bins
+    # Not a subset of the exact ones: the edges do differ from exact quantiles a little.
+    exact = np.quantile(values, np.arange(1, 10) / 10)
+    assert ref["edges"] != pytest.approx(list(exact), rel=1e-12)
+
+
+def test_bins_of_up_to_the_sample_size_are_exact() -> None:
+    values = np.random.default_rng(12).normal(size=drift.QUANTILE_SAMPLE)
+    ref = bins_of(values, len(values))
+    assert ref["edges"] == list(np.quantile(values, np.linspace(0, 1, drift.BINS + 1)[1:-1]))
+
+
+def test_reference_bins_leave_pandas_unimported() -> None:
+    # Arrow's own cast and to_numpy import pandas (and pyarrow.compute): 0.3 s on the
+    # first export of a process, which nothing else in an export needs.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polars as pl\n"
+        "from aihub.services.drift import ReferenceAccumulator\n"
+        "acc = ReferenceAccumulator(['x', 'k'])\n"
+        "acc.add(pl.DataFrame({'x': [None if i % 3 == 0 else float(i) for i in range(10)],"
+        " 'k': pl.Series(range(10), dtype=pl.Int32)}).to_arrow())\n"
+        "ref = acc.result()['features']\n"
+        "assert ref['x']['n'] == 6 and ref['k']['n'] == 10, ref\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_reference_thread_computes_the_bins_once_after_the_last_table_and_never_raises(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # An export feeds its tables to the bins' own thread as it writes them; after the last
+    # one the bins are computed there (beside the last write), and the export's later ask
+    # finds them done. A table that fails to go in is logged and left out of the counts
+    # (the export then reads its file back), never raised.
+    import polars as pl
+
+    calls: list[int] = []
+    real = drift.bins_of
+    monkeypatch.setattr(drift, "bins_of", lambda v, n: calls.append(len(v)) or real(v, n))
+    acc = drift.ReferenceAccumulator(["x"])
+    bins = drift.ReferenceThread(acc)
+    bins.add(pl.DataFrame({"x": [1.0, None, 3.0]}).to_arrow())
+    bins.add(pl.DataFrame({"y": [1.0]}).to_arrow())  # no column x: fails
+    bins.add(pl.DataFrame({"x": [4.0, 5.0]}).to_arrow(), last=True)
+    bins.close()
+    assert calls == [4]  # computed once, on the thread, over every value that went in
+    ref = acc.result()
+    assert calls == [4]
+    assert acc.total == 5 and ref["features"]["x"]["n"] == 4
+    assert ref["features"]["x"]["null_rate"] == pytest.approx(0.2)
+    assert "reference bins" in caplog.text

@@ -35,7 +35,12 @@ from aihub.features.origin_compute import WINDOW
 from aihub.metrics import record_export
 from aihub.names import check_name
 from aihub.services import export_parts
-from aihub.services.drift import SAMPLE_ROWS, ReferenceAccumulator, reference_bins
+from aihub.services.drift import (
+    SAMPLE_ROWS,
+    ReferenceAccumulator,
+    ReferenceThread,
+    reference_bins,
+)
 from aihub.services.executors import DaskExecutor, Executor, InlineExecutor
 from aihub.services.export_files import ExportFile, open_export_file
 from aihub.services.export_reaper import owner_token, reap_stale_exports
@@ -427,6 +432,10 @@ class ExportService:
         total = 0
         writer: pq.ParquetWriter | None = None
         done_assets = 0
+        # The reference bins (drift) of an export that fits the sample are taken from its
+        # tables on a thread of their own, beside the writes: no reading the file back,
+        # and the last table's bins are computed while it is written.
+        bins = ReferenceThread(reference) if reference is not None else None
         try:
             # Compute the next chunk while the current one is written.
             with ThreadPoolExecutor(max_workers=1) as pool:
@@ -438,11 +447,10 @@ class ExportService:
                     table = frame.to_arrow()
                     if writer is None:
                         writer = _parquet_writer(path, table.schema)
-                    writer.write_table(table)
                     total += frame.height
-                    if reference is not None and total <= SAMPLE_ROWS:
-                        # While the next chunk is computed: no reading the file back.
-                        reference.add(table)
+                    if bins is not None and total <= SAMPLE_ROWS:
+                        bins.add(table, last=pending is None)
+                    writer.write_table(table)
                     done_assets += len(chunks[i])
                     if progress:
                         progress(done_assets, len(assets))
@@ -451,6 +459,8 @@ class ExportService:
                 writer = _parquet_writer(path, empty.to_arrow().schema)
                 writer.write_table(empty.to_arrow())
         finally:
+            if bins is not None:
+                bins.close()
             if writer is not None:
                 writer.close()
         return total
