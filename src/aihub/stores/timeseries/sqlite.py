@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -163,9 +163,9 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
             statement = _UPSERT_READINGS.replace(
                 "VALUES (?, ?, ?, ?, ?)", f"VALUES (?, ?, ?, {int(known[0])}, {int(quality[0])})"
             )
-            raw.executemany(statement, rows.select("asset_key", "ts", "value").rows())
+            raw.executemany(statement, _tuples(rows.select("asset_key", "ts", "value")))
             return
-        raw.executemany(_UPSERT_READINGS, rows.rows())
+        raw.executemany(_UPSERT_READINGS, _tuples(rows))
 
     def _start_rollups(
         self, conn: sa.Connection, readings: pl.DataFrame
@@ -182,7 +182,7 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         if superseded.height:
             raw = conn.connection.driver_connection
             assert raw is not None
-            raw.executemany(_INSERT_VERSIONS, superseded.rows())
+            raw.executemany(_INSERT_VERSIONS, _tuples(superseded))
             moved = superseded_marks(superseded)
         merged = pl.concat(
             [prior.join(winners, on=["asset_key", "ts"], how="anti"), winners],
@@ -206,10 +206,10 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         multi = runs.filter(pl.col("max_n") > 1)
         if not multi.is_empty():
             rollups = compute_rollups(in_runs(readings, multi), with_marks=True)
-            raw.executemany(_UPSERT_ROLLUPS, rollups.rows())
+            raw.executemany(_UPSERT_ROLLUPS, _tuples(rollups))
         if moved is not None:
             raw.executemany(
-                _SUPERSEDED_MARKS, moved.select("first_known", "asset_key", "hour").rows()
+                _SUPERSEDED_MARKS, _tuples(moved.select("first_known", "asset_key", "hour"))
             )
 
     def _read_readings(self, conn: sa.Connection, runs: pl.DataFrame) -> pl.DataFrame:
@@ -235,7 +235,7 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
         data = rows.select(
             pl.lit(tenant_id).alias("tenant_id"), "location_id", "ts", *WEATHER_FIELDS, "known_at"
         )
-        raw.executemany(_UPSERT_WEATHER, data.rows())
+        raw.executemany(_UPSERT_WEATHER, _tuples(data))
 
     def _flag_in_range(self, start: str, length: str) -> str:
         return f"instr(substr(?, {start}, {length}), X'31') > 0"
@@ -250,3 +250,10 @@ class SqliteTimeSeriesStore(SqlTimeSeriesStore):
             raw = conn.connection.driver_connection
             rows = raw.execute(sql, list(params)).fetchall()
         return rows_frame(rows, schema)
+
+
+def _tuples(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """The frame's rows as tuples for ``executemany``, made lazily from one Python list per
+    column: the same values as ``frame.rows()`` (Python ints, floats, None) in about a
+    third of the time, without holding every row's tuple at once."""
+    return zip(*(column.to_list() for column in frame.get_columns()), strict=True)
