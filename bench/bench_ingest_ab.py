@@ -30,7 +30,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,39 +37,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import machine
+from harness import drop_scratch_database, machine, scratch_settings
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
-PG_ADMIN = os.environ.get("AIHUB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
 
 
 # -- the worker (runs against whichever aihub is on its PYTHONPATH) -------------------------
-
-
-def _database(backend: str, data_dir: Path) -> tuple[Any, str | None]:
-    from aihub.config import Settings
-
-    if backend == "sqlite":
-        return Settings(AIHUB_DATA_DIR=data_dir, EXPORT_STORAGE_PATH=str(data_dir / "x")), None
-    import psycopg
-
-    name = f"aihub_bench_ab_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    settings = Settings(
-        AIHUB_DATA_DIR=data_dir, DATABASE_URL=url, EXPORT_STORAGE_PATH=str(data_dir / "x")
-    )
-    return settings, name
-
-
-def _drop(name: str | None) -> None:
-    if name:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class _Phases:
@@ -187,7 +160,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     from aihub.timeutil import to_us
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-ab-"))
-    settings, db = _database(args.backend, data_dir)
+    settings, db = scratch_settings(args.backend, data_dir, "aihub_bench_ab_")
     try:
         engine = create_db_engine(settings)
         upgrade(engine)
@@ -202,7 +175,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         spent = dict(phases.seconds) if phases else {}
         svc.close()
     finally:
-        _drop(db)
+        drop_scratch_database(db)
         shutil.rmtree(data_dir, ignore_errors=True)
     out: dict[str, object] = {
         "rows": frame.height,

@@ -45,45 +45,27 @@ import sys
 import tarfile
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import PeakRss, machine, summary, write_section
+from harness import (
+    PeakRss,
+    drop_scratch_database,
+    machine,
+    scratch_settings,
+    summary,
+    write_section,
+)
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HOUR_US = 3_600_000_000
-PG_ADMIN = os.environ.get("AIHUB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
 
 
 # -- the worker (runs against whichever aihub is on its PYTHONPATH) -------------------------
-
-
-def _settings(backend: str, data_dir: Path) -> tuple[object, str | None]:
-    from aihub.config import Settings
-
-    if backend == "sqlite":
-        return Settings(AIHUB_DATA_DIR=data_dir, EXPORT_STORAGE_PATH=str(data_dir / "x")), None
-    import psycopg
-
-    name = f"aihub_bench_k_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    return Settings(AIHUB_DATA_DIR=data_dir, DATABASE_URL=url,
-                    EXPORT_STORAGE_PATH=str(data_dir / "x")), name
-
-
-def _drop(name: str | None) -> None:
-    if name:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _timed(fn, n: int, warmup: int = 20) -> list[float]:  # type: ignore[no-untyped-def]
@@ -106,7 +88,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     from aihub.timeutil import to_us
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-knowledge-"))
-    settings, db = _settings(args.backend, data_dir)
+    settings, db = scratch_settings(args.backend, data_dir, "aihub_bench_k_")
     out: dict[str, object] = {}
     try:
         engine = create_db_engine(settings)  # type: ignore[arg-type]
@@ -143,7 +125,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
             out.update(_strict(svc, spec, frame, args))
         svc.close()
     finally:
-        _drop(db)
+        drop_scratch_database(db)
     return out
 
 

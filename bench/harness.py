@@ -201,3 +201,40 @@ def post_json(
     if resp.status != 200:
         raise RuntimeError(f"{path}: {resp.status} {data}")
     return data  # type: ignore[no-any-return]
+
+
+# -- scratch stores for benchmark workers (aihub imported late: a worker runs whichever
+# aihub is on its PYTHONPATH) ---------------------------------------------------------------
+
+PG_ADMIN = os.environ.get("AIHUB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def scratch_settings(backend: str, data_dir: Path, prefix: str) -> tuple[object, str | None]:
+    """Settings of a store of its own under ``data_dir``: the embedded default for
+    ``"sqlite"``, otherwise a new PostgreSQL database named ``prefix`` + a random suffix
+    (returned, for :func:`drop_scratch_database`)."""
+    import uuid
+
+    from aihub.config import Settings
+
+    if backend == "sqlite":
+        return Settings(AIHUB_DATA_DIR=data_dir, EXPORT_STORAGE_PATH=str(data_dir / "x")), None
+    import psycopg
+
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    settings = Settings(
+        AIHUB_DATA_DIR=data_dir, DATABASE_URL=url, EXPORT_STORAGE_PATH=str(data_dir / "x")
+    )
+    return settings, name
+
+
+def drop_scratch_database(name: str | None) -> None:
+    """Drops a database made by :func:`scratch_settings` (nothing for the embedded one)."""
+    if name:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
