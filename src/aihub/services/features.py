@@ -313,11 +313,7 @@ class FeatureService:
             overrides=overrides,
             marks=marks,
         )
-        if with_target_only:
-            out = out.filter(pl.col("target").is_not_null())
-            if not fs.has_target:
-                out = out.drop("target", "target_quality")
-        return out
+        return _rows_with_target(out, fs) if with_target_only else out
 
     def _one_origin_frame(
         self, asset: Asset, fs: FeatureSet, origin: int, horizons: Sequence[int],
@@ -350,11 +346,7 @@ class FeatureService:
             versions=versions, weather=weather, features=fs.features,
             lookback_hours=lookback_hours, include_target=fs.has_target or with_target_only,
         )
-        if with_target_only:
-            out = out.filter(pl.col("target").is_not_null())
-            if not fs.has_target:
-                out = out.drop("target", "target_quality")
-        return out
+        return _rows_with_target(out, fs) if with_target_only else out
 
     # -- online ---------------------------------------------------------------------------
     def target_hour(self, fs: FeatureSet, as_of: datetime | None) -> datetime:
@@ -549,3 +541,10 @@ class FeatureService:
         The first call only sets where following starts. Returns how many entries it
         dropped (``ChangeFeed``)."""
         return self._changes.follow()
+
+
+def _rows_with_target(rows: pl.DataFrame, fs: FeatureSet) -> pl.DataFrame:
+    """An export's rows: those whose target hour has readings, without the target columns
+    when the feature set has no target."""
+    rows = rows.filter(pl.col("target").is_not_null())
+    return rows if fs.has_target else rows.drop("target", "target_quality")
