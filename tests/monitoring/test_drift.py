@@ -183,7 +183,11 @@ def test_reference_bins_of_a_dataset_hold_one_part_at_a_time(
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
     ref = drift.reference_bins(parts, columns)
     assert len(held) == 30
-    assert max(held) - held[0] < 2 * largest, (held[0], max(held), largest)
+    # The total is the whole process's: another thread's passing allocation can lift a
+    # sample or two, so compare the later parts' median with the first parts' least.
+    # Holding every part grows it by ~25 parts here; one part at a time, by none.
+    later = sorted(held[20:])[5]
+    assert later - min(held[:3]) < 3 * largest, (held[:3], held[20:], largest)
     assert ref["features"]["f0"]["n"] == 30 * 5_000
 
 
